@@ -1,0 +1,34 @@
+"""recakit: learn, run and reproduce RecA (reconstruction alignment of unified multimodal models).
+
+The public names below load their module on first use, so `import recakit` stays fast and the
+command line starts quickly.
+"""
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "load_model": "recakit.janus",
+    "tiny_janus": "recakit.janus",
+    "reca_loss": "recakit.objective",
+    "freeze_for_reca": "recakit.objective",
+    "RECONSTRUCTION_INSTRUCTIONS": "recakit.objective",
+    "generate_images": "recakit.sampling",
+    "reconstruct": "recakit.sampling",
+    "caption": "recakit.sampling",
+    "train": "recakit.train",
+    "adapter_for": "recakit.adapter",
+    "UnifiedAdapter": "recakit.adapter",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'recakit' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,101 @@
+"""The one small interface between RecA and a unified multimodal model.
+
+RecA needs four things from a model: its own *understanding* embeddings of an image, the
+*generation* tokens of that image (the target), a way to build a generation prefix from either
+those embeddings or a text prompt, and the generation stack that turns a prefix into next-token
+logits over image codes. Everything else in recakit -- the objective (`recakit.objective`), the
+sampler (`recakit.sampling`), the training loop -- talks to a model only through this class, so
+the same code serves Janus-Pro (`recakit.janus.JanusAdapter`) and the ShapesWorld toy
+(`recakit.toy.ToyAdapter`).
+
+Conventions every adapter follows:
+- A *prefix* is `(inputs_embeds (B, L, D), attention_mask (B, L))`, left-padded, ending with the
+  begin-of-image position: the generation stack's output at position L-1 predicts image token 0.
+  Rows whose `drop` flag is set get the unconditional prefix (what classifier-free guidance and
+  instruction dropout use); all rows of a batch share one length L.
+- `position_ids` are derived from the attention mask (`mask.cumsum(-1) - 1`), so a row gives the
+  same numbers whether it is padded inside a batch or run alone.
+- Image tokens are a LongTensor (B, T), T = `num_image_tokens`, in raster order.
+"""
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+
+class UnifiedAdapter:
+    """Base class: subclasses wrap one model family. Methods raise until implemented."""
+
+    #: the wrapped model and processor (the processor may be None for models that need none)
+    model: torch.nn.Module
+    processor: object
+
+    #: image tokens per generated image, and the size of the generation codebook
+    num_image_tokens: int
+    codebook_size: int
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- understanding side -------------------------------------------------------------------
+    def understanding_embeddings(self, images: list[Image.Image], resolution: int | None = None) -> torch.Tensor:
+        """(B, N, D): the model's own understanding of each image, the condition RecA feeds the
+        generator. `resolution` is the side length the understanding encoder sees (the
+        information-bottleneck knob); None means the encoder's native size."""
+        raise NotImplementedError
+
+    def image_tokens(self, images: list[Image.Image]) -> torch.Tensor:
+        """(B, T) generation-codebook ids of each image; computed without gradient."""
+        raise NotImplementedError
+
+    def decode_image_tokens(self, tokens: torch.Tensor) -> list[Image.Image]:
+        """Generation-codebook ids (B, T) -> RGB images."""
+        raise NotImplementedError
+
+    # -- generation prefixes ------------------------------------------------------------------
+    def prefix_from_embeddings(self, embeddings: torch.Tensor, drop: torch.Tensor | None = None,
+                               instructions: list[str] | None = None):
+        """RecA's prefix: understanding embeddings (B, N, D) (plus a reconstruction instruction
+        per row, where the family uses one) -> (inputs_embeds, attention_mask)."""
+        raise NotImplementedError
+
+    def prefix_from_text(self, prompts: list[str], drop: torch.Tensor | None = None):
+        """Text-to-image prefix for each prompt -> (inputs_embeds, attention_mask)."""
+        raise NotImplementedError
+
+    # -- generation stack ---------------------------------------------------------------------
+    def forward_generation(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                           position_ids: torch.Tensor, past_key_values=None):
+        """Run the generation transformer -> (hidden (B, L, D), past_key_values)."""
+        raise NotImplementedError
+
+    def embed_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) image ids -> (B, T, D) input embeddings for the generation transformer."""
+        raise NotImplementedError
+
+    def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) hidden states -> (B, T, codebook_size) next-image-token logits."""
+        raise NotImplementedError
+
+    # -- understanding loss, for mixing image-to-text into RecA -------------------------------
+    def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:
+        """Teacher-forced image-to-text cross-entropy (keeps shared parameters able to describe)."""
+        raise NotImplementedError
+
+
+def adapter_for(model, processor=None) -> UnifiedAdapter:
+    """The adapter for a loaded model: the model's own `reca_adapter()` if it has one, else the
+    adapter registered for its class."""
+    if isinstance(model, UnifiedAdapter):
+        return model
+    if hasattr(model, "reca_adapter"):
+        return model.reca_adapter(processor)
+    from transformers import JanusForConditionalGeneration
+
+    if isinstance(model, JanusForConditionalGeneration):
+        from recakit.janus import JanusAdapter
+
+        return JanusAdapter(model, processor)
+    raise TypeError(f"recakit has no RecA adapter for {type(model).__name__}; "
+                    "wrap it in a recakit.adapter.UnifiedAdapter subclass")

@@ -1,0 +1,44 @@
+"""`recakit` on the command line: one sub-command group per module.
+
+Each module listed in COMMAND_MODULES defines `add_commands(subparsers)`, which adds its
+commands and sets `run=<function(args) -> int | None>` on each parser.
+"""
+import argparse
+import sys
+from importlib import import_module
+
+COMMAND_MODULES = [
+    "recakit.geneval",    # recakit geneval prompts | sample | score
+    "recakit.dpg",        # recakit dpg ...
+    "recakit.shapes",     # recakit shapes render
+    "recakit.train",      # recakit train
+    "recakit.toy_train",  # recakit toy train-base
+    "recakit.reproduce",  # recakit reproduce --preset toy
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recakit", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+            continue
+        module.add_commands(commands)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"recakit {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
