@@ -1,0 +1,54 @@
+"""recakit.notebook: papermill strings become typed parameters; the widget panel never blocks."""
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from recakit.notebook import check_device, coerce_parameters, coerce_value, generation_panel, in_colab
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("0", False), ("no", False),
+                                            ("true", True), ("YES", True), (True, True), (0, False)])
+def test_booleans_from_papermill_strings(text, expected):
+    assert coerce_value("QUICK", text, bool) is expected
+
+
+def test_bad_values_name_the_parameter():
+    with pytest.raises(ValueError, match="QUICK"):
+        coerce_value("QUICK", "maybe", bool)
+    with pytest.raises(ValueError, match="STEPS"):
+        coerce_value("STEPS", "many", int)
+    with pytest.raises(ValueError, match="STEPS"):
+        coerce_value("STEPS", 2.5, int)
+
+
+def test_coerce_parameters_uses_the_cell_annotations():
+    namespace = {"QUICK": "false", "STEPS": "3", "LR": 1, "OUT_DIR": "runs/x",
+                 "__annotations__": {"QUICK": bool, "STEPS": int, "LR": float, "OUT_DIR": Path}}
+    values = coerce_parameters(namespace)
+    assert values == {"QUICK": False, "STEPS": 3, "LR": 1.0, "OUT_DIR": Path("runs/x")}
+    assert namespace["QUICK"] is False and isinstance(namespace["LR"], float)
+    with pytest.raises(ValueError, match="typed parameters"):
+        coerce_parameters({"QUICK": True})
+
+
+def test_check_device_on_a_cpu_machine():
+    assert check_device("cpu") == "cpu"
+    assert not in_colab()
+    with pytest.raises(ValueError):
+        check_device("tpu")
+
+
+def test_panel_generates_with_its_widget_values_without_a_click():
+    calls = []
+
+    def render(prompt, seed, cfg_scale):
+        calls.append((prompt, seed, cfg_scale))
+        return [Image.new("RGB", (4, 4))]
+
+    panel = generation_panel(render, prompt="a blue square", seed=7, cfg_scale=2.0)
+    assert calls == []  # building the panel renders nothing: papermill must not wait on it
+    panel.cfg.value = 4.5
+    panel.generate()
+    panel.button.click()
+    assert calls == [("a blue square", 7, 4.5)] * 2

@@ -1,0 +1,58 @@
+"""recakit.viz: each figure is drawn, saved where asked, and rejects input it cannot draw."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from recakit import viz
+
+
+def _images(n):
+    return [Image.new("RGB", (8, 8), (30 * i, 0, 0)) for i in range(n)]
+
+
+def test_image_grid_wraps_a_flat_list_and_saves(tmp_path):
+    figure = viz.image_grid(_images(5), titles=list("abcde"), ncols=3, save_to=tmp_path / "sub" / "grid.png")
+    assert len(figure.axes) == 6  # 2 rows x 3 columns, the last cell blank
+    assert [axis.get_title() for axis in figure.axes[:5]] == list("abcde")
+    assert (tmp_path / "sub" / "grid.png").stat().st_size > 0
+
+
+def test_image_grid_takes_rows_with_labels():
+    figure = viz.image_grid([_images(2), _images(2)], row_labels=["base", "RecA"])
+    assert [figure.axes[0].get_ylabel(), figure.axes[2].get_ylabel()] == ["base", "RecA"]
+    with pytest.raises(ValueError):
+        viz.image_grid([])
+
+
+def test_token_layout_labels_counts_and_marks_the_loss(tmp_path):
+    segments = [("bos", 1, "special"), ("instruction", 12, "text"), ("embeddings", 576, "condition"),
+                ("boi", 1, "special"), ("image tokens", 576, "target")]
+    figure = viz.token_layout(segments, save_to=tmp_path / "layout.png")
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert "embeddings\n576" in texts and texts.count("loss here") == 1
+    assert (tmp_path / "layout.png").exists()
+    with pytest.raises(ValueError, match="unknown token roles"):
+        viz.token_layout([("x", 3, "mystery")])
+
+
+def test_cosine_similarity_matrix_matches_definition():
+    vectors = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]])
+    expected = np.array([[1, 0, -1], [0, 1, 0], [-1, 0, 1]], dtype=np.float32)
+    assert np.allclose(viz.cosine_similarity_matrix(vectors), expected, atol=1e-6)
+    with pytest.raises(ValueError):
+        viz.cosine_similarity_matrix(torch.zeros(2, 3, 4))
+
+
+def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
+    plot = viz.LiveLossPlot(every=2, save_to=tmp_path / "loss.png")
+    plot({"step": 0, "loss": 2.5})
+    plot(1, 1.25)
+    plot.finish()
+    assert plot.steps == [0, 1] and plot.losses == [2.5, 1.25]
+    assert list(plot.axis.lines[0].get_ydata()) == [2.5, 1.25]
+    assert (tmp_path / "loss.png").exists()
