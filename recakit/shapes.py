@@ -11,9 +11,10 @@ background. Because every scene is known exactly, we can
 - generate deterministic training sets (`scene_dataset`).
 
 Coordinates are fractions of the canvas: (0, 0) is the top-left corner, y grows downwards, and an
-object's `size` is the side of the square box its shape fills. The shapes were chosen to stay
-apart at 64 px even when small and blurred: a hexagon at 12 px looks like a circle, so the
-six-sided slot goes to a cross instead.
+object's `size` is the side of the square box its shape fills. The eight shapes were chosen to
+stay apart at 64 px even when small and blurred (a hexagon or pentagon at 12 px looks like a
+circle): each differs from the others in fill, outline, aspect or an empty centre. Eight classes
+give 56 ordered two-object prompts, enough for a GenEval-sized task.
 
 Why dense captions never equal a GenEval-mini prompt: GenEval prompts are "a photo of" followed by
 either objects without colour, or a single coloured object, or two coloured objects joined by
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross")
+SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross", "ring", "semicircle")
 
 # The ten GenEval colours. Each value is far from the others and from the background in RGB and in
 # Lab, so a nearest-colour classifier separates them even after blur.
@@ -60,6 +61,9 @@ NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 # Empty space kept between object boxes, and between a box and the canvas edge (canvas fractions).
 GAP = 0.06
 EDGE = 0.02
+
+# A ring's hole, as a fraction of its radius: wide enough to stay open after blur.
+RING_HOLE = 0.55
 
 # Drawn at this many times the final size, then averaged down: the anti-aliasing.
 SUPERSAMPLE = 4
@@ -266,8 +270,15 @@ def render(scene: Scene, size: int = 64) -> Image.Image:
     draw = ImageDraw.Draw(canvas)
     for obj in scene.objects:
         x, y, half = obj.cx * big, obj.cy * big, obj.size * big / 2
-        if obj.shape == "circle":
+        if obj.shape in ("circle", "ring"):
             draw.ellipse((x - half, y - half, x + half, y + half), fill=COLORS[obj.color])
+            if obj.shape == "ring":
+                hole = half * RING_HOLE
+                draw.ellipse((x - hole, y - hole, x + hole, y + hole), fill=tuple(scene.background))
+        elif obj.shape == "semicircle":
+            # The upper half of a disc, flat side down, centred vertically in its box.
+            draw.pieslice((x - half, y - half / 2, x + half, y + 3 * half / 2), 180, 360,
+                          fill=COLORS[obj.color])
         else:
             draw.polygon(_outline(obj.shape, x, y, half), fill=COLORS[obj.color])
     return canvas.reduce(SUPERSAMPLE)
