@@ -1,0 +1,175 @@
+"""GenEval-mini: the GenEval benchmark over ShapesWorld's shapes, in GenEval's own file format.
+
+`build_entries()` makes the prompt set deterministically; the shipped
+`recakit/data/geneval_mini.jsonl` is exactly its output (rewrite it with
+`python -m recakit.geneval_mini`). Lines follow the official `evaluation_metadata.jsonl`: keys
+`tag`, `include` (items `class`, `count`, then `color` or `position` when needed), `exclude` for
+counting, and `prompt`, with the same wording ("a photo of two stars", "a photo of a ring right of
+a square", "a photo of an orange circle and a blue star").
+
+Tasks and sizes (8 shapes, 10 colours):
+- single_object: each shape once (8);
+- two_object: every ordered pair of different shapes (56);
+- counting: every shape at 2, 3 and 4 (24) -- all that exist, since GenEval counting prompts carry
+  no colour and a ShapesWorld scene holds at most 4 objects;
+- colors: every shape in every colour (80);
+- position: 100 of the 224 (shape, relation, other shape) triples;
+- color_attr: 100 pairs of differently coloured, different shapes.
+
+Held out from training: these prompts must never be a training caption.
+`is_heldout_caption(text)` tells whether a text is one of them; the ShapesWorld captions are
+built so that none is (see `recakit.shapes`), and `recakit.shapes.scene_dataset` checks every
+caption it hands out.
+"""
+from __future__ import annotations
+
+import json
+import random
+from functools import lru_cache
+from itertools import permutations
+from pathlib import Path
+
+from recakit.shapes import COLORS, RELATIONS, SHAPES, noun_phrase
+
+TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+
+GENEVAL_COLORS = tuple(COLORS)
+
+SHIPPED = Path(__file__).parent / "data" / "geneval_mini.jsonl"
+
+# Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
+POSITION_PROMPTS = 100
+COLOR_ATTR_PROMPTS = 100
+SEED = 0
+
+
+def prompt_for(entry: dict) -> str:
+    """The GenEval wording of an entry's requirements."""
+    include, tag = entry["include"], entry["tag"]
+    if tag == "position":
+        anchor, mover = include
+        return f"a photo of {noun_phrase(mover['class'])} {mover['position'][0]} {noun_phrase(anchor['class'])}"
+    phrases = [noun_phrase(item["class"], item["count"], item.get("color")) for item in include]
+    return "a photo of " + " and ".join(phrases)
+
+
+def _entry(tag: str, include: list[dict], exclude: list[dict] | None = None) -> dict:
+    entry = {"tag": tag, "include": include}
+    if exclude is not None:
+        entry["exclude"] = exclude
+    entry["prompt"] = prompt_for(entry)
+    return entry
+
+
+def build_entries() -> list[dict]:
+    """The GenEval-mini metadata lines, the same on every call."""
+    rng = random.Random(SEED)
+    entries = [_entry("single_object", [{"class": shape, "count": 1}]) for shape in SHAPES]
+    entries += [_entry("two_object", [{"class": a, "count": 1}, {"class": b, "count": 1}])
+                for a, b in permutations(SHAPES, 2)]
+    entries += [_entry("counting", [{"class": shape, "count": n}], [{"class": shape, "count": n + 1}])
+                for shape in SHAPES for n in (2, 3, 4)]
+    entries += [_entry("colors", [{"class": shape, "count": 1, "color": color}])
+                for shape in SHAPES for color in GENEVAL_COLORS]
+    triples = [(anchor, relation, mover) for anchor, mover in permutations(SHAPES, 2) for relation in RELATIONS]
+    for anchor, relation, mover in rng.sample(triples, POSITION_PROMPTS):
+        entries.append(_entry("position", [{"class": anchor, "count": 1},
+                                           {"class": mover, "count": 1, "position": [relation, 0]}]))
+    pairs = [(sa, ca, sb, cb) for sa, sb in permutations(SHAPES, 2)
+             for ca, cb in permutations(GENEVAL_COLORS, 2)]
+    for sa, ca, sb, cb in rng.sample(pairs, COLOR_ATTR_PROMPTS):
+        entries.append(_entry("color_attr", [{"class": sa, "count": 1, "color": ca},
+                                             {"class": sb, "count": 1, "color": cb}]))
+    return entries
+
+
+def to_jsonl(entries: list[dict]) -> str:
+    return "".join(json.dumps(entry) + "\n" for entry in entries)
+
+
+def write_geneval_mini(path: str | Path = SHIPPED) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_jsonl(build_entries()))
+    return path
+
+
+def load_entries(path: str | Path = SHIPPED) -> list[dict]:
+    """Metadata lines of a GenEval-format file, each checked by `validate_entry`."""
+    entries = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            validate_entry(entry)
+        except (json.JSONDecodeError, ValueError) as error:
+            raise ValueError(f"{path}, line {number}: {error}") from None
+        entries.append(entry)
+    return entries
+
+
+def validate_entry(entry: dict, classes=None) -> None:
+    """Raise ValueError unless `entry` is a well-formed GenEval metadata line; with `classes`,
+    also require every class to be one of them."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"a metadata line must be an object, got {type(entry).__name__}")
+    expected_keys = ["tag", "include"] + (["exclude"] if "exclude" in entry else []) + ["prompt"]
+    if list(entry) != expected_keys:
+        raise ValueError(f"keys must be {expected_keys} in that order, got {list(entry)}")
+    if entry["tag"] not in TASKS:
+        raise ValueError(f"unknown tag {entry['tag']!r}")
+    if not isinstance(entry["prompt"], str) or not entry["prompt"].startswith("a photo of "):
+        raise ValueError(f"prompt must be a string starting 'a photo of ', got {entry['prompt']!r}")
+    include = entry["include"]
+    if not isinstance(include, list) or not include:
+        raise ValueError("include must be a non-empty list")
+    for index, item in enumerate(include):
+        _validate_item(item, index, len(include), classes)
+    if entry["tag"] == "counting":
+        exclude = entry.get("exclude")
+        if not (isinstance(exclude, list) and len(exclude) == 1 and len(include) == 1
+                and exclude[0] == {"class": include[0]["class"], "count": include[0]["count"] + 1}):
+            raise ValueError("a counting line needs one include item and exclude [{class, count + 1}]")
+    elif "exclude" in entry:
+        raise ValueError(f"only counting lines have exclude, not {entry['tag']}")
+    if entry["tag"] == "position" and not any("position" in item for item in include):
+        raise ValueError("a position line needs an item with a position")
+
+
+def _validate_item(item: dict, index: int, n_items: int, classes) -> None:
+    allowed = ["class", "count", "color", "position"]
+    keys = list(item)
+    if keys[:2] != ["class", "count"] or any(k not in allowed for k in keys) or keys != sorted(keys, key=allowed.index):
+        raise ValueError(f"include items hold class, count, then color / position; got {keys}")
+    if not isinstance(item["class"], str) or (classes is not None and item["class"] not in classes):
+        raise ValueError(f"unknown class {item['class']!r}")
+    if not isinstance(item["count"], int) or isinstance(item["count"], bool) or item["count"] < 1:
+        raise ValueError(f"count must be a positive integer, got {item['count']!r}")
+    if "color" in item and item["color"] not in GENEVAL_COLORS:
+        raise ValueError(f"colour {item['color']!r} is not one of GenEval's {', '.join(GENEVAL_COLORS)}")
+    if "position" in item:
+        position = item["position"]
+        if not (isinstance(position, list) and len(position) == 2 and position[0] in RELATIONS
+                and isinstance(position[1], int) and 0 <= position[1] < n_items and position[1] != index):
+            raise ValueError(f"position must be [relation, index of another item], got {position!r}")
+
+
+@lru_cache(maxsize=1)
+def heldout_prompts() -> frozenset[str]:
+    """Every GenEval-mini prompt: texts no training caption may equal."""
+    return frozenset(entry["prompt"] for entry in build_entries())
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(" .")
+
+
+def is_heldout_caption(text: str) -> bool:
+    """True when `text` is a GenEval-mini prompt, ignoring case, spacing and a final full stop."""
+    return _normalise(text) in heldout_prompts()
+
+
+if __name__ == "__main__":
+    written = write_geneval_mini()
+    print(f"wrote {len(build_entries())} prompts to {written}")
