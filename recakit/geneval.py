@@ -1,0 +1,504 @@
+"""GenEval, reproduced without mmdet: prompts, the official judging rules, sampling and scoring.
+
+GenEval (Ghosh et al., 2023) asks a text-to-image model for 553 short compositional prompts
+("a photo of a red cup and a blue clock"), runs an object detector on every image and checks the
+prompt's metadata line: are the objects there, as many as asked, in the right colour and place?
+The score of a task is the share of its images judged correct; the overall score is the
+unweighted mean of the six tasks. RecA's headline numbers are GenEval numbers, so this module
+keeps the judging rules identical to the official evaluation script while letting the detector be
+anything with a `detect(images)` method:
+
+- "mask2former": transformers' Mask2Former + CLIP (`recakit.geneval_mask2former`), the real scorer;
+- "shapes": an exact detector for the ShapesWorld toy (`recakit.shapes_detect`).
+
+A detection is `{"class": str, "score": float, "box": [x0, y0, x1, y1], "color": str | None}`
+(pixels, y down). Folder layout, the official one: `DIR/00000/metadata.jsonl` (that prompt's
+metadata line) and `DIR/00000/samples/0000.png`, ...
+
+Command line: `recakit geneval prompts | sample | score`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import urllib.request
+from importlib import import_module
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
+RELATIONS = ("left of", "right of", "above", "below")
+
+# The official evaluation's constants.
+SCORE_THRESHOLD = 0.3
+COUNTING_SCORE_THRESHOLD = 0.9  # counting asks for "exactly N", so doubtful extras must not count
+MAX_OBJECTS_PER_CLASS = 16
+POSITION_MARGIN = 0.1  # share of the two objects' summed sizes an offset must exceed
+
+OFFICIAL_METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/main/"
+                         "prompts/evaluation_metadata.jsonl")
+OFFICIAL_METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
+MINI_METADATA = Path(__file__).parent / "data" / "geneval_mini.jsonl"
+
+# Scorer name -> "module:class" of its detector; imported only when asked for, since the real
+# detector pulls in large models.
+SCORERS = {
+    "shapes": "recakit.shapes_detect:ShapesDetector",
+    "mask2former": "recakit.geneval_mask2former:Mask2FormerDetector",
+}
+
+RESULTS_FILE = "geneval_results.jsonl"
+RUN_FILE = "run.json"
+
+
+# -- downloads with a checked cache (DPG-Bench uses these too) -------------------------------------
+def cache_dir() -> Path:
+    """Where downloaded benchmark files live: $RECAKIT_CACHE, else ~/.cache/recakit."""
+    return Path(os.environ.get("RECAKIT_CACHE") or "~/.cache/recakit").expanduser()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, timeout: float) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def cached_download(url: str, relative_path: str, *, sha256: str | None = None, timeout: float = 60.0) -> Path:
+    """The cached copy of `url` at `cache_dir()/relative_path`, downloaded when missing.
+
+    With `sha256`, a cached file with another checksum is reported and fetched again, and a
+    download with another checksum is refused. Offline with no usable copy, the error says exactly
+    where to put the file by hand.
+    """
+    path = cache_dir() / relative_path
+    if path.exists():
+        if sha256 is None or sha256_of(path) == sha256:
+            return path
+        print(f"{path} has the wrong SHA-256 (expected {sha256}); downloading it again", file=sys.stderr)
+    try:
+        data = _download(url, timeout)
+    except OSError as error:
+        raise RuntimeError(
+            f"could not download {url} ({error}). Without network access, download that file on "
+            f"another machine and copy it to {path} (or set RECAKIT_CACHE to a folder holding "
+            f"{relative_path})") from error
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"{url} did not match the expected SHA-256 {sha256}; not cached")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)  # an interrupted download never leaves a half file under the real name
+    return path
+
+
+# -- prompts ----------------------------------------------------------------------------------------
+def official_metadata_path() -> Path:
+    """The official 553-prompt `evaluation_metadata.jsonl`, from the cache or downloaded and checked."""
+    return cached_download(OFFICIAL_METADATA_URL, "geneval/evaluation_metadata.jsonl",
+                           sha256=OFFICIAL_METADATA_SHA256)
+
+
+def read_metadata(path: str | Path) -> list[dict]:
+    """Metadata lines of a GenEval jsonl file, checked for the fields the rules read."""
+    entries = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if entry.get("tag") not in TASKS or "prompt" not in entry or "include" not in entry:
+                raise ValueError(f"{path}:{number} is not a GenEval metadata line "
+                                 f"(needs tag in {TASKS}, prompt and include)")
+            entries.append(entry)
+    return entries
+
+
+def load_prompts(prompt_set: str = "official") -> list[dict]:
+    """GenEval metadata lines: "official" (553, downloaded once), "mini" (the ShapesWorld set
+    shipped with recakit) or the path of any file in the same format."""
+    if prompt_set == "official":
+        return read_metadata(official_metadata_path())
+    if prompt_set == "mini":
+        if not MINI_METADATA.exists():
+            raise FileNotFoundError(f"the GenEval-mini prompts are missing from the package: {MINI_METADATA}")
+        return read_metadata(MINI_METADATA)
+    if Path(prompt_set).exists():
+        return read_metadata(prompt_set)
+    raise ValueError(f"unknown prompt set {prompt_set!r}: use 'official', 'mini' or a .jsonl path")
+
+
+# -- the rules --------------------------------------------------------------------------------------
+def relative_position(box_a, box_b) -> set[str]:
+    """Relations of box A to box B ("left of", "right of", "above", "below"), as GenEval sees them.
+
+    Each axis of the centre offset is shrunk by 10 % of the two boxes' summed sizes on that axis;
+    what is left, divided by the full offset's length, must exceed 0.5 on an axis for a relation.
+    When nothing is left on either axis the objects are too close to be in any relation.
+    """
+    centre_a = ((box_a[0] + box_a[2]) / 2, (box_a[1] + box_a[3]) / 2)
+    centre_b = ((box_b[0] + box_b[2]) / 2, (box_b[1] + box_b[3]) / 2)
+    size_a = (abs(box_a[2] - box_a[0]), abs(box_a[3] - box_a[1]))
+    size_b = (abs(box_b[2] - box_b[0]), abs(box_b[3] - box_b[1]))
+    offset = [centre_a[axis] - centre_b[axis] for axis in (0, 1)]
+    revised = [math.copysign(max(abs(offset[axis]) - POSITION_MARGIN * (size_a[axis] + size_b[axis]), 0.0),
+                             offset[axis]) for axis in (0, 1)]
+    if all(abs(value) < 1e-3 for value in revised):
+        return set()
+    length = math.hypot(*offset)
+    dx, dy = revised[0] / length, revised[1] / length
+    relations = set()
+    if dx < -0.5:
+        relations.add("left of")
+    if dx > 0.5:
+        relations.add("right of")
+    if dy < -0.5:
+        relations.add("above")
+    if dy > 0.5:
+        relations.add("below")
+    return relations
+
+
+def kept_detections(entry: dict, detections: list[dict]) -> dict[str, list[dict]]:
+    """Detections the rules look at, per class: above the task's score threshold, most confident
+    first, at most 16 per class."""
+    threshold = COUNTING_SCORE_THRESHOLD if entry["tag"] == "counting" else SCORE_THRESHOLD
+    by_class: dict[str, list[dict]] = {}
+    for detection in sorted(detections, key=lambda d: d["score"], reverse=True):
+        if detection["score"] > threshold:
+            by_class.setdefault(detection["class"], []).append(detection)
+    return {name: found[:MAX_OBJECTS_PER_CLASS] for name, found in by_class.items()}
+
+
+def _describe_relations(relations: set[str]) -> str:
+    if not relations:
+        return "no relation (too close)"
+    return " and ".join(sorted(relations))
+
+
+def judge(entry: dict, detections: list[dict]) -> tuple[bool, str]:
+    """Is one image correct for its metadata line? -> (correct, reason in a short sentence).
+
+    Every `include` requirement must hold (its class found at least `count` times; the top
+    `count` of them in the asked colour; each of them in the asked relation to every object of the
+    requirement it refers to), and no `exclude` class may reach its count.
+    """
+    kept = kept_detections(entry, detections)
+    problems = []
+    # The objects each requirement matched, or None when it failed: position clauses refer to
+    # earlier requirements by index.
+    matched_groups: list[list[dict] | None] = []
+    for requirement in entry.get("include", []):
+        name, count = requirement["class"], requirement["count"]
+        found = kept.get(name, [])[:count]
+        matched = len(found) >= count
+        if not matched:
+            problems.append(f"expected {count} {name}, found {len(found)}")
+        if matched and "color" in requirement:
+            colors = [detection.get("color") for detection in found]
+            if None in colors:
+                raise ValueError(f"the detector gave no colour for a {name}; colour prompts need a "
+                                 "detector that classifies colour")
+            right = colors.count(requirement["color"])
+            if right < count:
+                matched = False
+                seen = ", ".join(f"{colors.count(c)} {c}" for c in COLORS if c in colors)
+                problems.append(f"expected {count} {requirement['color']} {name}, found {seen}")
+        if matched and "position" in requirement:
+            relation, target_index = requirement["position"]
+            targets = matched_groups[target_index]
+            target_name = entry["include"][target_index]["class"]
+            if targets is None:
+                matched = False
+                problems.append(f"no {target_name} to place the {name} {relation}")
+            else:
+                for obj in found:
+                    for target in targets:
+                        relations = relative_position(obj["box"], target["box"])
+                        if relation not in relations:
+                            matched = False
+                            problems.append(f"expected {name} {relation} {target_name}, "
+                                            f"found {_describe_relations(relations)}")
+                            break
+                    if not matched:
+                        break
+        matched_groups.append(found if matched else None)
+    for requirement in entry.get("exclude", []):
+        name, count = requirement["class"], requirement["count"]
+        present = len(kept.get(name, []))
+        if present >= count:
+            problems.append(f"expected fewer than {count} {name}, found {present}")
+    if problems:
+        return False, "; ".join(problems)
+    return True, "all requirements met"
+
+
+def summarize(results: list[dict]) -> dict:
+    """Scores of judged images (each with `tag` and `correct`), as fractions in [0, 1].
+
+    -> {"overall": mean of the task scores, "tasks": {task: score or None}, "n_images": n,
+    "missing": tasks without images}. Tasks without images are left out of the overall mean,
+    so an overall over fewer than six tasks is not comparable with published numbers.
+    """
+    per_task: dict[str, list[bool]] = {task: [] for task in TASKS}
+    for result in results:
+        if result["tag"] not in per_task:
+            raise ValueError(f"unknown GenEval task {result['tag']!r}")
+        per_task[result["tag"]].append(bool(result["correct"]))
+    tasks = {task: (sum(values) / len(values) if values else None) for task, values in per_task.items()}
+    scored = [score for score in tasks.values() if score is not None]
+    return {
+        "overall": sum(scored) / len(scored) if scored else None,
+        "tasks": tasks,
+        "n_images": len(results),
+        "missing": [task for task, score in tasks.items() if score is None],
+    }
+
+
+# -- detectors and scoring --------------------------------------------------------------------------
+def make_detector(scorer: str, **options):
+    """The detector a scorer name stands for (see SCORERS), built with `options`."""
+    if scorer not in SCORERS:
+        raise ValueError(f"unknown scorer {scorer!r}: choose one of {sorted(SCORERS)}")
+    module_name, class_name = SCORERS[scorer].split(":")
+    return getattr(import_module(module_name), class_name)(**options)
+
+
+def find_samples(folder: str | Path) -> list[tuple[dict, Path]]:
+    """(metadata line, image path) for every sample of a folder in the official layout."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    samples = []
+    for prompt_dir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()):
+        metadata_file = prompt_dir / "metadata.jsonl"
+        if not metadata_file.exists():
+            raise FileNotFoundError(f"{metadata_file} is missing")
+        entry = json.loads(metadata_file.read_text(encoding="utf-8").splitlines()[0])
+        for image_path in sorted((prompt_dir / "samples").glob("*.png")):
+            if re.fullmatch(r"\d+\.png", image_path.name):
+                samples.append((entry, image_path))
+    if not samples:
+        raise ValueError(f"{folder} holds no GenEval samples (expected {folder}/00000/samples/0000.png, ...)")
+    return samples
+
+
+def score_folder(folder: str | Path, detector, batch_size: int = 16, results_path: str | Path | None = None) -> dict:
+    """Judge every image of a sample folder with `detector` -> `summarize` of the results, plus
+    `results_path`.
+
+    Per-image results are appended to `results_path` (default `FOLDER/geneval_results.jsonl`) as
+    they are judged; a rerun with the same detector reuses them, so an interrupted scoring
+    resumes where it stopped.
+    """
+    folder = Path(folder)
+    results_path = Path(results_path) if results_path else folder / RESULTS_FILE
+    scorer_name = type(detector).__name__
+    samples = find_samples(folder)
+    wanted = {str(path.relative_to(folder)) for _, path in samples}
+
+    done: dict[str, dict] = {}
+    if results_path.exists():
+        for line in results_path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                result = json.loads(line)
+                if result.get("scorer") == scorer_name and result["filename"] in wanted:
+                    done[result["filename"]] = result
+    # Rewrite the file with only what is reused, so it never mixes scorers or stale images.
+    with open(results_path, "w", encoding="utf-8") as handle:
+        for result in done.values():
+            handle.write(json.dumps(result) + "\n")
+
+    todo = [(entry, path) for entry, path in samples if str(path.relative_to(folder)) not in done]
+    with open(results_path, "a", encoding="utf-8") as handle, \
+            tqdm(total=len(samples), initial=len(samples) - len(todo), desc="GenEval scoring", unit="img") as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            images = []
+            for _, path in batch:
+                with Image.open(path) as image:
+                    images.append(image.convert("RGB"))
+            for (entry, path), detections in zip(batch, detector.detect(images)):
+                correct, reason = judge(entry, detections)
+                result = {"filename": str(path.relative_to(folder)), "tag": entry["tag"], "prompt": entry["prompt"],
+                          "correct": correct, "reason": reason, "scorer": scorer_name, "detections": detections}
+                done[result["filename"]] = result
+                handle.write(json.dumps(result) + "\n")
+            handle.flush()
+            bar.update(len(batch))
+    summary = summarize(list(done.values()))
+    summary["results_path"] = str(results_path)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A small plain-text table of a summary, in percent like the papers."""
+    lines = [f"{'task':<15}{'score':>8}"]
+    for task in TASKS:
+        score = summary["tasks"].get(task)
+        lines.append(f"{task:<15}{'-' if score is None else f'{100 * score:.1f}':>8}")
+    overall = summary["overall"]
+    lines.append(f"{'overall':<15}{'-' if overall is None else f'{100 * overall:.1f}':>8}")
+    lines.append(f"({summary['n_images']} images" + (f"; no images for {', '.join(summary['missing'])})"
+                                                      if summary.get("missing") else ")"))
+    return "\n".join(lines)
+
+
+# -- sampling ---------------------------------------------------------------------------------------
+def sample_seed(seed: int, prompt_index: int, n_per_prompt: int, k: int) -> int:
+    """Seed of sample k of prompt `prompt_index`: fixed by position alone, so resuming or
+    splitting a run across machines draws exactly the same images."""
+    return seed + prompt_index * n_per_prompt + k
+
+
+def _write_image(image: Image.Image, path: Path) -> None:
+    partial = path.with_name(path.stem + ".partial.png")
+    image.save(partial)
+    partial.replace(path)  # an interrupted save never leaves a broken PNG that resuming would trust
+
+
+def _check_run_settings(out_dir: Path, settings: dict) -> None:
+    """Write run.json, or make sure a run resumed in the same folder used the same settings."""
+    run_file = out_dir / RUN_FILE
+    if run_file.exists():
+        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        differing = sorted(key for key in settings if previous.get(key) != settings[key])
+        if differing:
+            raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); "
+                             "use a new folder")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *, n_per_prompt: int = 4,
+                   seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None,
+                   rewrite: str | None = None, run_info: dict | None = None, generate=None) -> int:
+    """Draw `n_per_prompt` images for each metadata line into the official layout; returns how many
+    images were drawn now.
+
+    Prompts whose samples all exist are skipped and partial ones completed, so an interrupted run
+    resumes. `rewrite` (a template with "{prompt}", e.g. "Generate an image: {prompt}") changes
+    the text the model sees; it is off by default because GenEval numbers are reported on the raw
+    prompts, and when used it is recorded in every metadata line and in run.json. `generate`
+    defaults to `recakit.sampling.generate_images`.
+    """
+    if n_per_prompt < 1 or batch_size < 1:
+        raise ValueError("n_per_prompt and batch_size must be at least 1")
+    if rewrite is not None and "{prompt}" not in rewrite:
+        raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    if generate is None:
+        from recakit.sampling import generate_images as generate
+    out_dir = Path(out_dir)
+    settings = dict(run_info or {}, n_per_prompt=n_per_prompt, seed=seed, cfg_scale=cfg_scale, rewrite=rewrite,
+                    n_prompts=len(entries), seed_rule="seed + prompt_index * n_per_prompt + k")
+    _check_run_settings(out_dir, settings)
+
+    jobs = []  # (model prompt, seed, image path)
+    for index, entry in enumerate(entries):
+        prompt_dir = out_dir / f"{index:05d}"
+        (prompt_dir / "samples").mkdir(parents=True, exist_ok=True)
+        text = rewrite.format(prompt=entry["prompt"]) if rewrite else entry["prompt"]
+        line = dict(entry, rewrite=rewrite, model_prompt=text) if rewrite else entry
+        (prompt_dir / "metadata.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+        for k in range(n_per_prompt):
+            path = prompt_dir / "samples" / f"{k:04d}.png"
+            if not path.exists():
+                jobs.append((text, sample_seed(seed, index, n_per_prompt, k), path))
+
+    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
+    with tqdm(total=len(entries) * n_per_prompt, initial=len(entries) * n_per_prompt - len(jobs),
+              desc="GenEval sampling", unit="img") as bar:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            images = generate(model, processor, [text for text, _, _ in batch], seed=[s for _, s, _ in batch],
+                              batch_size=batch_size, **options)
+            for image, (_, _, path) in zip(images, batch):
+                _write_image(image, path)
+            bar.update(len(batch))
+    return len(jobs)
+
+
+# -- command line -----------------------------------------------------------------------------------
+def _run_prompts(args) -> int:
+    entries = load_prompts(args.set)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry) + "\n")
+    counts = {task: sum(entry["tag"] == task for entry in entries) for task in TASKS}
+    print(f"wrote {len(entries)} prompts to {out}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    return 0
+
+
+def _run_sample(args) -> int:
+    entries = load_prompts(args.set)
+    if args.limit is not None:
+        entries = entries[:args.limit]
+    from recakit.janus import load_model
+
+    model, processor = load_model(args.model, device=args.device)
+    drawn = sample_prompts(model, processor, entries, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
+                           batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
+                           run_info={"model": args.model, "set": args.set, "limit": args.limit})
+    print(f"drew {drawn} images into {args.out}")
+    return 0
+
+
+def _run_score(args) -> int:
+    options = {"device": args.device} if args.device else {}
+    detector = make_detector(args.scorer, **options)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    images_path = out.with_name(out.stem + ".images.jsonl")
+    summary = score_folder(args.folder, detector, batch_size=args.batch_size, results_path=images_path)
+    summary["scorer"] = args.scorer
+    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(format_summary(summary))
+    print(f"wrote {out} (per image: {images_path})")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    geneval = subparsers.add_parser("geneval", help="GenEval prompts, sampling and scoring")
+    commands = geneval.add_subparsers(dest="geneval_command", required=True, metavar="STEP")
+
+    prompts = commands.add_parser("prompts", help="write the GenEval metadata lines of a prompt set")
+    prompts.add_argument("--set", default="official", help="official (553, downloaded once), mini, or a .jsonl path")
+    prompts.add_argument("--out", required=True, help="output .jsonl file")
+    prompts.set_defaults(run=_run_prompts)
+
+    sample = commands.add_parser("sample", help="draw images for GenEval prompts (official folder layout)")
+    sample.add_argument("--model", required=True, help="model id or path, or 'toy'")
+    sample.add_argument("--set", default="official", help="official, mini, or a .jsonl path")
+    sample.add_argument("--n-per-prompt", type=int, default=4)
+    sample.add_argument("--out", required=True, help="output folder (resumed when it exists)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", type=int, default=8)
+    sample.add_argument("--cfg-scale", type=float, default=None, help="default: the sampler's own")
+    sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')
+    sample.add_argument("--device", default=None)
+    sample.set_defaults(run=_run_sample)
+
+    score = commands.add_parser("score", help="judge a folder of GenEval samples")
+    score.add_argument("folder")
+    score.add_argument("--scorer", default="mask2former", choices=sorted(SCORERS))
+    score.add_argument("--out", required=True, help="summary .json; per-image results go beside it")
+    score.add_argument("--batch-size", type=int, default=16)
+    score.add_argument("--device", default=None)
+    score.set_defaults(run=_run_score)
