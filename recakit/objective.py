@@ -1,0 +1,211 @@
+"""The RecA objective: regenerate an image from the model's own understanding of it.
+
+For each unlabeled image, the understanding encoder's embeddings (plus a short "describe every
+visual detail" instruction) replace the text prompt, and the model is trained with its ordinary
+image-generation loss to produce that same image's generation tokens. No captions are needed.
+
+- `reca_loss` computes the loss for a batch of images, optionally mixing in text-to-image and
+  image-to-text losses (useful when understanding and generation share parameters, as in Janus).
+- `freeze_for_reca` applies the default trainable/frozen split: the understanding encoder and the
+  VQ tokenizer are frozen (and kept in eval mode), the language model and generation modules train.
+- `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix.
+
+Everything goes through `recakit.adapter.adapter_for`, so the same code serves Janus and the toy.
+"""
+from __future__ import annotations
+
+import random
+import types
+
+import torch
+import torch.nn.functional as F
+
+from recakit.adapter import adapter_for
+from recakit.images import load_images
+
+#: Instructions shown next to the understanding embeddings; one is drawn at random per sample so
+#: the model learns that the embeddings, not the wording, carry the content.
+RECONSTRUCTION_INSTRUCTIONS = (
+    "Describe every visual detail of this image.",
+    "Reproduce this image exactly as it is.",
+    "Recreate the picture you see, keeping every detail.",
+    "Draw this image again with the same content and layout.",
+    "Generate an image identical to this one.",
+    "Render this scene once more, faithful in color, shape and position.",
+    "Capture every visual attribute of this image in a new rendering.",
+    "Rebuild this picture from what you see.",
+    "Paint this exact scene again.",
+    "Make a copy of this image, matching all objects and colors.",
+    "Regenerate this image with the same composition.",
+    "Reconstruct the image shown above.",
+    "Show me this same picture again.",
+    "Produce a faithful reproduction of this image.",
+    "Recreate this photo with all of its visual details.",
+    "Redraw everything in this image where it is.",
+    "Generate this image again, keeping objects, colors and layout unchanged.",
+    "Describe this picture in full visual detail by drawing it.",
+    "Reproduce the objects, colors and arrangement of this image.",
+    "Create an image that looks exactly like this one.",
+    "Copy this scene faithfully.",
+    "Render the same image with every attribute preserved.",
+    "Repaint this picture without changing anything.",
+    "Draw what this image shows, as precisely as you can.",
+    "Restore this image from your understanding of it.",
+    "Generate a picture with the same content, style and layout as this image.",
+    "Rebuild every part of this scene: shapes, colors, positions and background.",
+    "Turn your understanding of this image back into the image.",
+    "Reproduce this view in full detail.",
+    "Regenerate the scene you are looking at.",
+    "Make this image again, detail for detail.",
+    "Produce the image described by what you see here.",
+    "Visualize this exact image once more.",
+    "Recreate the layout, objects and colors of this picture.",
+    "Draw a replica of this image.",
+    "Render a faithful copy of this scene.",
+    "Generate the image again so that nothing is missing.",
+    "Reconstruct every visual element of this picture.",
+    "Show this scene again with the same objects in the same places.",
+    "Repeat this image as closely as possible.",
+    "Re-create this image, paying attention to every color and shape.",
+    "Draw this picture once more, keeping sizes and positions.",
+    "Paint a duplicate of this image.",
+    "Generate an exact visual match of this image.",
+    "Depict this same scene again in every detail.",
+    "Recompose this image exactly as shown.",
+    "Reproduce what you see: every object, color, count and position.",
+    "Make a faithful redraw of this picture.",
+)
+
+
+def sample_choices(rng: random.Random, instruction_dropout: float) -> tuple[str, bool]:
+    """One sample's random choices: the instruction it gets, and whether its condition is dropped."""
+    instruction = rng.choice(RECONSTRUCTION_INSTRUCTIONS)
+    dropped = rng.random() < instruction_dropout
+    return instruction, dropped
+
+
+def _rngs(count: int, keys, stream: str) -> list[random.Random]:
+    """One generator per sample: from its own key when given (so a sample's draws do not depend
+    on which batch or process it lands in), else from torch's global generator, so
+    torch.manual_seed still makes runs repeatable."""
+    if keys is None:
+        return [random.Random(int(torch.randint(0, 2**62, ()).item())) for _ in range(count)]
+    if len(keys) != count:
+        raise ValueError(f"sample_seeds has {len(keys)} seeds for {count} samples")
+    return [random.Random(f"{stream}:{key}") for key in keys]
+
+
+def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                          targets: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced cross-entropy of image tokens `targets` (B, T) after a prefix.
+
+    The prefix's last position predicts token 0 and image token t predicts token t+1, so the
+    model sees [prefix, targets[:, :-1]]. Returns the mean over tokens of each image, then over
+    images (equal here, as every image has T tokens)."""
+    targets = targets.to(inputs_embeds.device)
+    image_embeds = adapter.embed_image_tokens(targets[:, :-1]).to(inputs_embeds.dtype)
+    embeds = torch.cat([inputs_embeds, image_embeds], dim=1)
+    mask = torch.cat([attention_mask, attention_mask.new_ones(targets[:, :-1].shape)], dim=1)
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    hidden, _ = adapter.forward_generation(embeds, mask, position_ids)
+    prefix_length = inputs_embeds.shape[1]
+    logits = adapter.image_logits(hidden[:, prefix_length - 1:]).float()
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _check_pairs(name: str, pair) -> tuple[list, list]:
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be an (images, texts) pair")
+    images, texts = pair
+    images = load_images(images)
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if len(images) != len(texts):
+        raise ValueError(f"{name} has {len(images)} images but {len(texts)} texts")
+    if not images:
+        raise ValueError(f"{name} is empty; pass None to leave it out")
+    return images, texts
+
+
+def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, resolution: int | None = None,
+              t2i=None, t2i_weight: float = 1.0, i2t=None, i2t_weight: float = 1.0,
+              sample_seeds=None) -> torch.Tensor:
+    """The RecA loss for a batch of images (paths or PIL images), a scalar tensor.
+
+    Each image is encoded by the model's understanding encoder (at `resolution`, see the
+    adapter), paired with a randomly drawn instruction, replaced by the unconditional prefix with
+    probability `instruction_dropout`, and its generation tokens are predicted with the normal
+    image-generation loss. Optional mixing:
+      t2i=(images, prompts): text-to-image loss (same dropout), weighted by t2i_weight;
+      i2t=(images, captions): image-to-text caption loss, weighted by i2t_weight.
+    sample_seeds: one int per image; every random choice of image j then depends only on its
+    seed, so a batch gives the same loss in one process or split across ranks."""
+    if not 0.0 <= instruction_dropout <= 1.0:
+        raise ValueError(f"instruction_dropout is a probability, got {instruction_dropout}")
+    adapter = adapter_for(model, processor)
+    images = load_images(images)
+    if not images:
+        raise ValueError("reca_loss needs at least one image")
+
+    seeds = None if sample_seeds is None else [int(seed) for seed in sample_seeds]
+    choices = [sample_choices(rng, instruction_dropout) for rng in _rngs(len(images), seeds, "reca")]
+    instructions = [instruction for instruction, _ in choices]
+    drop = torch.tensor([dropped for _, dropped in choices])
+    with torch.no_grad():
+        targets = adapter.image_tokens(images)
+    embeddings = adapter.understanding_embeddings(images, resolution)
+    prefix, mask = adapter.prefix_from_embeddings(embeddings, drop, instructions)
+    loss = image_generation_loss(adapter, prefix, mask, targets)
+
+    if t2i is not None:
+        t2i_images, prompts = _check_pairs("t2i", t2i)
+        # the text-to-image pairs are not the RecA images, so their draws hang off the whole seed list
+        t2i_keys = None if seeds is None else [f"{seeds}:{j}" for j in range(len(prompts))]
+        t2i_drop = torch.tensor([rng.random() < instruction_dropout
+                                 for rng in _rngs(len(prompts), t2i_keys, "t2i")])
+        with torch.no_grad():
+            t2i_targets = adapter.image_tokens(t2i_images)
+        prefix, mask = adapter.prefix_from_text(prompts, t2i_drop)
+        loss = loss + t2i_weight * image_generation_loss(adapter, prefix, mask, t2i_targets)
+
+    if i2t is not None:
+        i2t_images, captions = _check_pairs("i2t", i2t)
+        loss = loss + i2t_weight * adapter.caption_loss(i2t_images, captions)
+    return loss
+
+
+def _stay_in_eval(module: torch.nn.Module) -> None:
+    """Keep `module` in eval mode even when the whole model is switched with model.train()
+    (nn.Module.train calls each child's own `train`, so an instance attribute overrides it)."""
+    module.eval()
+    # a bound method (not a closure) so copy.deepcopy rebinds it to the copy
+    module.train = types.MethodType(_train_stays_off, module)
+
+
+def _train_stays_off(module, mode: bool = True):
+    return torch.nn.Module.train(module, False)
+
+
+def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
+    """The default RecA split: freeze the understanding encoder (and, unless `train_aligner`, its
+    aligner) and the VQ tokenizer, keep them in eval mode for good, and train the rest (language
+    model, generation embeddings, generation aligner and head). Models that know their own policy
+    (the toy) provide `model.freeze_for_reca`. Returns {"trainable": n, "frozen": m} parameter counts."""
+    if hasattr(model, "freeze_for_reca"):
+        return model.freeze_for_reca(train_aligner=train_aligner)
+    from transformers import JanusForConditionalGeneration
+
+    if not isinstance(model, JanusForConditionalGeneration):
+        raise TypeError(f"freeze_for_reca does not know {type(model).__name__}; "
+                        "give the model a freeze_for_reca(train_aligner=...) method")
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    frozen = [model.model.vision_model, model.model.vqmodel]
+    if not train_aligner:
+        frozen.append(model.model.aligner)
+    for module in frozen:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        _stay_in_eval(module)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable": trainable, "frozen": total - trainable}
