@@ -3,7 +3,7 @@
 Each function returns its matplotlib figure and, given `save_to`, also writes it to that file, so
 a notebook run leaves its figures in its output folder beside the executed notebook.
 Figures: image grids, the coloured token layout of a RecA training sequence, an embedding
-similarity heat map and a live loss curve that doubles as a `recakit.train.train` callback.
+similarity heat map, loss curves side by side and a live loss curve that doubles as a `recakit.train.train` callback.
 """
 from __future__ import annotations
 
@@ -119,6 +119,19 @@ def similarity_heatmap(embeddings, *, labels=None, title: str = "cosine similari
         axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         axis.set_yticks(range(len(labels)), labels, fontsize=7)
     axis.set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, save_to)
+
+
+def loss_curves(curves: dict, *, title: str = "loss", save_to=None):
+    """Several named loss curves (name -> list of per-step losses) on one set of axes."""
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for name, losses in curves.items():
+        axis.plot(range(len(losses)), losses, label=name)
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
     figure.tight_layout()
     return save_figure(figure, save_to)
 

@@ -56,3 +56,10 @@ def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
     assert plot.steps == [0, 1] and plot.losses == [2.5, 1.25]
     assert list(plot.axis.lines[0].get_ydata()) == [2.5, 1.25]
     assert (tmp_path / "loss.png").exists()
+
+
+def test_loss_curves_draws_one_line_per_arm():
+    figure = viz.loss_curves({"copy": [3.0, 1.0, 0.1], "RecA": [3.0, 2.5, 2.4]})
+    lines = figure.axes[0].lines
+    assert [line.get_label() for line in lines] == ["copy", "RecA"]
+    assert list(lines[1].get_ydata()) == [3.0, 2.5, 2.4]
