@@ -1,0 +1,470 @@
+"""The training loop behind `recakit.train(...)` and `recakit train`.
+
+One plain loop serves the RecA runs, the toy's base training and the notebooks: AdamW over the
+parameters that require gradients, warmup then a cosine or constant schedule, gradient
+accumulation and clipping, with `accelerate` supplying mixed precision and multi-process (DDP)
+training. The loop knows nothing about models or losses: `loss_fn(model, examples, sample_seeds)`
+does the work, so the same code trains Janus, the ShapesWorld toy or a test MLP.
+
+Reproducibility is built in rather than hoped for:
+- the global batch of step s is a function of (seed, s) only (a fresh permutation per epoch), and
+  each process takes its contiguous slice of it, so a resumed run and an N-process run see exactly
+  the examples a single uninterrupted process would;
+- every example gets a seed derived from (seed, step, its position in the global batch), which
+  the loss uses for its own random choices (instruction drawn, dropped or not);
+- `out_dir/checkpoint/` holds the trainable weights, optimizer, scheduler, step and RNG states. It
+  is written beside the old one and swapped in with `os.replace`, so an interruption never leaves
+  a half-written checkpoint, and resuming reproduces the uninterrupted run's losses.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHECKPOINT = "checkpoint"
+HISTORY = "history.jsonl"
+SCHEDULES = ("cosine", "constant")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def batch_indices(num_examples: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Dataset indices of the global batch of optimizer step `step` (0-based).
+
+    Batches walk through one random permutation per epoch, so every example is seen once per
+    epoch, and the batch depends only on (seed, step): not on the process count or on resuming."""
+    indices = []
+    for position in range(step * batch_size, (step + 1) * batch_size):
+        epoch, offset = divmod(position, num_examples)
+        indices.append(int(_epoch_order(num_examples, seed, epoch)[offset]))
+    return indices
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def sample_seeds(batch_size: int, step: int, seed: int) -> list[int]:
+    """One seed per position of the global batch of `step`, for the loss's own random choices."""
+    return [int(word) for word in np.random.SeedSequence([seed, step]).generate_state(batch_size)]
+
+
+def add_lora(model, lora):
+    """Wrap `model` with peft LoRA adapters (`lora`: a `peft.LoraConfig` or its keyword dict).
+
+    The adapters are injected into `model` itself; everything else is frozen."""
+    import peft
+
+    config = lora if isinstance(lora, peft.LoraConfig) else peft.LoraConfig(**lora)
+    return peft.get_peft_model(model, config)
+
+
+def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 1e-5,
+          grad_accum: int = 1, weight_decay: float = 0.0, betas=(0.9, 0.95), warmup_steps: int = 0,
+          schedule: str = "cosine", max_grad_norm: float | None = 1.0, seed: int = 0,
+          out_dir=None, save_every: int | None = None, resume: bool = True, lora=None,
+          progress: bool = True, callback=None, mixed_precision: str | None = None) -> list[dict]:
+    """Train the parameters of `model` that require gradients; returns the history, one dict per
+    optimizer step: `step` (steps done), `loss` (mean over the global batch), `lr`, `grad_norm`.
+
+    `loss_fn(model, examples, sample_seeds)` returns the mean loss of `examples` (items of the
+    sequence `data`); it always receives the plain model (never a DDP or peft wrapper).
+    `batch_size` is the global batch per optimizer step: each process runs `grad_accum`
+    micro-batches of batch_size / grad_accum / processes examples. `lora` (a dict or
+    `peft.LoraConfig`) trains LoRA adapters instead, injected into `model`; a `peft.PeftModel`
+    may also be passed directly. With `out_dir`, a checkpoint is saved every `save_every` steps,
+    at the end and on KeyboardInterrupt, the history goes to `out_dir/history.jsonl`, and
+    `resume=True` continues from an existing checkpoint. `callback(record)` runs after every step
+    on every process. The model keeps the train/eval mode it arrives in.
+    """
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.utils import set_seed
+    from peft import PeftModel
+    from tqdm.auto import tqdm
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if len(data) == 0:
+        raise ValueError("data is empty: nothing to train on")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if save_every is not None and save_every < 1:
+        raise ValueError(f"save_every must be at least 1, got {save_every}")
+
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision or _default_precision(),
+        # RecA may leave trainable parameters unused in a step (e.g. the text head when no
+        # image-to-text batch is mixed in); DDP must not wait for their gradients.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    processes, rank = accelerator.num_processes, accelerator.process_index
+    if batch_size % (grad_accum * processes):
+        raise ValueError(f"batch_size {batch_size} must be a multiple of grad_accum x processes "
+                         f"= {grad_accum} x {processes}")
+    per_process = batch_size // processes
+    micro_batch = per_process // grad_accum
+
+    # Seeded before LoRA is added so its initialisation, and any global randomness in the model,
+    # is the same on every process and in every run.
+    set_seed(seed)
+    if lora is not None:
+        model = add_lora(model, lora)
+    peft_model = model if isinstance(model, PeftModel) else None
+    plain_model = peft_model.get_base_model() if peft_model is not None else model
+    trainable = [(name, p) for name, p in plain_model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("the model has no parameters with requires_grad: nothing to train")
+
+    # DDP only synchronises gradients of work done inside its forward(), so the loss itself is
+    # the module accelerate wraps (this also puts the loss under mixed-precision autocast).
+    loss_module = accelerator.prepare_model(_LossModule(plain_model, loss_fn),
+                                            device_placement=not _placed_by_loader(plain_model))
+    # Weight decay is for weight matrices; biases and norm scales are left alone.
+    groups = [{"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
+    # The scheduler is kept away from accelerate, which would step it once per process.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(schedule, warmup_steps, steps))
+    optimizer = accelerator.prepare_optimizer(optimizer)
+
+    settings = {"seed": seed, "batch_size": batch_size, "steps": steps, "grad_accum": grad_accum,
+                "processes": processes}
+    out_dir = Path(out_dir) if out_dir is not None else None
+    done, history = 0, []
+    if out_dir is not None:
+        found = _existing_checkpoint(out_dir) if resume else None
+        if found is not None:
+            done = _load_checkpoint(found, trainable, optimizer, scheduler, rank, settings)
+        history = _restart_history(out_dir / HISTORY, done, accelerator)
+
+    def save(everyone=True):
+        _save_checkpoint(out_dir, done, trainable, peft_model, optimizer, scheduler, accelerator,
+                         settings, everyone)
+
+    bar = tqdm(total=steps, initial=done, desc="train", unit="step",
+               disable=not (progress and accelerator.is_main_process))
+    trained_now = False
+    try:
+        for step in range(done, steps):
+            global_indices = batch_indices(len(data), batch_size, step, seed)
+            global_seeds = sample_seeds(batch_size, step, seed)
+            mine = slice(rank * per_process, (rank + 1) * per_process)
+            indices, seeds = global_indices[mine], global_seeds[mine]
+            lr_now = scheduler.get_last_lr()[0]
+
+            loss_sum = 0.0
+            for k in range(grad_accum):
+                part = slice(k * micro_batch, (k + 1) * micro_batch)
+                examples = [data[i] for i in indices[part]]
+                # Gradients are all-reduced once per optimizer step, on the last micro-batch.
+                last = k == grad_accum - 1
+                with contextlib.nullcontext() if last else accelerator.no_sync(loss_module):
+                    loss = loss_module(examples, seeds[part])
+                    accelerator.backward(loss / grad_accum)
+                loss_sum = loss_sum + loss.detach().float() / grad_accum
+            loss_value = accelerator.reduce(loss_sum, "mean").item()
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(
+                    f"the loss became {loss_value} at step {step + 1}; the weights were not updated"
+                    + (f" and {out_dir / CHECKPOINT} holds the last good state" if out_dir else "")
+                    + ": try a lower lr or more warmup")
+            grad_norm = accelerator.clip_grad_norm_([p for _, p in trainable],
+                                                    max_grad_norm or math.inf)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            done, trained_now = step + 1, True
+
+            record = {"step": done, "loss": loss_value, "lr": lr_now, "grad_norm": float(grad_norm)}
+            history.append(record)
+            if out_dir is not None:
+                if accelerator.is_main_process:
+                    with open(out_dir / HISTORY, "a") as file:
+                        file.write(json.dumps(record) + "\n")
+                if save_every and done % save_every == 0 and done < steps:
+                    save()
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", refresh=False)
+            bar.update()
+            if callback is not None:
+                callback(record)
+    except KeyboardInterrupt:
+        if out_dir is not None and trained_now:
+            # Other processes may already be gone, so no collective calls: the main process
+            # saves alone (the weights and optimizer state are the same on every process).
+            save(everyone=False)
+        raise
+    finally:
+        bar.close()
+    if out_dir is not None and trained_now:
+        save()
+    return history
+
+
+class _LossModule(torch.nn.Module):
+    """The model and its loss as one module, so DDP and autocast wrap the whole loss."""
+
+    def __init__(self, model, loss_fn):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, examples, seeds):
+        return self.loss_fn(self.model, examples, seeds)
+
+
+def _default_precision() -> str:
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _placed_by_loader(model) -> bool:
+    """Quantized or device-mapped models stay where their loader put them."""
+    return bool(getattr(model, "hf_device_map", None) or getattr(model, "is_loaded_in_4bit", False)
+                or getattr(model, "is_loaded_in_8bit", False))
+
+
+def _lr_factor(schedule: str, warmup_steps: int, steps: int):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def _existing_checkpoint(out_dir: Path) -> Path | None:
+    """The checkpoint to resume from; `checkpoint.old` only exists on its own if a save was cut
+    off between its two renames."""
+    for name in (CHECKPOINT, CHECKPOINT + ".old"):
+        if (out_dir / name / "trainer_state.json").exists():
+            return out_dir / name
+    return None
+
+
+def _save_checkpoint(out_dir, step, trainable, peft_model, optimizer, scheduler, accelerator,
+                     settings, everyone=True):
+    from safetensors.torch import save_file
+
+    staging, final, previous = (out_dir / (CHECKPOINT + suffix) for suffix in (".tmp", "", ".old"))
+    main = accelerator.is_main_process
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    if everyone:
+        accelerator.wait_for_everyone()
+    if everyone or main:
+        torch.save(_rng_state(), staging / f"rng_state_{accelerator.process_index}.pt")
+    if main:
+        save_file({name: p.detach().contiguous().cpu() for name, p in trainable},
+                  staging / "trainable.safetensors")
+        if peft_model is not None:
+            peft_model.save_pretrained(staging / "adapter")
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        (staging / "trainer_state.json").write_text(json.dumps({**settings, "step": step}, indent=1))
+    if everyone:
+        accelerator.wait_for_everyone()
+    if main:
+        # A folder cannot replace a non-empty folder in one rename: move the old one aside
+        # first, and only delete it once the new one is in place.
+        if final.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(final, previous)
+        os.replace(staging, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    if everyone:
+        accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(folder: Path, trainable, optimizer, scheduler, rank: int, settings) -> int:
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "trainer_state.json").read_text())
+    for key in ("seed", "batch_size"):
+        if state[key] != settings[key]:
+            raise ValueError(f"{folder} was written with {key}={state[key]} but this run has "
+                             f"{key}={settings[key]}: use the same {key} to resume it, or "
+                             "resume=False (--no-resume) to start over")
+    weights = load_file(folder / "trainable.safetensors")
+    names = {name for name, _ in trainable}
+    if set(weights) != names:
+        raise ValueError(f"{folder} does not match the model's trainable parameters "
+                         f"(missing {sorted(names - set(weights))[:3]}, "
+                         f"unexpected {sorted(set(weights) - names)[:3]})")
+    with torch.no_grad():
+        for name, p in trainable:
+            p.copy_(weights[name])
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    rng_file = folder / f"rng_state_{rank}.pt"
+    if rng_file.exists():
+        _set_rng_state(torch.load(rng_file, weights_only=True))
+    return state["step"]
+
+
+def _rng_state() -> dict:
+    _, keys, position, has_gauss, cached_gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_rest": (position, has_gauss, cached_gauss)}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
+                         *state["numpy_rest"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _restart_history(path: Path, done: int, accelerator) -> list[dict]:
+    """The records of the steps the checkpoint covers; later ones (from a run cut off after its
+    last save) are dropped from the file, since the resumed run redoes those steps."""
+    kept = []
+    if done and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by an interruption
+                continue
+            if record["step"] <= done:
+                kept.append(record)
+    if accelerator.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".jsonl.tmp")
+        partial.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        os.replace(partial, path)
+    accelerator.wait_for_everyone()
+    return kept
+
+
+# -- RecA on a folder of images: the `recakit train` command -------------------------------------
+def reca_loss_fn(processor, **reca_options):
+    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it loads them and
+    returns `recakit.objective.reca_loss(model, processor, images, sample_seeds=..., **reca_options)`."""
+    from recakit.images import load_images
+    from recakit.objective import reca_loss
+
+    def loss_fn(model, examples, seeds):
+        return reca_loss(model, processor, load_images(examples), sample_seeds=seeds, **reca_options)
+    return loss_fn
+
+
+def image_files(folder) -> list[Path]:
+    """The image files under `folder` (recursively), in a stable sorted order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(path for path in folder.rglob("*")
+                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def default_lora_targets(model) -> list[str]:
+    """Every linear layer whose weight RecA would train (after `freeze_for_reca`), by full name."""
+    targets = [name for name, module in model.named_modules()
+               if isinstance(module, torch.nn.Linear) and module.weight.requires_grad]
+    if not targets:
+        raise ValueError("no trainable linear layers to put LoRA on (a quantized model's weights "
+                         "are always frozen): name them with --lora-targets")
+    return targets
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="RecA post-training on a folder of unlabeled images",
+        description="RecA post-training: the model regenerates each image of --images from its "
+                    "own understanding embeddings. Run several processes with torchrun or "
+                    "`accelerate launch -m recakit.cli train ...`.")
+    parser.add_argument("--model", required=True, help="'toy', a hub id or a local folder")
+    parser.add_argument("--images", required=True, help="folder of training images (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder: checkpoint/, history.jsonl, final/")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=8, help="global batch per optimizer step")
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--warmup-steps", type=int, default=0)
+    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="continue from OUT/checkpoint if present (default)")
+    parser.add_argument("--instruction-dropout", type=float, default=0.1)
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="side the understanding encoder sees (the information bottleneck)")
+    parser.add_argument("--lora-r", type=int, default=None, help="train LoRA adapters of this rank")
+    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    parser.add_argument("--lora-targets", default=None,
+                        help="comma-separated module names for LoRA (default: every trainable linear layer)")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
+                        help="default: bf16 on a GPU that supports it, else fp32")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default=None, help="weights dtype, e.g. bfloat16 or float32")
+    parser.add_argument("--quantization", default=None, help="e.g. nf4 or int8 (with --lora-r)")
+    parser.set_defaults(run=run_train_command)
+
+
+def run_train_command(args) -> int:
+    from accelerate import PartialState
+
+    from recakit.janus import load_model
+    from recakit.objective import freeze_for_reca
+
+    images = image_files(args.images)
+    state = PartialState()
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    model, processor = load_model(args.model, device=args.device or str(state.device), dtype=dtype,
+                                  quantization=args.quantization)
+    freeze_for_reca(model)
+    if args.lora_r:
+        targets = args.lora_targets.split(",") if args.lora_targets else default_lora_targets(model)
+        model = add_lora(model, {"r": args.lora_r, "lora_alpha": args.lora_alpha or 2 * args.lora_r,
+                                 "target_modules": targets})
+    out = Path(args.out)
+    loss_fn = reca_loss_fn(processor, instruction_dropout=args.instruction_dropout,
+                           resolution=args.resolution)
+    history = train(model, loss_fn, images, steps=args.steps, batch_size=args.batch_size,
+                    lr=args.lr, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
+                    warmup_steps=args.warmup_steps, schedule=args.schedule,
+                    max_grad_norm=args.max_grad_norm, seed=args.seed, out_dir=out,
+                    save_every=args.save_every, resume=args.resume,
+                    mixed_precision=args.mixed_precision)
+    if state.is_main_process:
+        _save_final(model, processor, out / "final", lora=bool(args.lora_r),
+                    quantized=bool(args.quantization))
+        last = f", last loss {history[-1]['loss']:.4f}" if history else ""
+        print(f"trained {args.steps} steps on {len(images)} images{last}; saved to {out / 'final'}")
+    state.wait_for_everyone()
+    return 0
+
+
+def _save_final(model, processor, final: Path, lora: bool, quantized: bool) -> None:
+    """The trained model in a folder `load_model` reads; LoRA adapters are also kept on their own
+    and merged into the weights, except into quantized weights (merging there loses precision)."""
+    if lora:
+        model.save_pretrained(final / "adapter")
+        if quantized:
+            return
+        model = model.merge_and_unload()
+    model.save_pretrained(final)
+    if processor is not None and hasattr(processor, "save_pretrained"):
+        processor.save_pretrained(final)
