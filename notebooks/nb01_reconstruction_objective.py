@@ -229,7 +229,7 @@ CELLS = opening(
         """,
         """
         **第 3 步**：用这些 logits 与真实 token 计算交叉熵。作为参照，一个什么都不懂的模型得分是
-        ln(码本大小)。`recakit.reca_loss` 做的是同样的计算（另外还有指令抽样和指令丢弃，这里关掉了），
+        ln(码本大小)。`recakit.reca_loss` 做的是同样的计算（另外还有指令采样和指令丢弃，这里关掉了），
         所以两个数应当一致。
         """),
     code('''
@@ -274,20 +274,14 @@ CELLS = opening(
         （目标图像自己的 token 嵌入，后接图像起始符位置），然后都在没见过的图像上评估损失。
         """),
     code('''
-        def image_token_loss(adapter, prefix, prefix_mask, tokens):
-            """Teacher-forced cross-entropy of `tokens` after a prefix (steps 1-3 above)."""
-            inputs = torch.cat([prefix, adapter.embed_image_tokens(tokens[:, :-1])], dim=1)
-            mask = torch.cat([prefix_mask, prefix_mask.new_ones(tokens[:, :-1].shape)], dim=1)
-            hidden, _ = adapter.forward_generation(inputs, mask, mask.cumsum(-1) - 1)
-            logits = adapter.image_logits(hidden[:, prefix.shape[1] - 1:]).float()
-            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+        from recakit.objective import image_generation_loss  # steps 1-3 above, as one function
 
 
         def semantic_loss(model, images, sample_seeds=None):
             """The RecA condition: the image's understanding embeddings."""
             adapter = adapter_for(model, processor)
             prefix, mask = adapter.prefix_from_embeddings(adapter.understanding_embeddings(images))
-            return image_token_loss(adapter, prefix, mask, adapter.image_tokens(images))
+            return image_generation_loss(adapter, prefix, mask, adapter.image_tokens(images))
 
 
         def copy_loss(model, images, sample_seeds=None):
@@ -296,7 +290,7 @@ CELLS = opening(
             tokens = adapter.image_tokens(images)
             prefix, _ = adapter.prefix_from_embeddings(adapter.understanding_embeddings(images))
             copied = torch.cat([adapter.embed_image_tokens(tokens), prefix[:, -1:]], dim=1)
-            return image_token_loss(adapter, copied, torch.ones_like(copied[..., 0], dtype=torch.long), tokens)
+            return image_generation_loss(adapter, copied, torch.ones_like(copied[..., 0], dtype=torch.long), tokens)
         '''),
     code('''
         from recakit import freeze_for_reca, train

@@ -1,0 +1,157 @@
+"""Static rules of the tutorial notebooks: built from their sources, stored without outputs,
+English and Chinese twins with identical code, one typed parameters cell, thin code cells,
+Chinese prose that is Chinese and uses the glossary's terms."""
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ["01_reconstruction_objective", "02_reca_finetuning", "03_inference", "04_benchmarks"]
+PATHS = [NOTEBOOKS / language / f"{name}.ipynb" for name in NAMES for language in ("en", "zh")]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+MAX_FUNCTION_LINES = 10
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _cells(path: Path, kind: str) -> list[dict]:
+    return [cell for cell in _load(path)["cells"] if cell["cell_type"] == kind]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _prose(text: str) -> str:
+    """Markdown without code blocks, inline code, links' targets and tables' code names."""
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", " ", text)
+    return re.sub(r"\]\([^)]*\)", "]", text)
+
+
+def test_notebooks_are_what_the_build_script_writes():
+    result = subprocess.run([sys.executable, str(NOTEBOOKS / "build.py"), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_notebook_set_is_complete_in_both_languages():
+    for language in ("en", "zh"):
+        assert sorted(p.stem for p in (NOTEBOOKS / language).glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_stored_without_outputs_and_for_the_python3_kernel(path):
+    notebook = _load(path)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"cell {index} holds outputs"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_english_and_chinese_share_every_code_cell(name):
+    english, chinese = (_load(NOTEBOOKS / language / f"{name}.ipynb")["cells"] for language in ("en", "zh"))
+    assert [cell["cell_type"] for cell in english] == [cell["cell_type"] for cell in chinese]
+    for index, (cell_en, cell_zh) in enumerate(zip(english, chinese)):
+        if cell_en["cell_type"] == "code":
+            assert _source(cell_en) == _source(cell_zh), f"code cell {index} differs"
+            assert cell_en["metadata"].get("tags") == cell_zh["metadata"].get("tags")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_prose_is_chinese_and_english_prose_is_not(name):
+    for cell in _cells(NOTEBOOKS / "zh" / f"{name}.ipynb", "markdown"):
+        prose = _prose(_source(cell))
+        chinese = len(CJK.findall(prose))
+        latin = len(re.findall(r"[A-Za-z]", prose))
+        assert chinese >= 10 and chinese / (chinese + latin) > 0.4, f"not Chinese enough: {prose[:80]!r}"
+    for cell in _cells(NOTEBOOKS / "en" / f"{name}.ipynb", "markdown"):
+        assert not CJK.search(_source(cell)), f"Chinese text in an English cell: {_source(cell)[:80]!r}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_one_typed_and_commented_parameters_cell_near_the_top_then_coercion(path):
+    code_cells = _cells(path, "code")
+    tagged = [i for i, cell in enumerate(code_cells) if "parameters" in cell["metadata"].get("tags", [])]
+    assert len(tagged) == 1, f"{len(tagged)} parameters cells"
+    position = tagged[0]
+    assert position <= 2, "the parameters cell must come right after the install cell"
+    lines = [line for line in _source(code_cells[position]).splitlines() if line.strip()]
+    for line in lines:
+        assert re.fullmatch(r"[A-Z_]+: (bool|int|float|str) = .+  # .+", line), f"untyped or uncommented: {line!r}"
+    names = {line.split(":")[0] for line in lines}
+    assert {"QUICK", "DEVICE", "SEED", "OUT_DIR"} <= names
+    assert re.search(r"QUICK: bool = True", _source(code_cells[position])), "quick mode must be the default"
+    assert "coerce_parameters(globals())" in _source(code_cells[position + 1])
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_colab_badge_and_colab_only_install(path):
+    cells = _load(path)["cells"]
+    badge = f"https://colab.research.google.com/github/recakit/recakit/blob/main/notebooks/{path.parent.name}/{path.name}"
+    assert cells[0]["cell_type"] == "markdown" and badge in _source(cells[0])
+    install = _source(next(cell for cell in cells if cell["cell_type"] == "code"))
+    assert re.search(r'if "google\.colab" in sys\.modules:.*\n\s+%pip install', install, flags=re.S)
+
+
+def _functions(source: str):
+    # IPython magics are not Python: blank them out before parsing
+    python = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.strip().startswith(("%", "!")) else line
+                       for line in source.splitlines())
+    for node in ast.walk(ast.parse(python)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            yield node
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebook_functions_are_short(path):
+    for index, cell in enumerate(_cells(path, "code")):
+        for function in _functions(_source(cell)):
+            body = function.body if isinstance(function.body, list) else [function.body]
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and len(body) > 1:
+                first = body[1]  # the docstring does not count
+            length = function.end_lineno - first.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, (
+                f"code cell {index}: {getattr(function, 'name', 'lambda')} has {length} lines; move it into recakit")
+
+
+def test_the_function_rule_catches_a_long_function():
+    long_function = "def f():\n" + "".join(f"    x{i} = {i}\n" for i in range(12))
+    assert next(_functions(long_function)).end_lineno - 1 > MAX_FUNCTION_LINES
+
+
+def _glossary() -> list[tuple[list[str], list[str]]]:
+    rows = []
+    for line in (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] == "English" or set(cells[0]) <= {"-"}:
+            continue  # not a table row, the header or the separator
+        english = [term.strip().lower() for term in re.split(r" / |, ", re.sub(r"\(.*?\)", "", cells[0])) if term.strip()]
+        chinese = [term.strip() for term in re.split(r"、| / ", re.sub(r"（.*?）", "", cells[1])) if term.strip()]
+        rows.append((english, chinese))
+    return rows
+
+
+def test_glossary_has_terms():
+    assert len(_glossary()) >= 30
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_notebooks_use_the_glossary_terms(name):
+    english = " ".join(_prose(_source(c)) for c in _cells(NOTEBOOKS / "en" / f"{name}.ipynb", "markdown")).lower()
+    chinese = " ".join(_prose(_source(c)) for c in _cells(NOTEBOOKS / "zh" / f"{name}.ipynb", "markdown"))
+    missing = []
+    for english_terms, chinese_terms in _glossary():
+        used = any(re.search(rf"\b{re.escape(term)}\b", english) for term in english_terms)
+        if used and not any(term in chinese for term in chinese_terms):
+            missing.append(f"{english_terms[0]} -> {chinese_terms}")
+    assert not missing, f"English uses these terms but the Chinese text lacks the glossary's word: {missing}"
