@@ -1,0 +1,120 @@
+"""GenEval-mini: the shipped prompt file, its format, task sizes and the held-out guarantee."""
+import collections
+import copy
+import random
+
+import pytest
+
+from recakit.geneval_mini import (SHIPPED, TASKS, build_entries, heldout_prompts, is_heldout_caption, load_entries,
+                                  prompt_for, to_jsonl, validate_entry)
+from recakit.shapes import COLORS, SHAPES, dense_caption, random_scene, sparse_caption
+
+
+def test_shipped_file_is_the_builders_output():
+    assert SHIPPED.read_text() == to_jsonl(build_entries())
+
+
+def test_builder_is_deterministic():
+    assert build_entries() == build_entries()
+
+
+def test_task_sizes():
+    counts = collections.Counter(entry["tag"] for entry in build_entries())
+    assert set(counts) == set(TASKS)
+    assert counts["single_object"] == len(SHAPES)
+    for tag in ("two_object", "colors", "position", "color_attr"):
+        assert counts[tag] >= 50, tag
+    # Counting prompts carry no colour, so shapes x {2, 3, 4} is every one there is.
+    assert counts["counting"] == 3 * len(SHAPES)
+
+
+def test_no_duplicate_prompts_or_requirements():
+    entries = build_entries()
+    assert len({entry["prompt"] for entry in entries}) == len(entries)
+    assert len({repr(entry["include"]) for entry in entries}) == len(entries)
+
+
+def test_every_line_is_valid_and_worded_like_geneval():
+    for entry in load_entries():
+        validate_entry(entry, classes=SHAPES)
+        assert entry["prompt"] == prompt_for(entry)
+
+
+def test_wording_examples():
+    prompts = heldout_prompts()
+    for prompt in ("a photo of a ring", "a photo of two stars", "a photo of four crosses",
+                   "a photo of an orange circle", "a photo of a circle and a square"):
+        assert prompt in prompts
+    position = [e for e in build_entries() if e["tag"] == "position"][0]
+    anchor, mover = position["include"]
+    assert position["prompt"] == f"a photo of a {mover['class']} {mover['position'][0]} a {anchor['class']}"
+
+
+def test_counting_lines_exclude_one_more():
+    for entry in build_entries():
+        if entry["tag"] == "counting":
+            (item,) = entry["include"]
+            assert item["count"] in (2, 3, 4)
+            assert entry["exclude"] == [{"class": item["class"], "count": item["count"] + 1}]
+
+
+def test_colour_tasks_cover_the_palette():
+    used = {item["color"] for e in build_entries() for item in e["include"] if "color" in item}
+    assert used == set(COLORS)
+
+
+def _broken(change):
+    entry = copy.deepcopy(build_entries()[-1])
+    change(entry)
+    return entry
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.update(tag="colour"), "tag"),
+    (lambda e: e.pop("prompt"), "keys"),
+    (lambda e: e.update(prompt="two stars"), "a photo of"),
+    (lambda e: e["include"][0].update(color="gray"), "gray"),
+    (lambda e: e["include"][0].update(count=0), "count"),
+    (lambda e: e["include"][1].update(position=["behind", 0]), "position"),
+    (lambda e: e["include"][1].update(position=["above", 1]), "position"),
+    (lambda e: e.update(include=[]), "include"),
+])
+def test_validator_rejects_malformed_lines(change, message):
+    with pytest.raises(ValueError, match=message):
+        validate_entry(_broken(change))
+
+
+def test_validator_checks_counting_and_classes():
+    counting = next(e for e in build_entries() if e["tag"] == "counting")
+    wrong = copy.deepcopy(counting)
+    wrong["exclude"][0]["count"] += 1
+    with pytest.raises(ValueError, match="exclude"):
+        validate_entry(wrong)
+    reordered = {"tag": counting["tag"], "include": counting["include"], "prompt": counting["prompt"],
+                 "exclude": counting["exclude"]}
+    with pytest.raises(ValueError, match="order"):
+        validate_entry(reordered)
+    cow = {"tag": "single_object", "include": [{"class": "cow", "count": 1}], "prompt": "a photo of a cow"}
+    validate_entry(cow)
+    with pytest.raises(ValueError, match="cow"):
+        validate_entry(cow, classes=SHAPES)
+
+
+def test_load_entries_names_the_bad_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(to_jsonl(build_entries()[:2]) + '{"tag": "single_object"}\n')
+    with pytest.raises(ValueError, match="line 3"):
+        load_entries(path)
+
+
+def test_heldout_check_normalises_text():
+    assert is_heldout_caption("a photo of two stars")
+    assert is_heldout_caption("  A photo of two  stars. ")
+    assert not is_heldout_caption("a photo of two red stars")
+
+
+def test_training_captions_never_equal_a_prompt():
+    for seed in range(3000):
+        scene = random_scene(seed)
+        assert not is_heldout_caption(dense_caption(scene))
+        assert not is_heldout_caption(sparse_caption(scene, random.Random(seed)))
