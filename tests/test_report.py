@@ -1,0 +1,68 @@
+"""Published results as data, and run-vs-paper tables and plots."""
+import csv
+from pathlib import Path
+
+import pytest
+
+from recakit import report
+from recakit.geneval import TASKS, summarize
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def run_summary(correct_per_task):
+    results = [{"tag": task, "correct": k < correct} for task, correct in correct_per_task.items() for k in range(4)]
+    return summarize(results)
+
+
+def test_published_results_carry_the_papers_numbers():
+    rows = report.published_results()
+    harmon = {row["variant"]: row for row in rows if row["model"] == "Harmon-1.5B"}
+    assert harmon["base"]["geneval_overall"] == 72.9 and harmon["RecA"]["geneval_overall"] == 85.7
+    assert harmon["base"]["dpg_bench"] == 80.93 and harmon["RecA"]["dpg_bench"] == 87.21
+    assert harmon["RecA"]["position"] == 75.7
+    zoo = next(row for row in rows if row["model"] == "Harmon-0.5B")
+    assert zoo["single_object"] is None and zoo["geneval_overall"] == 78.7
+    editing = {row["model"]: row for row in report.published_results("editing")}
+    assert editing["BAGEL"]["imgedit_overall"] == 3.38 and editing["BAGEL-RecA"]["gedit_overall"] == 7.27
+    with pytest.raises(ValueError, match="unknown kind"):
+        report.published_results("audio")
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="no shared reference folder")
+def test_shipped_tables_match_the_reference_facts():
+    for shipped, reference in [("published_results.csv", "results_published.csv"),
+                               ("published_editing.csv", "editing_published.csv")]:
+        with open(report.DATA / shipped, newline="") as ours, open(REFERENCE / reference, newline="") as theirs:
+            ours_rows = list(csv.DictReader(ours))
+            for ours_row, their_row in zip(ours_rows, csv.DictReader(theirs), strict=True):
+                assert {k: ours_row[k] for k in their_row} == their_row
+
+
+def test_results_table_puts_runs_beside_published_rows():
+    run = run_summary({"single_object": 4, "two_object": 3, "counting": 2, "colors": 1, "position": 0,
+                       "color_attr": 2})
+    run["dpg"] = 71.234
+    table = report.results_table({"toy RecA": run}, published="Harmon-1.5B")
+    lines = table.strip().splitlines()
+    assert lines[0] == "| run | " + " | ".join(TASKS) + " | GenEval | DPG |"
+    assert lines[2] == "| toy RecA | 100.0 | 75.0 | 50.0 | 25.0 | 0.0 | 50.0 | 50.0 | 71.23 |"
+    assert "| Harmon-1.5B base (paper) | 99.4 | 87.3 | 68.7 | 86.4 | 44.9 | 51.1 | 72.9 | 80.93 |" in lines
+    assert any(line.startswith("| Harmon-1.5B RecA+GPT4o-data (paper)") for line in lines)
+    missing = summarize([{"tag": "counting", "correct": True}])
+    assert "| partial | - | - | 100.0 | - | - | - | 100.0 | - |" in report.results_table({"partial": missing})
+    with pytest.raises(ValueError, match="no published results"):
+        report.results_table({}, published=["Nonexistent-1B"])
+
+
+def test_plot_vs_published_writes_an_image(tmp_path):
+    from PIL import Image
+
+    base = run_summary({task: 2 for task in TASKS})
+    reca = run_summary({task: 3 for task in TASKS})
+    path = report.plot_vs_published({"toy base": base, "toy RecA": reca}, tmp_path / "plots" / "vs.png",
+                                    model="OpenUni-2-1.6B")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.width > 300
+    with pytest.raises(ValueError):
+        report.plot_vs_published({}, tmp_path / "empty.png")
