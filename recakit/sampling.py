@@ -1,0 +1,189 @@
+"""Our own image sampler: text -> image, image -> (understanding) -> image, image -> text.
+
+The loop is written out instead of calling `generate(generation_mode="image")`, for three reasons:
+it works for every `recakit.adapter.UnifiedAdapter` (Janus and the toy alike); it runs the
+conditional and unconditional rows of classifier-free guidance in one batch with a KV cache; and
+every image gets its own seeded random generator, so image i depends only on (prompt i, seed i),
+never on batch size or on which other prompts share its batch.
+
+Guidance: logits = uncond + cfg_scale * (cond - uncond). At cfg_scale = 1 that is the conditional
+logits, so the unconditional rows are skipped altogether. Temperature 0 means greedy decoding.
+"""
+from __future__ import annotations
+
+from numbers import Integral
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from recakit.adapter import adapter_for
+from recakit.images import load_images
+
+#: images sampled together when batch_size is None
+DEFAULT_BATCH_SIZE = 8
+
+
+def _seeds(seed, count: int) -> list[int]:
+    if isinstance(seed, bool) or not isinstance(seed, (Integral, list, tuple)):
+        raise ValueError(f"seed must be an int or a list of ints, got {type(seed).__name__}")
+    if isinstance(seed, Integral):
+        return [int(seed) + i for i in range(count)]
+    if len(seed) != count:
+        raise ValueError(f"got {len(seed)} seeds for {count} images; pass one seed per image or a single int")
+    return [int(value) for value in seed]
+
+
+def _check_options(cfg_scale, temperature, top_k, batch_size):
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be a positive number of codes or None, got {top_k}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if cfg_scale < 0:
+        raise ValueError(f"cfg_scale must be >= 0 (1 means no guidance), got {cfg_scale}")
+
+
+def _draw(logits: torch.Tensor, generators: list[torch.Generator], temperature: float, top_k: int | None):
+    """One code per row. Each row draws from its own generator (Gumbel-max), so its draw is the
+    same whatever rows it shares the batch with."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_best = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if temperature == 0:
+        return logits.argmax(-1)
+    picks = []
+    for row, generator in zip(logits / temperature, generators):
+        uniform = torch.rand(row.shape, generator=generator, device=row.device, dtype=torch.float32)
+        gumbel = -torch.log(-torch.log(uniform))
+        picks.append(torch.argmax(row + gumbel))
+    return torch.stack(picks)
+
+
+@torch.no_grad()
+def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
+                        temperature: float, top_k: int | None, batch_size: int | None,
+                        progress: bool = True, desc: str = "sampling") -> torch.Tensor:
+    """The sampling loop shared by generate_images and reconstruct -> (count, T) image codes.
+
+    build_prefix(indices, drop) -> (inputs_embeds, attention_mask) for the rows `indices` (which
+    may repeat), with row r unconditional where drop[r] is set."""
+    from transformers import DynamicCache
+
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    guided = cfg_scale != 1
+    steps = adapter.num_image_tokens
+    device = adapter.device
+    results = []
+    with tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
+        for start in range(0, count, batch_size):
+            indices = list(range(start, min(start + batch_size, count)))
+            rows = len(indices)
+            if guided:
+                inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
+            else:
+                inputs, mask = build_prefix(indices, [False] * rows)
+            generators = [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = DynamicCache()
+            codes = torch.empty((rows, steps), dtype=torch.long, device=device)
+            for step in range(steps):
+                hidden, cache = adapter.forward_generation(inputs, mask, position_ids, cache)
+                logits = adapter.image_logits(hidden[:, -1]).float()
+                if guided:
+                    conditional, unconditional = logits[:rows], logits[rows:]
+                    logits = unconditional + cfg_scale * (conditional - unconditional)
+                codes[:, step] = _draw(logits, generators, temperature, top_k)
+                fed = torch.cat([codes[:, step], codes[:, step]]) if guided else codes[:, step]
+                inputs = adapter.embed_image_tokens(fed[:, None]).to(inputs.dtype)
+                position_ids = position_ids[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+                bar.update(rows)
+            results.append(codes)
+    return torch.cat(results)
+
+
+def _check_prompts(prompts) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given: pass a list with at least one prompt")
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompts must be strings, got {type(prompt).__name__}")
+    return prompts
+
+
+def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
+                          top_k: int | None = None, batch_size: int | None = None, progress: bool = True) -> torch.Tensor:
+    """Text -> (len(prompts), T) generation codes; see generate_images."""
+    prompts = _check_prompts(prompts)
+    _check_options(cfg_scale, temperature, top_k, batch_size)
+    seeds = _seeds(seed, len(prompts))
+    adapter = adapter_for(model, processor)
+
+    def build_prefix(indices, drop):
+        return adapter.prefix_from_text([prompts[i] for i in indices], torch.tensor(drop))
+
+    return sample_image_tokens(adapter, build_prefix, len(prompts), cfg_scale=cfg_scale, seeds=seeds,
+                               temperature=temperature, top_k=top_k, batch_size=batch_size,
+                               progress=progress, desc="generating")
+
+
+def generate_images(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
+                    top_k: int | None = None, batch_size: int | None = None, progress: bool = True) -> list[Image.Image]:
+    """One image per prompt.
+
+    seed: an int (image i gets seed + i) or one seed per prompt. cfg_scale: classifier-free
+    guidance (1 = none). temperature: 0 = greedy. top_k: keep only the k likeliest codes.
+    batch_size: prompts sampled together (default 8); it changes speed, never the images."""
+    tokens = generate_image_tokens(model, processor, prompts, cfg_scale=cfg_scale, seed=seed,
+                                   temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress)
+    return adapter_for(model, processor).decode_image_tokens(tokens)
+
+
+def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
+                top_k: int | None = None, batch_size: int | None = None, instruction: str | None = None,
+                resolution: int | None = None, progress: bool = True) -> list[Image.Image]:
+    """RecA at inference: each image -> the model's understanding embeddings -> a generated image.
+
+    The prefix is the one RecA trains on, with `instruction` (default: the first of
+    RECONSTRUCTION_INSTRUCTIONS, so results are repeatable). `resolution` is the understanding
+    encoder's input side, as in reca_loss. Other options as in generate_images."""
+    from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
+
+    images = load_images(images)
+    if not images:
+        raise ValueError("no images given: pass a list with at least one image")
+    _check_options(cfg_scale, temperature, top_k, batch_size)
+    seeds = _seeds(seed, len(images))
+    instruction = RECONSTRUCTION_INSTRUCTIONS[0] if instruction is None else instruction
+    adapter = adapter_for(model, processor)
+
+    def build_prefix(indices, drop):
+        # guided batches list each image twice; encode it once
+        unique = sorted(set(indices))
+        embeddings = adapter.understanding_embeddings([images[i] for i in unique], resolution)
+        rows = embeddings[[unique.index(i) for i in indices]]
+        return adapter.prefix_from_embeddings(rows, torch.tensor(drop), [instruction] * len(indices))
+
+    tokens = sample_image_tokens(adapter, build_prefix, len(images), cfg_scale=cfg_scale, seeds=seeds,
+                                 temperature=temperature, top_k=top_k, batch_size=batch_size,
+                                 progress=progress, desc="reconstructing")
+    return adapter.decode_image_tokens(tokens)
+
+
+def caption(model, processor, images, max_new_tokens: int = 32) -> list[str]:
+    """Greedy image -> text on the understanding side, one caption per image."""
+    images = load_images(images)
+    if not images:
+        raise ValueError("no images given: pass a list with at least one image")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    adapter = adapter_for(model, processor)
+    if not hasattr(adapter, "caption"):
+        raise TypeError(f"{type(adapter).__name__} cannot caption: give it a caption(images, max_new_tokens) method")
+    with torch.no_grad():
+        return adapter.caption(images, max_new_tokens=max_new_tokens)

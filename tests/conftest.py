@@ -1,0 +1,57 @@
+"""Shared test fixtures: a tiny Janus built offline once per session, and small test images."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+
+def pytest_configure(config):
+    # Test models are tiny: one thread is faster than two fighting other processes for the cores
+    # (several-fold on a busy 2-core machine, where idle threads spin-wait).
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def janus_tiny():
+    """(model, processor) of the tiny offline Janus, shared by the whole session: treat it as
+    read-only (tests that train or freeze build their own with recakit.janus.tiny_janus)."""
+    from recakit.janus import tiny_janus
+
+    return tiny_janus(seed=0)
+
+
+def draw_square_image(color, background=(160, 160, 160), size=32, box=(8, 8, 24, 24)) -> Image.Image:
+    """A plain RGB image with one filled square: distinct, cheap, deterministic test input."""
+    image = Image.new("RGB", (size, size), background)
+    ImageDraw.Draw(image).rectangle(box, fill=color)
+    return image
+
+
+@pytest.fixture(scope="session")
+def square_images():
+    """Four small RGB images that differ in colour and position."""
+    return [
+        draw_square_image((220, 30, 35)),
+        draw_square_image((35, 75, 220), box=(2, 2, 14, 14)),
+        draw_square_image((250, 225, 30), box=(16, 4, 30, 18)),
+        draw_square_image((20, 20, 20), background=(250, 250, 250), box=(4, 16, 20, 30)),
+    ]
+
+
+@pytest.fixture
+def odd_mode_images():
+    """One small image per awkward mode, keyed by the mode: transparent, grayscale, palette,
+    CMYK and 16-bit."""
+    rgba = Image.new("RGBA", (8, 6), (255, 0, 0, 0))
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    palette = Image.new("P", (8, 6), 1)
+    palette.putpalette([0, 0, 0, 0, 200, 0])
+    sixteen = Image.fromarray(np.full((6, 8), 65535 // 2, dtype=np.uint16)).convert("I;16")
+    return {
+        "RGBA": rgba,
+        "LA": Image.new("LA", (8, 6), (10, 255)),
+        "L": Image.new("L", (8, 6), 77),
+        "P": palette,
+        "CMYK": Image.new("CMYK", (8, 6), (0, 255, 255, 0)),
+        "I;16": sixteen,
+    }

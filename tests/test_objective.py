@@ -1,0 +1,153 @@
+"""recakit.objective on the tiny Janus: the RecA loss, its randomness, mixing, and the freeze policy."""
+import math
+
+import pytest
+import torch
+
+from recakit.janus import JanusAdapter, tiny_janus
+from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_loss
+
+
+def test_instructions_are_many_and_distinct():
+    assert len(RECONSTRUCTION_INSTRUCTIONS) >= 40
+    assert len(set(RECONSTRUCTION_INSTRUCTIONS)) == len(RECONSTRUCTION_INSTRUCTIONS)
+
+
+class RecordingAdapter(JanusAdapter):
+    """The real Janus adapter, remembering what reca_loss asked of it."""
+
+    def __init__(self, model, processor):
+        super().__init__(model, processor)
+        self.embeddings, self.drops, self.instructions = [], [], []
+
+    def understanding_embeddings(self, images, resolution=None):
+        embeddings = super().understanding_embeddings(images, resolution)
+        self.embeddings.append(embeddings)
+        return embeddings
+
+    def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
+        self.drops += [bool(flag) for flag in drop]
+        self.instructions += list(instructions)
+        return super().prefix_from_embeddings(embeddings, drop, instructions)
+
+
+def test_loss_is_finite_and_conditions_on_every_understanding_embedding(janus_tiny, square_images):
+    model, processor = janus_tiny
+    recorder = RecordingAdapter(model, processor)
+    loss = reca_loss(recorder, None, square_images[:2], sample_seeds=[0, 1])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    vision = model.config.vision_config
+    expected = (vision.image_size // vision.patch_size) ** 2
+    [embeddings] = recorder.embeddings
+    assert embeddings.shape == (2, expected, model.config.text_config.hidden_size)
+    # untrained: close to a uniform guess over the codebook
+    assert abs(loss.item() - math.log(model.config.vq_config.num_embeddings)) < 1.0
+
+
+def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
+    model, processor = janus_tiny
+    recorder = RecordingAdapter(model, processor)
+    rate, batches, per_batch = 0.3, 8, 40
+    with torch.no_grad():
+        for batch in range(batches):
+            seeds = list(range(batch * per_batch, (batch + 1) * per_batch))
+            images = [square_images[seed % 4] for seed in seeds]
+            reca_loss(recorder, None, images, instruction_dropout=rate, sample_seeds=seeds)
+    n = batches * per_batch
+    drops = sum(recorder.drops)
+    tolerance = 4 * math.sqrt(n * rate * (1 - rate))
+    assert abs(drops - n * rate) < tolerance, (drops, n * rate)
+    assert len(set(recorder.instructions)) > 30  # instructions really are drawn, not fixed
+
+    # a sample's choices depend on its own seed only, not on its batch
+    first_drops, first_instructions = recorder.drops[:per_batch], recorder.instructions[:per_batch]
+    recorder.drops, recorder.instructions = [], []
+    with torch.no_grad():
+        reca_loss(recorder, None, [square_images[s % 4] for s in range(5, 15)], instruction_dropout=rate,
+                  sample_seeds=list(range(5, 15)))
+    assert recorder.drops == first_drops[5:15] and recorder.instructions == first_instructions[5:15]
+
+
+def test_no_dropout_and_full_dropout(janus_tiny, square_images):
+    model, processor = janus_tiny
+    recorder = RecordingAdapter(model, processor)
+    with torch.no_grad():
+        reca_loss(recorder, None, square_images, instruction_dropout=0.0)
+        reca_loss(recorder, None, square_images, instruction_dropout=1.0)
+    assert recorder.drops == [False] * 4 + [True] * 4
+    with pytest.raises(ValueError, match="probability"):
+        reca_loss(model, processor, square_images, instruction_dropout=1.5)
+
+
+def test_same_seeds_same_loss(janus_tiny, square_images):
+    model, processor = janus_tiny
+    with torch.no_grad():
+        first = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[3, 4, 5, 6])
+        again = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[3, 4, 5, 6])
+        other = [reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[s, s + 1, s + 2, s + 3])
+                 for s in (10, 20, 30)]
+    assert first.item() == again.item()
+    assert any(loss.item() != first.item() for loss in other)
+    with pytest.raises(ValueError, match="seeds"):
+        reca_loss(model, processor, square_images, sample_seeds=[1, 2])
+
+
+def test_mixing_changes_the_loss_and_weights_scale_it(janus_tiny, square_images):
+    model, processor = janus_tiny
+    seeds = [0, 1]
+    t2i = (square_images[2:], ["a yellow square", "a black square"])
+    i2t = (square_images[:2], ["a red square", "a blue square"])
+    with torch.no_grad():
+        alone = reca_loss(model, processor, square_images[:2], sample_seeds=seeds).item()
+        for pair_name, pair in (("t2i", t2i), ("i2t", i2t)):
+            weighted = {w: reca_loss(model, processor, square_images[:2], sample_seeds=seeds,
+                                     **{pair_name: pair, f"{pair_name}_weight": w}).item() for w in (0.0, 1.0, 2.5)}
+            assert weighted[0.0] == pytest.approx(alone, abs=1e-6)
+            assert weighted[1.0] > alone + 0.5  # an untrained model's extra loss is large
+            assert weighted[2.5] - alone == pytest.approx(2.5 * (weighted[1.0] - alone), rel=1e-4)
+    with pytest.raises(ValueError, match="t2i"):
+        reca_loss(model, processor, square_images[:2], t2i=(square_images[:2], ["only one"]))
+
+
+def test_odd_image_modes_are_accepted(janus_tiny, odd_mode_images):
+    model, processor = janus_tiny
+    with torch.no_grad():
+        loss = reca_loss(model, processor, list(odd_mode_images.values()), sample_seeds=list(range(6)))
+    assert torch.isfinite(loss)
+
+
+def test_freeze_policy_gradients_and_eval_mode(square_images):
+    model, processor = tiny_janus(seed=1)
+    counts = freeze_for_reca(model)
+    assert counts["trainable"] > 0 and counts["frozen"] > 0
+    assert counts["trainable"] + counts["frozen"] == sum(p.numel() for p in model.parameters())
+    model.train()
+    assert not model.model.vqmodel.training and not model.model.vision_model.training
+    assert model.model.language_model.training
+    reca_loss(model, processor, square_images[:2], sample_seeds=[0, 1]).backward()
+    frozen = [model.model.vqmodel, model.model.vision_model, model.model.aligner]
+    assert all(p.grad is None for module in frozen for p in module.parameters())
+    trained = [model.model.language_model, model.model.generation_embeddings, model.model.generation_aligner,
+               model.model.generation_head]
+    assert all(p.grad is not None for module in trained for p in module.parameters())
+
+    freeze_for_reca(model, train_aligner=True)
+    assert all(p.requires_grad for p in model.model.aligner.parameters())
+    assert not any(p.requires_grad for p in model.model.vision_model.parameters())
+
+
+def test_overfitting_two_images_lowers_the_loss(square_images):
+    torch.manual_seed(0)
+    model, processor = tiny_janus(seed=2)
+    freeze_for_reca(model)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    images = square_images[:2]
+    losses = []
+    for step in range(50):
+        loss = reca_loss(model, processor, images, instruction_dropout=0.0, sample_seeds=[0, 1])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses[::10]
