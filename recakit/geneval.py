@@ -15,7 +15,7 @@ A detection is `{"class": str, "score": float, "box": [x0, y0, x1, y1], "color":
 (pixels, y down). Folder layout, the official one: `DIR/00000/metadata.jsonl` (that prompt's
 metadata line) and `DIR/00000/samples/0000.png`, ...
 
-Command line: `recakit geneval prompts | sample | score`.
+Command line: `recakit geneval prompts | sample | score | agree`.
 """
 from __future__ import annotations
 
@@ -357,6 +357,43 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _image_key(filename: str) -> str:
+    """"00000/samples/0000.png" from any path to a sample, so two scorers' files line up."""
+    return "/".join(Path(filename).parts[-3:])
+
+
+def read_results(path: str | Path) -> dict[str, dict]:
+    """Per-image results (this module's or the official evaluate_images.py's results.jsonl), by image."""
+    results = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                result = json.loads(line)
+                results[_image_key(result["filename"])] = result
+    return results
+
+
+def agreement(ours: str | Path, theirs: str | Path) -> dict:
+    """How often two scorers judge the same images alike, per task: the check to run before quoting
+    transformers-scorer numbers next to official ones. -> {"tasks": {task: share agreeing},
+    "overall": share over all images, "n_images", "ours": summary, "theirs": summary}."""
+    ours_results, theirs_results = read_results(ours), read_results(theirs)
+    shared = sorted(set(ours_results) & set(theirs_results))
+    if not shared:
+        raise ValueError(f"{ours} and {theirs} have no image in common")
+    per_task: dict[str, list[bool]] = {}
+    for key in shared:
+        per_task.setdefault(ours_results[key]["tag"], []).append(
+            bool(ours_results[key]["correct"]) == bool(theirs_results[key]["correct"]))
+    return {
+        "tasks": {task: sum(v) / len(v) for task, v in per_task.items()},
+        "overall": sum(sum(v) for v in per_task.values()) / len(shared),
+        "n_images": len(shared),
+        "ours": summarize([ours_results[key] for key in shared]),
+        "theirs": summarize([theirs_results[key] for key in shared]),
+    }
+
+
 # -- sampling ---------------------------------------------------------------------------------------
 def sample_seed(seed: int, prompt_index: int, n_per_prompt: int, k: int) -> int:
     """Seed of sample k of prompt `prompt_index`: fixed by position alone, so resuming or
@@ -473,6 +510,18 @@ def _run_score(args) -> int:
     return 0
 
 
+def _run_agree(args) -> int:
+    result = agreement(args.ours, args.theirs)
+    print(f"{'task':<15}{'agree':>8}{'ours':>8}{'theirs':>8}")
+    for task in TASKS:
+        if task in result["tasks"]:
+            print(f"{task:<15}{100 * result['tasks'][task]:>8.1f}{100 * result['ours']['tasks'][task]:>8.1f}"
+                  f"{100 * result['theirs']['tasks'][task]:>8.1f}")
+    print(f"{'all images':<15}{100 * result['overall']:>8.1f}{100 * result['ours']['overall']:>8.1f}"
+          f"{100 * result['theirs']['overall']:>8.1f}   ({result['n_images']} images in common)")
+    return 0
+
+
 def add_commands(subparsers) -> None:
     geneval = subparsers.add_parser("geneval", help="GenEval prompts, sampling and scoring")
     commands = geneval.add_subparsers(dest="geneval_command", required=True, metavar="STEP")
@@ -502,3 +551,8 @@ def add_commands(subparsers) -> None:
     score.add_argument("--batch-size", type=int, default=16)
     score.add_argument("--device", default=None)
     score.set_defaults(run=_run_score)
+
+    agree = commands.add_parser("agree", help="per-task agreement of two scorers' per-image results")
+    agree.add_argument("ours", help="per-image results of recakit (the .images.jsonl beside a score)")
+    agree.add_argument("theirs", help="per-image results of another scorer, e.g. the official results.jsonl")
+    agree.set_defaults(run=_run_agree)

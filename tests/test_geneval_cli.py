@@ -263,3 +263,23 @@ def test_unknown_scorer_and_empty_folder(tmp_path):
         geneval.make_detector("yolo")
     with pytest.raises(ValueError, match="no GenEval samples"):
         geneval.score_folder(tmp_path, ColourDetector())
+
+
+def test_agreement_with_another_scorers_results(tmp_path, capsys):
+    ours, theirs = tmp_path / "ours.jsonl", tmp_path / "results.jsonl"
+    verdicts = [("single_object", True, True), ("single_object", True, False), ("position", False, False),
+                ("position", True, True)]
+    with open(ours, "w") as a, open(theirs, "w") as b:
+        for index, (tag, mine, official) in enumerate(verdicts):
+            name = f"{index:05d}/samples/0000.png"
+            a.write(json.dumps({"filename": name, "tag": tag, "correct": mine}) + "\n")
+            # the official script writes the full path it was given
+            b.write(json.dumps({"filename": f"/data/run/{name}", "tag": tag, "correct": official}) + "\n")
+        b.write(json.dumps({"filename": "/data/run/00009/samples/0000.png", "tag": "colors", "correct": True}) + "\n")
+    result = geneval.agreement(ours, theirs)
+    assert result["n_images"] == 4
+    assert result["tasks"] == {"single_object": 0.5, "position": 1.0}
+    assert result["overall"] == 0.75
+    assert result["ours"]["tasks"]["single_object"] == 1.0 and result["theirs"]["tasks"]["single_object"] == 0.5
+    assert main(["geneval", "agree", str(ours), str(theirs)]) == 0
+    assert "4 images in common" in capsys.readouterr().out
