@@ -1,0 +1,249 @@
+"""`recakit reproduce --preset toy`: RecA's headline experiment, end to end, on a CPU.
+
+From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
+1. train two arms at the same compute (same steps, same number of images per step):
+   - `reca`: half of each batch is unlabeled images trained with the RecA loss (the image's own
+     query states -> regenerate it), the other half sparse text-to-image, mixed through
+     `recakit.objective.reca_loss(..., t2i=...)`;
+   - `control`: continued training on sparse text-to-image only;
+2. sample every GenEval-mini prompt from base, control and RecA with the same fixed seeds
+   (`recakit.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
+3. score the images with the GenEval rules and the exact ShapesWorld detector.
+
+Everything is written under `--out`, and every step resumes: training checkpoints through
+`recakit.train.train`, samples and scores through `recakit.geneval`. Outputs:
+`results.json` (per arm: overall and per-task scores, mean and std over seeds, per-seed values),
+`results.md` (the same as a table, with RecA's published per-task gains beside ours) and
+`samples.png` (base vs RecA for the same prompts and seeds).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from recakit import geneval, geneval_mini
+from recakit.adapter import adapter_for
+from recakit.objective import image_generation_loss, reca_loss
+from recakit.shapes import scene_dataset
+from recakit.toy import load_toy
+from recakit.toy_train import SPARSE_DROP, UNCONDITIONAL_RATE
+from recakit.train import train
+
+ARMS = ("base", "control", "reca")
+
+# The full run: sized so one seed takes about ten minutes on two CPU cores.
+FULL = dict(steps=200, batch_size=48, lr=3e-4, warmup_steps=10, n_images=4000, n_per_prompt=2,
+            cfg_scale=3.0, prompts_per_task=None)
+# A wiring check that finishes in seconds: a couple of steps and one prompt per task.
+QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_prompt=1,
+             cfg_scale=3.0, prompts_per_task=1)
+
+# Training images for the arms come from scenes the base never saw.
+ARM_DATA_SEED = 1000
+SAMPLE_SEED_STRIDE = 100_000
+
+
+# -- the two arms ------------------------------------------------------------------------------
+def text_to_image_loss(model, processor, images, captions, sample_seeds):
+    """Sparse text-to-image cross-entropy, the base's own training task; each row is dropped to
+    the null condition (for guidance) by its own seed, as in reca_loss."""
+    adapter = adapter_for(model, processor)
+    drop = torch.tensor([random.Random(f"t2i:{seed}").random() < UNCONDITIONAL_RATE for seed in sample_seeds])
+    with torch.no_grad():
+        targets = adapter.image_tokens(images)
+    prefix, mask = adapter.prefix_from_text(captions, drop)
+    return image_generation_loss(adapter, prefix, mask, targets)
+
+
+def arm_loss(arm: str, processor):
+    """`loss_fn(model, examples, sample_seeds)` for `recakit.train.train`; examples are
+    ShapesWorld examples (image + sparse caption), and the loss is a mean over them."""
+    def control(model, examples, seeds):
+        return text_to_image_loss(model, processor, [e.image for e in examples], [e.sparse for e in examples], seeds)
+
+    def reca(model, examples, seeds):
+        half = len(examples) // 2
+        unlabeled, captioned = examples[:half], examples[half:]
+        # RecA sees only the pixels of its half; reca_loss adds the text-to-image half.
+        loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:half],
+                         instruction_dropout=UNCONDITIONAL_RATE,
+                         t2i=([e.image for e in captioned], [e.sparse for e in captioned]))
+        return loss / 2
+
+    return {"control": control, "reca": reca}[arm]
+
+
+def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Path):
+    model = copy.deepcopy(base)
+    model.freeze_for_reca()
+    model.train()
+    data = scene_dataset(settings["n_images"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
+    history = train(model, arm_loss(arm, processor), data, steps=settings["steps"],
+                    batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
+                    weight_decay=0.0, seed=seed, out_dir=out_dir, mixed_precision="no",
+                    progress=True)
+    return model.eval(), history
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def evaluation_entries(prompts_per_task: int | None) -> list[dict]:
+    entries = geneval_mini.load_entries()
+    if prompts_per_task is None:
+        return entries
+    kept, seen = [], {}
+    for entry in entries:
+        if seen.get(entry["tag"], 0) < prompts_per_task:
+            kept.append(entry)
+            seen[entry["tag"]] = seen.get(entry["tag"], 0) + 1
+    return kept
+
+
+def evaluate(model, processor, entries, folder: Path, seed: int, settings: dict, detector) -> dict:
+    geneval.sample_prompts(model, processor, entries, folder, n_per_prompt=settings["n_per_prompt"],
+                           seed=seed * SAMPLE_SEED_STRIDE, batch_size=64, cfg_scale=settings["cfg_scale"],
+                           run_info={"model": "toy"})
+    summary = geneval.score_folder(folder, detector)
+    return {"overall": summary["overall"], "tasks": summary["tasks"], "n_images": summary["n_images"]}
+
+
+# -- aggregation and reports ---------------------------------------------------------------------
+def aggregate(per_seed: list[dict]) -> dict:
+    """Mean over seeds (and std when there are several), plus the per-seed values."""
+    def spread(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return None, None
+        return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+    overall, overall_std = spread([run["overall"] for run in per_seed])
+    tasks, tasks_std = {}, {}
+    for task in geneval.TASKS:
+        tasks[task], tasks_std[task] = spread([run["tasks"][task] for run in per_seed])
+    result = {"overall": overall, "tasks": tasks, "per_seed": per_seed}
+    if len(per_seed) > 1:
+        result["std"] = {"overall": overall_std, "tasks": tasks_std}
+    return result
+
+
+def _cell(value, std=None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def results_markdown(results: dict) -> str:
+    seeds = results["seeds"]
+    header = "| arm | " + " | ".join(geneval.TASKS) + " | overall |"
+    lines = [f"# RecA on the ShapesWorld toy: GenEval-mini ({len(seeds)} seed{'s' * (len(seeds) > 1)}: "
+             f"{', '.join(map(str, seeds))})", "",
+             "Scores x100" + (", mean ± std over seeds" if len(seeds) > 1 else "") + ".", "",
+             header, "|" + " --- |" * (len(geneval.TASKS) + 2)]
+    for arm in ARMS:
+        row = results[arm]
+        std = row.get("std", {"overall": None, "tasks": {}})
+        cells = [_cell(row["tasks"][t], std["tasks"].get(t)) for t in geneval.TASKS]
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_cell(row['overall'], std['overall'])} |")
+    lines += ["", "Gains in points (mean over seeds):", "",
+              "| comparison | " + " | ".join(geneval.TASKS) + " | overall |",
+              "|" + " --- |" * (len(geneval.TASKS) + 2)]
+    for name, (high, low) in {"RecA - base": ("reca", "base"), "RecA - control": ("reca", "control"),
+                              "control - base": ("control", "base")}.items():
+        gains = [_difference(results[high]["tasks"][t], results[low]["tasks"][t]) for t in geneval.TASKS]
+        lines.append(f"| {name} | " + " | ".join(gains)
+                     + f" | {_difference(results[high]['overall'], results[low]['overall'])} |")
+    for model, gains in results.get("published_gains", {}).items():
+        lines.append(f"| paper: {model} | " + " | ".join(f"{gains[t]:+.1f}" for t in geneval.TASKS) + " | |")
+    wins = [run["seed"] for run, base in zip(results["reca"]["per_seed"], results["base"]["per_seed"])
+            if run["overall"] is not None and base["overall"] is not None and run["overall"] > base["overall"]]
+    lines += ["", f"RecA above its base on {len(wins)} of {len(seeds)} seeds.",
+              f"Settings: {json.dumps(results['settings'])}", ""]
+    return "\n".join(lines)
+
+
+def _difference(high, low) -> str:
+    return "-" if high is None or low is None else f"{100 * (high - low):+.1f}"
+
+
+def samples_figure(out: Path, seed: int, entries: list[dict], save_to: Path, per_task: int = 2) -> None:
+    """Base vs RecA: the first sample of a few prompts of every task, same prompt and seed."""
+    from PIL import Image
+
+    from recakit.viz import image_grid
+
+    picked = [i for task in geneval.TASKS for i in [k for k, e in enumerate(entries) if e["tag"] == task][:per_task]]
+    rows, titles = [], []
+    for arm in ("base", "reca"):
+        row = []
+        for index in picked:
+            with Image.open(out / f"seed{seed}" / arm / f"{index:05d}" / "samples" / "0000.png") as image:
+                row.append(image.convert("RGB"))
+        rows.append(row)
+        titles.append([entries[i]["prompt"].removeprefix("a photo of ") for i in picked])
+    image_grid(rows, titles=titles, row_labels=["base", "RecA"], cell_size=1.6,
+               suptitle=f"same prompts, same sampling seeds (seed {seed})", save_to=save_to)
+
+
+def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, settings: dict | None = None) -> dict:
+    """Run the toy reproduction into `out` and return the results dict (also results.json)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    settings = {**(QUICK if quick else FULL), **(settings or {})}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base, processor = load_toy(base_path)
+    entries = evaluation_entries(settings["prompts_per_task"])
+    detector = geneval.make_detector("shapes")
+    seed_list = list(range(seeds))
+    per_arm = {arm: [] for arm in ARMS}
+    seconds = {}
+    for seed in seed_list:
+        started = time.time()
+        torch.manual_seed(seed)
+        models = {"base": base}
+        for arm in ("control", "reca"):
+            models[arm], _ = train_arm(base, processor, arm, seed, settings, out / f"seed{seed}" / f"{arm}_train")
+        for arm in ARMS:
+            scores = evaluate(models[arm], processor, entries, out / f"seed{seed}" / arm, seed, settings, detector)
+            per_arm[arm].append({"seed": seed, **scores})
+        seconds[seed] = round(time.time() - started, 1)
+
+    results = {"preset": "toy", "seeds": seed_list, "settings": settings, "seconds_per_seed": seconds}
+    results.update({arm: aggregate(per_arm[arm]) for arm in ARMS})
+    try:
+        from recakit.viz import published_gains
+
+        results["published_gains"] = {m: g for m, g in published_gains().items() if m.startswith(("Harmon", "OpenUni"))}
+    except FileNotFoundError:
+        pass  # the published table is optional context, not part of the measurement
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.md").write_text(results_markdown(results))
+    samples_figure(out, seed_list[0], entries, out / "samples.png")
+    return results
+
+
+# -- command line --------------------------------------------------------------------------------
+def _run_reproduce(args) -> int:
+    if args.preset != "toy":
+        raise ValueError(f"unknown preset {args.preset!r}; available: toy")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = reproduce_toy(args.out, seeds=args.seeds, quick=args.quick, base_path=args.base)
+    print((Path(args.out) / "results.md").read_text())
+    return 0 if results["reca"]["overall"] is not None else 1
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser("reproduce", help="reproduce RecA's GenEval gain on the ShapesWorld toy (CPU)")
+    parser.add_argument("--preset", default="toy", choices=["toy"], help="which reproduction (only the toy runs on a CPU)")
+    parser.add_argument("--out", required=True, help="output folder (rerunning resumes)")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (results report mean ± std)")
+    parser.add_argument("--quick", action="store_true", help="a few steps and prompts: checks that everything runs")
+    parser.add_argument("--base", default=None, help="a toy base folder (default: the shipped one)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.set_defaults(run=_run_reproduce)

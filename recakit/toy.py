@@ -1,0 +1,443 @@
+"""The ShapesWorld toy unified model: a RecA testbed small enough to train on a laptop CPU.
+
+It follows the OpenUni / MetaQuery design, where RecA showed its largest gains: a frozen
+*understanding* side turns either an image or a caption into a handful of query states, and the
+*generator* reads only those query states. Because the understanding side was trained so that the
+query states of an image and of its description agree, the condition RecA feeds the generator
+(the image's own query states) lives in the same space as a text prompt's -- the property the
+earlier pilots lacked (see docs/toy_study.md).
+
+Parts, all built from the library classes real models use:
+- `vq`: a `JanusVQVAE` tokenizer, 64 px images -> 8 x 8 = 64 codes.
+- `vision`: a `SiglipVisionModel` (64 px, patch 16, 16 patch embeddings) + an MLP aligner.
+- `understanding`: a Llama decoder that reads [bos, image embeddings or caption tokens, Q1..Qk]
+  and whose states at the k learnable query positions are "what the model understood".
+- `describer`: a small Llama decoder that writes a caption from the query states only, so the
+  query states must carry the whole description.
+- `connector` + `generator`: an MLP from query states to the generator width, a learned null
+  condition (for classifier-free guidance) and begin-of-image vector, and a Llama causal LM over
+  the VQ codes fed `inputs_embeds`, so the shared KV-cache sampler drives it like Janus.
+
+`ToyAdapter` exposes all of this through `recakit.adapter.UnifiedAdapter`, so RecA on the toy uses
+the very same objective, sampler and training loop as on Janus-Pro.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCausalLM, LlamaModel
+from transformers import SiglipVisionConfig, SiglipVisionModel
+
+from recakit.adapter import UnifiedAdapter
+
+SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
+IMAGE_SIZE = 64
+SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
+PAD, BOS, EOS, UNK = range(4)
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+TOKEN_CACHE_LIMIT = 100_000  # images whose VQ codes are kept (64 ids each)
+
+
+# -- processor: word tokenizer + image preprocessing ----------------------------------------------
+class ToyProcessor:
+    """The toy's "processor": a word-level tokenizer over the ShapesWorld caption vocabulary and
+    the image preprocessing (RGB, 64 px, values in [-1, 1])."""
+
+    def __init__(self, words: list[str], image_size: int = IMAGE_SIZE):
+        self.vocab = SPECIAL_TOKENS + [w for w in words if w not in SPECIAL_TOKENS]
+        self.word_to_id = {word: i for i, word in enumerate(self.vocab)}
+        self.image_size = image_size
+
+    @classmethod
+    def from_captions(cls, captions, image_size: int = IMAGE_SIZE) -> "ToyProcessor":
+        words = sorted({word for caption in captions for word in split_words(caption)})
+        return cls(words, image_size)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.word_to_id.get(word, UNK) for word in split_words(text)]
+
+    def decode(self, ids) -> str:
+        words = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i not in (PAD, BOS):
+                words.append(self.vocab[i])
+        return " ".join(words).replace(" ,", ",").replace(" .", ".")
+
+    def pixel_values(self, images: list[Image.Image], resolution: int | None = None) -> torch.Tensor:
+        """(B, 3, S, S) in [-1, 1]. With `resolution`, each image is first shrunk to that side and
+        blown back up, so the encoder sees only that much detail."""
+        arrays = []
+        for image in images:
+            if not isinstance(image, Image.Image):
+                raise TypeError(f"expected PIL images, got {type(image).__name__}")
+            image = image.convert("RGB")
+            if image.size != (self.image_size, self.image_size):
+                image = image.resize((self.image_size, self.image_size), Image.BICUBIC)
+            if resolution is not None and resolution != self.image_size:
+                if resolution < 1:
+                    raise ValueError(f"resolution must be positive, got {resolution}")
+                image = image.resize((resolution, resolution), Image.BILINEAR)
+                image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
+            arrays.append(np.asarray(image, dtype=np.float32))
+        pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        return pixels / 127.5 - 1.0
+
+    @staticmethod
+    def postprocess(pixels: torch.Tensor) -> list[Image.Image]:
+        """(B, 3, S, S) in [-1, 1] -> RGB images."""
+        array = ((pixels.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return [Image.fromarray(a.permute(1, 2, 0).cpu().numpy()) for a in array]
+
+    def save_pretrained(self, directory) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {"vocab": self.vocab, "image_size": self.image_size}
+        (directory / "processor.json").write_text(json.dumps(payload, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory) -> "ToyProcessor":
+        payload = json.loads((Path(directory) / "processor.json").read_text())
+        return cls(payload["vocab"], payload["image_size"])
+
+
+def split_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+# -- the model ------------------------------------------------------------------------------------
+def default_config(vocab_size: int, num_queries: int = 16) -> dict:
+    """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
+    width, gen_width = 128, 128
+    return {
+        "num_queries": num_queries,
+        "vq": dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=32,
+                   channel_multiplier=[1, 1, 2, 2], num_res_blocks=1, num_patches=8,
+                   projection_dim=gen_width, image_token_embed_dim=gen_width),
+        "vision": dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+                       num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=16),
+        "understanding": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
+                              num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                              max_position_embeddings=128, tie_word_embeddings=False),
+        "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                          max_position_embeddings=128, tie_word_embeddings=True),
+        "generator": dict(vocab_size=512, hidden_size=gen_width, intermediate_size=3 * gen_width,
+                          num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                          max_position_embeddings=128, tie_word_embeddings=False),
+    }
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out), nn.GELU(), nn.Linear(d_out, d_out))
+
+
+class ToyUnifiedModel(nn.Module):
+    """Frozen-understanding / query-conditioned-generator unified model (see module docstring)."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self.config = config
+        attention = {"attn_implementation": "sdpa"}
+        self.vq = JanusVQVAE(JanusVQVAEConfig(**config["vq"]))
+        self.vision = SiglipVisionModel(SiglipVisionConfig(**config["vision"], vision_use_head=False, **attention))
+        understanding_config = LlamaConfig(**config["understanding"], **attention)
+        width = understanding_config.hidden_size
+        self.aligner = _mlp(config["vision"]["hidden_size"], width)
+        self.understanding = LlamaModel(understanding_config)
+        self.queries = nn.Parameter(torch.randn(config["num_queries"], width) * 0.02)
+        self.describer = LlamaForCausalLM(LlamaConfig(**config["describer"], **attention))
+        generator_config = LlamaConfig(**config["generator"], **attention)
+        gen_width = generator_config.hidden_size
+        self.connector = nn.Sequential(nn.LayerNorm(width), _mlp(width, gen_width))
+        self.null_condition = nn.Parameter(torch.randn(config["num_queries"], gen_width) * 0.02)
+        self.begin_of_image = nn.Parameter(torch.randn(gen_width) * 0.02)
+        self.generator = LlamaForCausalLM(generator_config)
+        self.codebook_size = config["vq"]["num_embeddings"]
+        self.tokens_per_side = config["vq"]["num_patches"]
+        self._token_cache: dict[bytes, torch.Tensor] = {}
+
+    # The VQ tokenizer, the vision encoder and the understanding LM are never trained by RecA;
+    # keeping them in eval mode makes model.train() unable to change their behaviour.
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for frozen in (self.vq, self.vision, self.understanding):
+            if not any(p.requires_grad for p in frozen.parameters()):
+                frozen.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.queries.device
+
+    # -- VQ tokenizer --
+    def vq_latents(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Unit-norm encoder output (B, E, h, w): quantisation is then nearest-by-cosine, which is
+        exactly what `JanusVQVAE.decode` assumes when it L2-normalises the code vectors."""
+        return F.normalize(self.vq.quant_conv(self.vq.encoder(pixels)), dim=1)
+
+    def vq_quantize(self, latents: torch.Tensor):
+        """-> (straight-through quantised latents, commitment loss, ids (B, h*w))."""
+        codebook = F.normalize(self.vq.quantize.embedding.weight, dim=1)
+        flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
+        ids = (flat @ codebook.T).argmax(dim=1)
+        quantised = codebook[ids].view(latents.shape[0], latents.shape[2], latents.shape[3], -1)
+        quantised = quantised.permute(0, 3, 1, 2)
+        beta = 0.25
+        loss = F.mse_loss(quantised, latents.detach()) + beta * F.mse_loss(latents, quantised.detach())
+        quantised = latents + (quantised - latents).detach()
+        return quantised, loss, ids.view(latents.shape[0], -1)
+
+    def vq_decode_latents(self, quantised: torch.Tensor) -> torch.Tensor:
+        return self.vq.decoder(self.vq.post_quant_conv(quantised))
+
+    @torch.no_grad()
+    def encode_image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+        """VQ codes (B, 64). Once the tokenizer is frozen, codes are cached by pixel content:
+        RecA and its control re-read the same images every epoch, and encoding them again would
+        cost more than the generator's own training step on a CPU."""
+        if any(p.requires_grad for p in self.vq.parameters()):
+            return self.vq_quantize(self.vq_latents(pixels))[2]
+        keys = [hashlib.sha1(row.detach().cpu().numpy().tobytes()).digest() for row in pixels]
+        missing = sorted({i for i, key in enumerate(keys) if key not in self._token_cache})
+        if missing:
+            if len(self._token_cache) > TOKEN_CACHE_LIMIT:
+                self._token_cache.clear()
+            codes = self.vq_quantize(self.vq_latents(pixels[missing]))[2]
+            self._token_cache.update({keys[i]: row.cpu() for i, row in zip(missing, codes)})
+        return torch.stack([self._token_cache[key] for key in keys]).to(pixels.device)
+
+    @torch.no_grad()
+    def decode_image_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.vq.decode(tokens.to(self.device))
+
+    # -- understanding side --
+    def _query_states(self, prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor:
+        """Run [prompt (left-padded, starting with bos), Q1..Qk] and return the k query states."""
+        batch = prompt_embeds.shape[0]
+        queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
+        embeds = torch.cat([prompt_embeds, queries], dim=1)
+        mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, queries.shape[1])], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        hidden = self.understanding(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
+        return hidden[:, -queries.shape[1]:]
+
+    def understand_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64) -> query states (B, k, D)."""
+        patches = self.aligner(self.vision(pixel_values=pixels).last_hidden_state)
+        bos = self.understanding.embed_tokens(torch.full((patches.shape[0], 1), BOS, device=pixels.device))
+        embeds = torch.cat([bos, patches], dim=1)
+        return self._query_states(embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=pixels.device))
+
+    def understand_text(self, token_lists: list[list[int]]) -> torch.Tensor:
+        """Token id lists -> query states (B, k, D); rows are left-padded so padding never moves
+        a row's query positions."""
+        length = 1 + max(len(tokens) for tokens in token_lists)
+        ids = torch.full((len(token_lists), length), PAD, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, tokens in enumerate(token_lists):
+            sequence = [BOS] + list(tokens)
+            ids[row, length - len(sequence):] = torch.tensor(sequence)
+            mask[row, length - len(sequence):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        return self._query_states(self.understanding.embed_tokens(ids), mask)
+
+    def describe_loss(self, states: torch.Tensor, token_lists: list[list[int]]) -> torch.Tensor:
+        """Teacher-forced caption loss of a decoder that sees only the query states."""
+        length = 2 + max(len(tokens) for tokens in token_lists)
+        ids = torch.full((len(token_lists), length), PAD, dtype=torch.long)
+        for row, tokens in enumerate(token_lists):
+            sequence = [BOS] + list(tokens) + [EOS]
+            ids[row, :len(sequence)] = torch.tensor(sequence)
+        ids = ids.to(self.device)
+        mask = torch.cat([torch.ones(states.shape[:2], dtype=torch.long, device=self.device),
+                          (ids != PAD).long()], dim=1)
+        embeds = torch.cat([states, self.describer.model.embed_tokens(ids)], dim=1)
+        logits = self.describer(inputs_embeds=embeds, attention_mask=mask).logits
+        # the state at caption position i predicts token i + 1
+        predictions = logits[:, states.shape[1]:-1]
+        targets = ids[:, 1:]
+        return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1),
+                               ignore_index=PAD)
+
+    @torch.no_grad()
+    def describe(self, states: torch.Tensor, max_new_tokens: int = 32) -> list[list[int]]:
+        """Greedy caption ids from query states (no cache: captions are a dozen words)."""
+        ids = torch.full((states.shape[0], 1), BOS, dtype=torch.long, device=self.device)
+        finished = torch.zeros(states.shape[0], dtype=torch.bool, device=self.device)
+        for _ in range(max_new_tokens):
+            embeds = torch.cat([states, self.describer.model.embed_tokens(ids)], dim=1)
+            next_ids = self.describer(inputs_embeds=embeds).logits[:, -1].argmax(-1)
+            next_ids = torch.where(finished, torch.full_like(next_ids, PAD), next_ids)
+            ids = torch.cat([ids, next_ids[:, None]], dim=1)
+            finished |= next_ids == EOS
+            if finished.all():
+                break
+        return [row[1:].tolist() for row in ids]
+
+    # -- generation side --
+    def condition_prefix(self, states: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Query states (B, k, D) -> generator prefix (B, k + 1, D_gen) ending with begin-of-image;
+        dropped rows get the learned null condition (classifier-free guidance)."""
+        condition = self.connector(states)
+        if drop is not None:
+            drop = drop.to(condition.device).bool().view(-1, 1, 1)
+            condition = torch.where(drop, self.null_condition.unsqueeze(0).expand_as(condition), condition)
+        begin = self.begin_of_image.view(1, 1, -1).expand(condition.shape[0], 1, -1)
+        return torch.cat([condition, begin], dim=1)
+
+    def generation_loss(self, prefix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced cross-entropy of image tokens (B, T) after a prefix (B, L, D)."""
+        embeds = torch.cat([prefix, self.generator.model.embed_tokens(tokens[:, :-1])], dim=1)
+        hidden = self.generator.model(inputs_embeds=embeds).last_hidden_state[:, prefix.shape[1] - 1:]
+        logits = self.generator.lm_head(hidden)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+
+    # -- RecA plumbing --
+    def freeze_for_reca(self, train_aligner: bool = False, train_understanding: bool = False) -> dict:
+        """RecA on the toy trains the connector, null condition, begin-of-image and generator; the
+        VQ tokenizer, vision encoder and understanding LM stay frozen (the OpenUni recipe), unless
+        `train_aligner` (the vision -> LM aligner) or `train_understanding` (the whole
+        understanding side) is asked for. Returns {"trainable": n, "frozen": m} parameter counts."""
+        generation_side = ("connector.", "null_condition", "begin_of_image", "generator.")
+        understanding_side = ("vision.", "aligner.", "understanding.", "queries", "describer.")
+        for name, parameter in self.named_parameters():
+            trainable = (name.startswith(generation_side)
+                         or (train_aligner and name.startswith("aligner."))
+                         or (train_understanding and name.startswith(understanding_side)))
+            parameter.requires_grad_(trainable)
+        self.train(self.training)
+        counts = {"trainable": 0, "frozen": 0}
+        for parameter in self.parameters():
+            counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
+        return counts
+
+    def reca_adapter(self, processor) -> "ToyAdapter":
+        return ToyAdapter(self, processor)
+
+    # -- persistence --
+    def save_pretrained(self, directory, processor: ToyProcessor | None = None) -> None:
+        """config.json + fp16 model.safetensors (+ processor.json when given)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(self.config, indent=1))
+        tensors = {name: value.detach().to(torch.float16).contiguous().cpu()
+                   for name, value in self.state_dict().items()}
+        save_file(tensors, str(directory / "model.safetensors"))
+        if processor is not None:
+            processor.save_pretrained(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory, device=None) -> "ToyUnifiedModel":
+        directory = Path(directory)
+        config_path = directory / "config.json"
+        if not config_path.exists():
+            raise FileNotFoundError(f"no toy model in {directory} (config.json missing)")
+        model = cls(json.loads(config_path.read_text()))
+        state = {name: value.float() for name, value in load_file(str(directory / "model.safetensors")).items()}
+        model.load_state_dict(state)
+        model.freeze_for_reca()
+        return model.to(device or "cpu").eval()
+
+
+# -- the UnifiedAdapter ---------------------------------------------------------------------------
+class ToyAdapter(UnifiedAdapter):
+    """recakit's model interface for `ToyUnifiedModel`. The understanding embeddings RecA feeds
+    the generator are the frozen LM's query states; the text prefix is the query states of the
+    prompt, so both conditions pass through the same connector."""
+
+    def __init__(self, model: ToyUnifiedModel, processor: ToyProcessor):
+        if processor is None:
+            raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.load_toy)")
+        self.model = model
+        self.processor = processor
+        self.num_image_tokens = model.tokens_per_side ** 2
+        self.codebook_size = model.codebook_size
+
+    def _pixels(self, images, resolution=None) -> torch.Tensor:
+        return self.processor.pixel_values(list(images), resolution).to(self.device)
+
+    def understanding_embeddings(self, images, resolution=None):
+        return self.model.understand_images(self._pixels(images, resolution))
+
+    def image_tokens(self, images):
+        return self.model.encode_image_tokens(self._pixels(images))
+
+    def decode_image_tokens(self, tokens):
+        return self.processor.postprocess(self.model.decode_image_tokens(tokens))
+
+    def _prefix(self, states, drop):
+        prefix = self.model.condition_prefix(states, drop)
+        return prefix, torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
+
+    def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
+        # The query design needs no instruction: the query states already say "this image".
+        return self._prefix(embeddings, drop)
+
+    def prefix_from_text(self, prompts, drop=None):
+        states = self.model.understand_text([self.processor.encode(prompt) for prompt in prompts])
+        return self._prefix(states, drop)
+
+    def forward_generation(self, inputs_embeds, attention_mask, position_ids, past_key_values=None):
+        output = self.model.generator.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                            position_ids=position_ids, past_key_values=past_key_values,
+                                            use_cache=True)
+        return output.last_hidden_state, output.past_key_values
+
+    def embed_image_tokens(self, tokens):
+        return self.model.generator.model.embed_tokens(tokens)
+
+    def image_logits(self, hidden):
+        return self.model.generator.lm_head(hidden)
+
+    def caption_loss(self, images, captions):
+        states = self.understanding_embeddings(images)
+        return self.model.describe_loss(states, [self.processor.encode(c) for c in captions])
+
+    def caption(self, images, max_new_tokens: int = 32) -> list[str]:
+        """Greedy captions written from the image's query states."""
+        with torch.no_grad():
+            states = self.understanding_embeddings(images)
+        return [self.processor.decode(ids) for ids in self.model.describe(states, max_new_tokens)]
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_toy(path=None, device=None):
+    """(model, processor) of a saved toy model; the shipped ShapesWorld base by default."""
+    directory = Path(path) if path is not None else SHIPPED_BASE
+    model = ToyUnifiedModel.from_pretrained(directory, device)
+    return model, ToyProcessor.from_pretrained(directory)
+
+
+class ToyVQ:
+    """The toy's VQ tokenizer on its own: `roundtrip` shows what 64 codes keep of an image."""
+
+    def __init__(self, model: ToyUnifiedModel, processor: ToyProcessor):
+        self.model, self.processor = model, processor
+
+    def encode(self, images) -> torch.Tensor:
+        return self.model.encode_image_tokens(self.processor.pixel_values(list(images)).to(self.model.device))
+
+    def decode(self, tokens) -> list[Image.Image]:
+        return self.processor.postprocess(self.model.decode_image_tokens(tokens))
+
+    def roundtrip(self, images) -> list[Image.Image]:
+        return self.decode(self.encode(images))
+
+
+def load_toy_vq(path=None, device=None) -> ToyVQ:
+    return ToyVQ(*load_toy(path, device))

@@ -1,0 +1,246 @@
+"""Train the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`).
+
+Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
+
+0. `vq`: the JanusVQVAE tokenizer learns to rebuild 64 px scenes from 8 x 8 codes. We run
+   encoder -> quant_conv -> quantise -> post_quant_conv -> decoder ourselves (JanusVQVAE.forward
+   decodes from the ids, so no gradient would reach the encoder) with unit-norm latents and codes,
+   and re-seed unused codes from encoder outputs so the small codebook stays in use.
+1. `understanding`: vision encoder + understanding LM + learnable queries + describer learn to
+   write the DENSE caption of a scene from its query states, from the image and from the caption
+   itself, while a contrastive + cosine loss makes the image's and the caption's query states
+   agree. This alignment is what lets RecA's image condition teach the text pathway.
+2. `generator`: with the understanding side frozen, the connector and generator learn
+   text-to-image from SPARSE, web-like captions (colours, counts and relations mostly missing;
+   10 % of rows unconditional for classifier-free guidance). The missing detail is the headroom
+   RecA can recover from images alone.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from recakit.shapes import scene_dataset, sparse_caption
+from recakit.toy import ToyProcessor, ToyUnifiedModel, default_config, load_toy
+
+STAGES = ("vq", "understanding", "generator")
+
+# The sizes of the shipped base; `quick` shrinks every stage to a wiring check.
+FULL = dict(n_scenes=6000, vq_steps=300, vq_batch=16, understanding_steps=400, understanding_batch=32,
+            generator_steps=900, generator_batch=48)
+QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, understanding_steps=3, understanding_batch=8,
+             generator_steps=3, generator_batch=8)
+
+SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
+UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
+
+
+def cosine_lr(step: int, steps: int, peak: float, warmup: int = 30, floor: float = 0.1) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: list) -> None:
+    """AdamW with warmup + cosine decay; `batch_loss(step)` returns (loss, extra numbers)."""
+    parameters = [p for p in parameters if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+    bar = tqdm(range(steps), desc=description)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr)
+        loss, extra = batch_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        record = {"stage": description, "step": step, "loss": float(loss.detach()), **extra}
+        log.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.3f}")
+
+
+def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
+    return random.Random(f"{seed}-{step}").sample(range(n), min(batch_size, n))
+
+
+# -- stage 0 --------------------------------------------------------------------------------------
+def train_vq(model: ToyUnifiedModel, pixels: torch.Tensor, steps: int, batch_size: int, seed: int,
+             log: list, lr: float = 2e-3) -> None:
+    codebook = model.vq.quantize.embedding.weight
+    usage = torch.zeros(codebook.shape[0])
+    recent_latents = []
+
+    def batch_loss(step):
+        # Codes nobody picks never get a gradient; move them onto recent encoder outputs (before
+        # this step's forward pass, as autograd forbids editing weights it is still using).
+        if recent_latents and step % 20 == 0 and step < steps * 0.8:
+            dead = (usage < 0.05).nonzero().flatten()
+            if len(dead):
+                pool = recent_latents.pop()
+                with torch.no_grad():
+                    codebook[dead] = pool[torch.randint(len(pool), (len(dead),))]
+                usage[dead] = 1.0
+        # The tokenizer is convolutional, so it can learn from 32 px crops (on the 8 px code
+        # grid) at a quarter of the cost of whole images; the CPU budget goes into more steps.
+        rng = random.Random(f"vq-crop-{seed}-{step}")
+        batch = torch.stack([pixels[i, :, y:y + 32, x:x + 32]
+                             for i in _batch_indices(step, batch_size, len(pixels), seed)
+                             for y, x in [(8 * rng.randint(0, 4), 8 * rng.randint(0, 4))]])
+        latents = model.vq_latents(batch)
+        quantised, commitment, ids = model.vq_quantize(latents)
+        reconstruction = model.vq_decode_latents(quantised)
+        loss = F.mse_loss(reconstruction, batch) + 0.5 * F.l1_loss(reconstruction, batch) + commitment
+        usage.mul_(0.9).index_add_(0, ids.flatten(), torch.ones(ids.numel()))
+        recent_latents[:] = [latents.detach().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])]
+        return loss, {"codes_used": int((usage > 0.05).sum())}
+
+    parameters = [p for name, p in model.vq.named_parameters()]
+    for p in parameters:
+        p.requires_grad_(True)
+    model.vq.train()
+    _fit(parameters, batch_loss, steps, lr, "stage 0: VQ tokenizer", log)
+    model.vq.eval()
+    for p in parameters:
+        p.requires_grad_(False)
+
+
+# -- stage 1 --------------------------------------------------------------------------------------
+def alignment_loss(image_states: torch.Tensor, text_states: torch.Tensor, temperature: float = 0.1):
+    """Symmetric InfoNCE over whole query-state sets plus 1 - cosine per query: the image and the
+    caption of one scene should give the same query states, and other scenes' should differ."""
+    image_flat = F.normalize(image_states.flatten(1), dim=-1)
+    text_flat = F.normalize(text_states.flatten(1), dim=-1)
+    logits = image_flat @ text_flat.T / temperature
+    targets = torch.arange(len(logits), device=logits.device)
+    contrastive = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+    cosine = F.cosine_similarity(image_states, text_states, dim=-1).mean()
+    return contrastive + (1 - cosine), float(cosine.detach())
+
+
+def train_understanding(model, processor, pixels, dense, steps, batch_size, seed, log, lr=2e-3):
+    dense_ids = [processor.encode(caption) for caption in dense]
+
+    def batch_loss(step):
+        rows = _batch_indices(step, batch_size, len(dense_ids), seed + 1)
+        tokens = [dense_ids[i] for i in rows]
+        image_states = model.understand_images(pixels[rows])
+        text_states = model.understand_text(tokens)
+        align, cosine = alignment_loss(image_states, text_states)
+        describe_image = model.describe_loss(image_states, tokens)
+        describe_text = model.describe_loss(text_states, tokens)
+        loss = describe_image + describe_text + align
+        return loss, {"describe_image": float(describe_image), "cosine": cosine}
+
+    parts = [model.vision, model.aligner, model.understanding, model.describer]
+    parameters = [p for part in parts for p in part.parameters()] + [model.queries]
+    for p in parameters:
+        p.requires_grad_(True)
+    model.train()
+    _fit(parameters, batch_loss, steps, lr, "stage 1: understanding", log)
+    for p in parameters:
+        p.requires_grad_(False)
+    model.eval()
+
+
+# -- stage 2 --------------------------------------------------------------------------------------
+def train_generator(model, processor, scenes, tokens, steps, batch_size, seed, log, lr=2e-3):
+    def batch_loss(step):
+        rng = random.Random(f"generator-{seed}-{step}")
+        rows = _batch_indices(step, batch_size, len(scenes), seed + 2)
+        captions = [sparse_caption(scenes[i], rng, SPARSE_DROP) for i in rows]
+        drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in rows])
+        with torch.no_grad():
+            states = model.understand_text([processor.encode(c) for c in captions])
+        loss = model.generation_loss(model.condition_prefix(states, drop), tokens[rows])
+        return loss, {}
+
+    model.freeze_for_reca()
+    model.train()
+    _fit(model.parameters(), batch_loss, steps, lr, "stage 2: generator", log)
+    model.eval()
+
+
+# -- the whole base ---------------------------------------------------------------------------------
+def _render_training_set(n_scenes: int, seed: int):
+    dataset = scene_dataset(n_scenes, seed=seed, p_drop=SPARSE_DROP)
+    examples = [dataset[i] for i in tqdm(range(n_scenes), desc="rendering scenes")]
+    return [e.scene for e in examples], [e.image for e in examples], [e.dense for e in examples]
+
+
+def caption_vocabulary(scenes, dense) -> list[str]:
+    """Every caption the base trains on, dense and sparse, so no training word is unknown."""
+    rng = random.Random(0)
+    sparse = [sparse_caption(scene, rng, p) for scene in scenes for p in (0.0, 0.5, SPARSE_DROP)]
+    return list(dense) + sparse
+
+
+def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = None):
+    """Train (or resume) the toy base in `out`; returns (model, processor, log)."""
+    sizes = {**(QUICK if quick else FULL), **(sizes or {})}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress_path = out / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else {"done": [], "seconds": {}}
+
+    torch.manual_seed(seed)
+    scenes, images, dense = _render_training_set(sizes["n_scenes"], seed)
+    if progress["done"]:
+        model, processor = load_toy(out)
+    else:
+        processor = ToyProcessor.from_captions(caption_vocabulary(scenes, dense))
+        model = ToyUnifiedModel(default_config(len(processor)))
+    pixels = processor.pixel_values(images)
+    log: list[dict] = []
+
+    for stage in STAGES:
+        if stage in progress["done"]:
+            continue
+        started = time.time()
+        if stage == "vq":
+            train_vq(model, pixels, sizes["vq_steps"], sizes["vq_batch"], seed, log)
+        elif stage == "understanding":
+            train_understanding(model, processor, pixels, dense, sizes["understanding_steps"],
+                                sizes["understanding_batch"], seed, log)
+        else:
+            tokens = torch.cat([model.encode_image_tokens(pixels[i:i + 256]) for i in range(0, len(pixels), 256)])
+            train_generator(model, processor, scenes, tokens, sizes["generator_steps"],
+                            sizes["generator_batch"], seed, log)
+        model.save_pretrained(out, processor)
+        progress["done"].append(stage)
+        progress["seconds"][stage] = round(time.time() - started, 1)
+        progress["sizes"] = sizes
+        progress_path.write_text(json.dumps(progress, indent=1))
+        with open(out / "train_log.jsonl", "a") as handle:
+            for record in log:
+                handle.write(json.dumps(record) + "\n")
+        log.clear()
+    model.freeze_for_reca()
+    return model.eval(), processor, progress
+
+
+# -- command line -----------------------------------------------------------------------------------
+def _run_train_base(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _, _, progress = train_base(args.out, seed=args.seed, quick=args.quick)
+    print(f"toy base in {args.out}; seconds per stage: {progress['seconds']}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    toy = subparsers.add_parser("toy", help="the ShapesWorld toy unified model")
+    commands = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
+    parser = commands.add_parser("train-base", help="train the toy base model from scratch (CPU, ~20 min)")
+    parser.add_argument("--out", required=True, help="folder for the model (resumes if it holds a partial run)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="a few steps per stage: checks the wiring only")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.set_defaults(run=_run_train_base)

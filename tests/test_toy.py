@@ -1,0 +1,147 @@
+"""The ShapesWorld toy model: shipped base, adapter contract with reca_loss, save/load, training stages."""
+import json
+
+import pytest
+import torch
+
+from recakit.shapes import random_scene, render
+from recakit.toy import (PAD, UNK, ToyAdapter, ToyProcessor, ToyUnifiedModel, default_config, load_toy,
+                         load_toy_vq)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_toy()
+
+
+@pytest.fixture()
+def scenes():
+    return [render(random_scene(seed)) for seed in range(4)]
+
+
+def test_shipped_base_loads_offline_and_generates(shipped):
+    from recakit.sampling import generate_images
+
+    model, processor = shipped
+    prompts = ["a photo of a red circle", "a photo of two stars"]
+    first = generate_images(model, processor, prompts, seed=[3, 4], cfg_scale=3.0, progress=False)
+    again = generate_images(model, processor, prompts[:1], seed=[3], cfg_scale=3.0, progress=False)
+    assert [image.size for image in first] == [(64, 64), (64, 64)]
+    assert first[0].tobytes() == again[0].tobytes()  # image 0 depends on its prompt and seed only
+    assert first[0].tobytes() != first[1].tobytes()
+
+
+def test_adapter_shapes_and_codes(shipped, scenes):
+    model, processor = shipped
+    adapter = model.reca_adapter(processor)
+    assert isinstance(adapter, ToyAdapter)
+    embeddings = adapter.understanding_embeddings(scenes)
+    assert embeddings.shape == (4, model.config["num_queries"], 128)
+    tokens = adapter.image_tokens(scenes)
+    assert tokens.shape == (4, adapter.num_image_tokens)
+    assert int(tokens.max()) < adapter.codebook_size
+    prefix, mask = adapter.prefix_from_text(["a photo of a red circle", "shapes"], torch.tensor([False, True]))
+    assert prefix.shape[:2] == mask.shape == (2, model.config["num_queries"] + 1)
+    # a dropped row is the learned null condition, whatever the prompt
+    other, _ = adapter.prefix_from_text(["a photo of a blue star", "clip art"], torch.tensor([False, True]))
+    assert torch.equal(prefix[1], other[1]) and not torch.equal(prefix[0], other[0])
+
+
+def test_bottleneck_resolution_changes_what_the_encoder_sees(shipped, scenes):
+    model, processor = shipped
+    adapter = model.reca_adapter(processor)
+    full = adapter.understanding_embeddings(scenes[:1])
+    coarse = adapter.understanding_embeddings(scenes[:1], resolution=8)
+    assert not torch.allclose(full, coarse)
+
+
+def test_reca_loss_trains_only_the_generation_side(shipped, scenes):
+    from recakit.objective import reca_loss
+
+    model, processor = shipped
+    model = ToyUnifiedModel(model.config)
+    model.load_state_dict(shipped[0].state_dict())
+    counts = model.freeze_for_reca()
+    assert counts["trainable"] > 0 and counts["frozen"] > 0
+    model.train()
+    assert not model.vq.training and not model.understanding.training
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    images = scenes[:2]
+    losses = []
+    for step in range(8):
+        loss = reca_loss(model, processor, images, sample_seeds=[0, 1], instruction_dropout=0.0)
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        if step == 0:
+            for name, parameter in model.named_parameters():
+                frozen = name.startswith(("vq.", "vision.", "aligner.", "understanding.", "queries", "describer."))
+                assert (parameter.grad is None) == frozen, name
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_save_load_round_trip(tmp_path, scenes):
+    processor = ToyProcessor.from_captions(["a photo of a red circle left of a blue star"])
+    torch.manual_seed(0)
+    model = ToyUnifiedModel(default_config(len(processor), num_queries=4)).eval()
+    model.save_pretrained(tmp_path, processor)
+    loaded, loaded_processor = load_toy(tmp_path)
+    assert loaded_processor.vocab == processor.vocab
+    assert json.loads((tmp_path / "config.json").read_text())["num_queries"] == 4
+    # weights are stored in fp16: the loaded model equals the original rounded to fp16
+    for name, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value.half().float()), name
+    a = loaded.reca_adapter(loaded_processor)
+    assert a.image_tokens(scenes).shape == (4, 64)
+
+
+def test_load_toy_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_toy(tmp_path / "nothing")
+
+
+def test_processor_words_and_images(scenes):
+    processor = ToyProcessor.from_captions(["a photo of a red circle", "two stars"])
+    ids = processor.encode("A photo of two red stars")
+    assert UNK not in ids and PAD not in ids
+    assert processor.decode(ids) == "a photo of two red stars"
+    assert processor.encode("a purple hexagon")[-1] == UNK
+    pixels = processor.pixel_values(scenes[:1])
+    assert pixels.shape == (1, 3, 64, 64) and pixels.min() >= -1 and pixels.max() <= 1
+    assert processor.postprocess(pixels)[0].tobytes() == scenes[0].convert("RGB").tobytes()
+    with pytest.raises(TypeError):
+        processor.pixel_values(["not an image"])
+
+
+def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
+    vq = load_toy_vq()
+    rebuilt = vq.roundtrip(scenes)
+    assert [image.size for image in rebuilt] == [(64, 64)] * 4
+    import numpy as np
+
+    error = np.mean([np.abs(np.asarray(a, float) - np.asarray(b.convert("RGB"), float)).mean()
+                     for a, b in zip(rebuilt, scenes)])
+    assert error < 12  # mean absolute error on 0..255, over every pixel
+
+
+def test_shipped_base_describes_images(shipped, scenes):
+    from recakit.sampling import caption
+
+    model, processor = shipped
+    captions = caption(model, processor, scenes[:2])
+    assert all(text.startswith("a photo of") for text in captions)
+
+
+def test_train_base_stages_resume(tmp_path):
+    from recakit.toy_train import QUICK, train_base
+
+    sizes = dict(QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
+    model, processor, progress = train_base(tmp_path, sizes=sizes, quick=True)
+    assert progress["done"] == ["vq", "understanding", "generator"]
+    assert (tmp_path / "model.safetensors").exists()
+    # a second run finds every stage done and trains nothing
+    lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
+    train_base(tmp_path, sizes=sizes, quick=True)
+    assert (tmp_path / "train_log.jsonl").read_text().splitlines() == lines
