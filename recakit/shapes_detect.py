@@ -84,9 +84,6 @@ def nearest_color(rgb) -> str:
 # Segmentation
 # --------------------------------------------------------------------------------------------
 
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
-
-
 def _shift(array: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
     """array moved by (dy, dx), the uncovered border set to `fill`."""
     out = np.full_like(array, fill)
@@ -97,23 +94,43 @@ def _shift(array: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
 
 
 def connected_components(mask: np.ndarray) -> list[np.ndarray]:
-    """8-connected components of a boolean mask, as (N, 2) arrays of (y, x) pixel indices."""
-    h, w = mask.shape
-    unused = h * w + 1
-    labels = np.where(mask, np.arange(h * w).reshape(h, w), unused)
-    # Every pixel takes the smallest label among its neighbours until nothing changes; each
-    # component ends up labelled by its first pixel.
-    while True:
-        smallest = labels
-        for dy, dx in _NEIGHBOURS:
-            smallest = np.minimum(smallest, _shift(labels, dy, dx, unused))
-        smallest = np.where(mask, smallest, unused)
-        if np.array_equal(smallest, labels):
-            break
-        labels = smallest
+    """8-connected components of a boolean mask, as (N, 2) arrays of (y, x) pixel indices.
+
+    Works on horizontal runs of pixels: a run joins every run of the row above that it touches
+    (diagonal contact included), and a small union-find merges the groups.
+    """
+    runs = []          # (y, x_start, x_stop)
+    parent = []
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    steps = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    start_rows, starts = np.nonzero(steps == 1)
+    stops = np.nonzero(steps == -1)[1]
+    previous_row, current_row, current_y = [], [], -1
+    for y, start, stop in zip(start_rows.tolist(), starts.tolist(), stops.tolist()):
+        if y != current_y:
+            previous_row = current_row if y == current_y + 1 else []
+            current_row, current_y = [], y
+        index = len(runs)
+        runs.append((y, start, stop))
+        parent.append(index)
+        for above in previous_row:
+            _, above_start, above_stop = runs[above]
+            if above_start <= stop and start <= above_stop:
+                parent[root(above)] = root(index)
+        current_row.append(index)
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for index, run in enumerate(runs):
+        groups.setdefault(root(index), []).append(run)
     components = []
-    for label in np.unique(labels[mask]):
-        ys, xs = np.nonzero(labels == label)
+    for group in sorted(groups.values()):
+        ys = np.concatenate([np.full(stop - start, y) for y, start, stop in group])
+        xs = np.concatenate([np.arange(start, stop) for _, start, stop in group])
         components.append(np.stack([ys, xs], axis=1))
     return components
 
@@ -168,7 +185,7 @@ def radial_profile(weights: np.ndarray, centre_y: float, centre_x: float) -> np.
     ray from the centre, the farthest point where the soft mask `weights` (bilinearly sampled)
     is still at least one half. Sub-pixel, so even 13-pixel shapes give a clean profile."""
     h, w = weights.shape
-    steps = np.arange(0, math.hypot(h, w), 0.25)
+    steps = np.arange(0, math.hypot(h, w) / 2 + 1, 0.25)
     ys = centre_y + np.sin(_ANGLES)[:, None] * steps[None, :]
     xs = centre_x + np.cos(_ANGLES)[:, None] * steps[None, :]
     padded = np.pad(weights, 1)
