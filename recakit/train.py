@@ -26,6 +26,7 @@ import math
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,6 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
-    from peft import PeftModel
     from tqdm.auto import tqdm
 
     if steps < 1:
@@ -101,8 +101,10 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     if save_every is not None and save_every < 1:
         raise ValueError(f"save_every must be at least 1, got {save_every}")
 
+    # Under torchrun without a GPU, accelerate only joins the processes when told it runs on CPU.
+    launched_on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
-        mixed_precision=mixed_precision or _default_precision(),
+        cpu=launched_on_cpu, mixed_precision=mixed_precision or _default_precision(),
         # RecA may leave trainable parameters unused in a step (e.g. the text head when no
         # image-to-text batch is mixed in); DDP must not wait for their gradients.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
@@ -118,7 +120,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     set_seed(seed)
     if lora is not None:
         model = add_lora(model, lora)
-    peft_model = model if isinstance(model, PeftModel) else None
+    peft_model = model if _is_peft_model(model) else None
     plain_model = peft_model.get_base_model() if peft_model is not None else model
     trainable = [(name, p) for name, p in plain_model.named_parameters() if p.requires_grad]
     if not trainable:
@@ -219,6 +221,12 @@ class _LossModule(torch.nn.Module):
 
     def forward(self, examples, seeds):
         return self.loss_fn(self.model, examples, seeds)
+
+
+def _is_peft_model(model) -> bool:
+    # peft takes long to import; a model can only be a PeftModel if peft is already loaded.
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 def _default_precision() -> str:
@@ -378,9 +386,15 @@ def image_files(folder) -> list[Path]:
 
 
 def default_lora_targets(model) -> list[str]:
-    """Every linear layer whose weight RecA would train (after `freeze_for_reca`), by full name."""
+    """Every linear layer whose weight RecA would train (after `freeze_for_reca`), by full name.
+
+    The text output head is left out: RecA's image loss never reaches it, and it is often tied to
+    the input embeddings, which merging an adapter into it would change as well."""
+    get_text_head = getattr(model, "get_output_embeddings", None)
+    text_head = get_text_head() if get_text_head is not None else None
     targets = [name for name, module in model.named_modules()
-               if isinstance(module, torch.nn.Linear) and module.weight.requires_grad]
+               if isinstance(module, torch.nn.Linear) and module.weight.requires_grad
+               and module is not text_head]
     if not targets:
         raise ValueError("no trainable linear layers to put LoRA on (a quantized model's weights "
                          "are always frozen): name them with --lora-targets")
@@ -418,7 +432,9 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
                         help="default: bf16 on a GPU that supports it, else fp32")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None, help="weights dtype, e.g. bfloat16 or float32")
+    parser.add_argument("--dtype", default=None,
+                        help="weights dtype (default float32, or the loader's choice when quantized); "
+                             "bfloat16 halves memory but loses small updates")
     parser.add_argument("--quantization", default=None, help="e.g. nf4 or int8 (with --lora-r)")
     parser.set_defaults(run=run_train_command)
 
@@ -431,7 +447,12 @@ def run_train_command(args) -> int:
 
     images = image_files(args.images)
     state = PartialState()
-    dtype = getattr(torch, args.dtype) if args.dtype else None
+    # Full fine-tuning keeps float32 weights under bf16 autocast by default: AdamW updates at RecA's
+    # learning rates are mostly below bfloat16's resolution and would be rounded away.
+    if args.dtype:
+        dtype = getattr(torch, args.dtype)
+    else:
+        dtype = None if args.quantization else torch.float32
     model, processor = load_model(args.model, device=args.device or str(state.device), dtype=dtype,
                                   quantization=args.quantization)
     freeze_for_reca(model)

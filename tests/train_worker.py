@@ -1,0 +1,44 @@
+"""Trains a tiny regression net with `recakit.train` and writes the losses and final weights as
+JSON; tests/test_train_distributed.py runs it in one process and under torchrun to compare."""
+import argparse
+import json
+
+import torch
+
+from recakit.train import train
+
+
+def noisy_mse(model, examples, seeds):
+    """Mean squared error with per-example input noise drawn from the example's own seed."""
+    x = torch.stack([x for x, _ in examples])
+    y = torch.stack([y for _, y in examples])
+    noise = torch.stack([torch.randn(4, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    return torch.nn.functional.mse_loss(model(x + 0.1 * noise), y)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 4, generator=generator)
+    data = list(zip(x, x[:, :1] - 2 * x[:, 1:2] * x[:, 2:3]))
+    history = train(model, noisy_mse, data, steps=args.steps, batch_size=args.batch_size,
+                    grad_accum=args.grad_accum, lr=3e-3, warmup_steps=2, weight_decay=0.01,
+                    out_dir=args.out_dir, save_every=3, progress=False, mixed_precision="no")
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
+    with open(args.result, "w") as file:
+        json.dump({"losses": [record["loss"] for record in history], "weights": weights}, file)
+
+
+if __name__ == "__main__":
+    main()
