@@ -415,6 +415,7 @@ class ShapesDataset:
         if not -self.n <= index < self.n:
             raise IndexError(index)
         index %= self.n
+        # Imported here: recakit.geneval_mini builds its prompts from this module.
         from recakit.geneval_mini import is_heldout_caption
 
         rng = random.Random(f"shapes-{self.seed}-{index}")
