@@ -19,7 +19,10 @@ Tasks and sizes (8 shapes, 10 colours):
 Held out from training: these prompts must never be a training caption.
 `is_heldout_caption(text)` tells whether a text is one of them; the ShapesWorld captions are
 built so that none is (see `recakit.shapes`), and `recakit.shapes.scene_dataset` checks every
-caption it hands out.
+caption it hands out. For a stricter, compositional hold-out, `UNSEEN_PAIRS` lists ten
+(colour, shape) objects (every colour and every shape at least once) that
+`scene_dataset(..., avoid_pairs=UNSEEN_PAIRS)` never draws; `names_unseen_pair(entry)` picks out
+the prompts that ask for one, so their scores measure generalisation to new combinations.
 """
 from __future__ import annotations
 
@@ -41,6 +44,15 @@ SHIPPED = Path(__file__).parent / "data" / "geneval_mini.jsonl"
 POSITION_PROMPTS = 100
 COLOR_ATTR_PROMPTS = 100
 SEED = 0
+
+
+# One per colour, the shapes in turn: red circle, orange square, ..., white square.
+UNSEEN_PAIRS = frozenset((color, SHAPES[k % len(SHAPES)]) for k, color in enumerate(GENEVAL_COLORS))
+
+
+def names_unseen_pair(entry: dict) -> bool:
+    """True when the line asks for a (colour, shape) object of UNSEEN_PAIRS."""
+    return any((item.get("color"), item["class"]) in UNSEEN_PAIRS for item in entry["include"])
 
 
 def prompt_for(entry: dict) -> str:

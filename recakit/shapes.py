@@ -399,14 +399,23 @@ class ShapesExample:
 
 class ShapesDataset:
     """`n` random scenes with image, dense and sparse caption; example i depends only on
-    (seed, i), and is rendered when asked for."""
+    (seed, i), and is rendered when asked for.
+
+    `avoid_pairs`, a set of (colour, shape), keeps those objects out of every scene: with
+    `recakit.geneval_mini.UNSEEN_PAIRS` the prompts that name them test combinations the model
+    never saw.
+    """
 
     def __init__(self, n: int, seed: int = 0, *, image_size: int = 64, p_drop: float = 0.5,
-                 max_objects: int = 4):
+                 max_objects: int = 4, avoid_pairs=frozenset()):
         if n < 1:
             raise ValueError(f"a dataset needs at least one example, got n={n}")
         self.n, self.seed, self.image_size = n, seed, image_size
         self.p_drop, self.max_objects = p_drop, max_objects
+        self.avoid_pairs = frozenset(tuple(pair) for pair in avoid_pairs)
+        unknown = [pair for pair in self.avoid_pairs if pair[0] not in COLORS or pair[1] not in SHAPES]
+        if unknown:
+            raise ValueError(f"avoid_pairs must be (colour, shape) pairs, got {unknown}")
 
     def __len__(self) -> int:
         return self.n
@@ -420,6 +429,8 @@ class ShapesDataset:
 
         rng = random.Random(f"shapes-{self.seed}-{index}")
         scene = random_scene(rng, max_objects=self.max_objects)
+        while any((obj.color, obj.shape) in self.avoid_pairs for obj in scene.objects):
+            scene = random_scene(rng, max_objects=self.max_objects)
         dense = dense_caption(scene)
         sparse = sparse_caption(scene, rng, self.p_drop)
         for caption in (dense, sparse):

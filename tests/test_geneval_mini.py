@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from recakit.geneval_mini import (SHIPPED, TASKS, build_entries, heldout_prompts, is_heldout_caption, load_entries,
-                                  prompt_for, to_jsonl, validate_entry)
-from recakit.shapes import COLORS, SHAPES, dense_caption, random_scene, sparse_caption
+from recakit.geneval_mini import (SHIPPED, TASKS, UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption,
+                                  load_entries, names_unseen_pair, prompt_for, to_jsonl, validate_entry)
+from recakit.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
 
 
 def test_shipped_file_is_the_builders_output():
@@ -118,3 +118,22 @@ def test_training_captions_never_equal_a_prompt():
         scene = random_scene(seed)
         assert not is_heldout_caption(dense_caption(scene))
         assert not is_heldout_caption(sparse_caption(scene, random.Random(seed)))
+
+
+def test_unseen_pairs_stay_out_of_avoiding_datasets():
+    assert {color for color, _ in UNSEEN_PAIRS} == set(COLORS)
+    assert {shape for _, shape in UNSEEN_PAIRS} == set(SHAPES)
+    tasks = collections.Counter(e["tag"] for e in build_entries() if names_unseen_pair(e))
+    assert tasks["colors"] == len(UNSEEN_PAIRS) and tasks["color_attr"] > 0
+    assert set(tasks) <= {"colors", "color_attr"}
+    seen = set()
+    for example in scene_dataset(300, seed=1, avoid_pairs=UNSEEN_PAIRS):
+        seen |= {(obj.color, obj.shape) for obj in example.scene.objects}
+    assert not seen & UNSEEN_PAIRS
+    assert len(seen) > 50
+    plain = set()
+    for example in scene_dataset(300, seed=1):
+        plain |= {(obj.color, obj.shape) for obj in example.scene.objects}
+    assert plain & UNSEEN_PAIRS
+    with pytest.raises(ValueError, match="avoid_pairs"):
+        scene_dataset(3, avoid_pairs={("circle", "red")})
