@@ -254,15 +254,17 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
     if rewrite is not None and "{prompt}" not in rewrite:
         raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
     if generate is None:
         from recakit.sampling import generate_images as generate
+
+        options["progress"] = False  # this driver shows one bar for the whole run
     out_dir = Path(out_dir)
     _check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
                                       cfg_scale=cfg_scale, rewrite=rewrite, n_prompts=len(items),
                                       seed_rule="seed + prompt_index * n_per_prompt + k"))
     todo = [(index, item) for index, item in enumerate(items.values())
             if not (out_dir / f"{item.item_id}.png").exists()]
-    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
     for index, item in tqdm(todo, desc="DPG-Bench sampling", unit="prompt"):
         text = rewrite.format(prompt=item.prompt) if rewrite else item.prompt
         seeds = [seed + index * n_per_prompt + k for k in range(n_per_prompt)]

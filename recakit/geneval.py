@@ -437,8 +437,11 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
         raise ValueError("n_per_prompt and batch_size must be at least 1")
     if rewrite is not None and "{prompt}" not in rewrite:
         raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
     if generate is None:
         from recakit.sampling import generate_images as generate
+
+        options["progress"] = False  # this driver shows one bar for the whole run
     out_dir = Path(out_dir)
     settings = dict(run_info or {}, n_per_prompt=n_per_prompt, seed=seed, cfg_scale=cfg_scale, rewrite=rewrite,
                     n_prompts=len(entries), seed_rule="seed + prompt_index * n_per_prompt + k")
@@ -456,7 +459,6 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
             if not path.exists():
                 jobs.append((text, sample_seed(seed, index, n_per_prompt, k), path))
 
-    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
     with tqdm(total=len(entries) * n_per_prompt, initial=len(entries) * n_per_prompt - len(jobs),
               desc="GenEval sampling", unit="img") as bar:
         for start in range(0, len(jobs), batch_size):
