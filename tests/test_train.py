@@ -123,6 +123,11 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, error, saved_step):
     on_disk = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert on_disk == resumed
 
+    def must_not_run(*args):
+        raise AssertionError("a finished run trained again")
+
+    assert train(TinyNet(), must_not_run, make_data(), out_dir=tmp_path, **options) == resumed
+
 
 def test_no_resume_starts_over(tmp_path):
     options = quiet(steps=4, batch_size=8, lr=1e-2, out_dir=tmp_path)
@@ -261,7 +266,8 @@ def test_reca_trains_a_tiny_janus(tmp_path):
 
 
 @needs_reca
-def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path):
+@pytest.mark.parametrize("lora", [False, True])
+def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     import recakit
     from recakit.cli import main
 
@@ -272,8 +278,41 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
                  "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(out),
-                 "--device", "cpu", "--mixed-precision", "no"]) == 0
+                 "--device", "cpu", "--mixed-precision", "no"] + (["--lora-r", "4"] if lora else [])) == 0
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+    assert (out / "final" / "adapter" / "adapter_config.json").exists() == lora
     reloaded, _ = recakit.load_model(str(out / "final"), device="cpu")
-    assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), reloaded.parameters()))
+    changed = {name for (name, a), b in zip(model.named_parameters(), reloaded.parameters())
+               if not torch.equal(a, b)}
+    assert changed and not any(name.startswith("model.vision_model.") for name in changed)
+
+
+def test_cli_refuses_an_empty_image_folder(tmp_path, capsys):
+    from recakit.cli import main
+
+    (tmp_path / "images").mkdir()
+    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert "no image files" in capsys.readouterr().err
+
+
+def shipped_toy_exists():
+    try:
+        from recakit.toy import SHIPPED_BASE
+    except ImportError:
+        return False
+    return SHIPPED_BASE.exists()
+
+
+@pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
+def test_cli_trains_the_toy_with_lora(tmp_path):
+    from recakit.cli import main
+
+    tiny_images(tmp_path / "images")
+    out = tmp_path / "run"
+    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "2",
+                 "--batch-size", "2", "--lr", "1e-3", "--out", str(out), "--lora-r", "4",
+                 "--device", "cpu", "--mixed-precision", "no"]) == 0
+    assert (out / "final" / "adapter" / "adapter_config.json").exists()
+    assert len((out / "history.jsonl").read_text().splitlines()) == 2
