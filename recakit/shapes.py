@@ -372,11 +372,13 @@ def sparse_caption(scene: Scene, rng, p_drop: float = 0.5) -> str:
     kept = groups[:1] + [g for g in groups[1:] if rng.random() >= p_drop]
     phrases = []
     for group in kept:
-        color = None if rng.random() < p_drop else group[0].color
-        count = len(group) if rng.random() >= p_drop else 1
-        phrase = noun_phrase(group[0].shape, count, color)
-        if rng.random() < 0.3:
-            phrase = phrase.split(" ", 1)[1] if count == 1 else phrase  # "red circle", no article
+        shape, color = group[0].shape, None if rng.random() < p_drop else group[0].color
+        if len(group) > 1 and rng.random() < p_drop:
+            phrase = f"{color} {plural(shape)}" if color else plural(shape)  # "circles", no number
+        else:
+            phrase = noun_phrase(shape, len(group), color)
+            if len(group) == 1 and rng.random() < 0.3:
+                phrase = phrase.split(" ", 1)[1]  # "red circle", no article
         phrases.append(phrase)
     if len(kept) == 2 and len(kept[0]) == len(kept[1]) == 1 and rng.random() >= p_drop:
         relation = clear_relation(kept[0][0], kept[1][0])

@@ -203,3 +203,10 @@ def test_render_command_writes_geneval_layout(tmp_path):
     assert run_command(argv) == 0
     assert (out / "00001" / "samples" / "0002.png").exists()
     assert (out / "00000" / "samples" / "0000.png").read_bytes() == first
+
+
+def test_sparse_caption_never_miscounts():
+    pair = Scene([ShapeObject("star", "red", 0.2, 0.5, 0.25), ShapeObject("star", "red", 0.8, 0.5, 0.25)])
+    captions = {sparse_caption(pair, random.Random(seed), p_drop=0.7) for seed in range(100)}
+    assert not any(c in ("a star", "star", "a red star", "red star") for c in captions)
+    assert {"stars", "two stars", "red stars", "two red stars"} & captions
