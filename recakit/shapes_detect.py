@@ -9,13 +9,16 @@ For each image:
    colour is far enough from it -- far enough to ignore anti-aliasing fringes, blur and the noise
    of images that went through a VQ tokenizer or came out of a model;
 2. foreground pixels are grouped into connected components, and specks are dropped;
-3. each component's shape is the class of the nearest of many reference components (every shape
-   rendered at several sizes, offsets and blurs), compared on scale-free geometry: aspect, fill
-   of the box, solidity (fill of the convex hull), an empty centre (rings), where the mass sits
-   vertically (triangles, semicircles), filled box corners (squares);
-4. its colour is the nearest palette colour, in CIE Lab, to the median of its core pixels (the
+3. each component is measured against its own contrast (a soft mask from 0 = background to 1 =
+   object colour), so a pale pink shape and a black one of the same outline look the same;
+4. its shape is the class of the nearest of many reference components (every shape rendered at
+   several sizes, offsets and blurs), compared on scale-free geometry: aspect, fill of the box,
+   solidity (fill of the convex hull), an empty centre (rings), where the mass sits vertically
+   (triangles, semicircles), and the outline's radius seen from the box centre in 16 directions
+   (shapes are never rotated, so that curve separates stars, crosses, squares and diamonds);
+5. its colour is the nearest palette colour, in CIE Lab, to the median of its core pixels (the
    component shrunk by one pixel, so edge pixels mixed with the background do not count);
-5. its score falls from 1 as its geometry strays from every reference: a blob that is no shape
+6. its score falls from 1 as its geometry strays from every reference: a blob that is no shape
    (two shapes run together, a smear) scores low, so GenEval's 0.3 and 0.9 thresholds keep
    meaning "some evidence" and "sure".
 """
