@@ -13,10 +13,10 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import os
 import re
-import warnings
 from pathlib import Path
 
 import torch
@@ -242,12 +242,11 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
     if quantization is not None:
         options["quantization_config"] = _quantization_config(quantization, dtype)
         options["device_map"] = {"": str(device)}
+    if quantization == "int8":
+        _say_once(logging.getLogger("bitsandbytes.autograd._functions"), "MatMul8bitLt")
     try:
-        with warnings.catch_warnings():
-            # bitsandbytes warns once per int8 layer that inputs are cast; one line is enough
-            warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
-            model = JanusForConditionalGeneration.from_pretrained(source, **options)
-            processor = JanusProcessor.from_pretrained(source)
+        model = JanusForConditionalGeneration.from_pretrained(source, **options)
+        processor = JanusProcessor.from_pretrained(source)
     except OSError as error:
         if source is not name:
             raise
@@ -260,10 +259,34 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
     if quantization is None:
         model.to(device)
     model.eval()
-    footprint = model.get_memory_footprint() / 2**30
     print(f"loaded {name} ({quantization or str(dtype).replace('torch.', '')}) on {device}: "
-          f"{footprint:.2f} GiB")
+          f"{format_footprint(model.get_memory_footprint())}")
     return model, processor
+
+
+def format_footprint(num_bytes: int) -> str:
+    gib = num_bytes / 2**30
+    return f"{gib:.2f} GiB" if gib >= 0.1 else f"{gib:.4f} GiB ({num_bytes / 2**20:.1f} MiB)"
+
+
+class _FirstOnly(logging.Filter):
+    """Lets the first record containing `marker` through and drops the repeats."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker, self.seen = marker, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.marker not in record.getMessage():
+            return True
+        first, self.seen = not self.seen, True
+        return first
+
+
+def _say_once(logger: logging.Logger, marker: str) -> None:
+    # bitsandbytes logs its int8 input-cast notice on every layer call; once tells the user enough
+    if not any(isinstance(f, _FirstOnly) and f.marker == marker for f in logger.filters):
+        logger.addFilter(_FirstOnly(marker))
 
 
 # -- the adapter -------------------------------------------------------------------------------

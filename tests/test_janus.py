@@ -1,0 +1,105 @@
+"""recakit.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from recakit.adapter import adapter_for
+from recakit.janus import JanusAdapter, load_model, tiny_janus
+from recakit.sampling import generate_image_tokens, generate_images
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = {"progress": False}
+
+
+def test_tiny_janus_is_deterministic_and_configurable():
+    first, processor = tiny_janus(seed=3)
+    again, _ = tiny_janus(seed=3)
+    other, _ = tiny_janus(seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values()))
+    assert first.config.image_token_id == processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    assert len(processor.tokenizer) == first.config.text_config.vocab_size
+
+    bigger, bigger_processor = tiny_janus(image_size=64, codebook_size=64)
+    adapter = adapter_for(bigger, bigger_processor)
+    assert adapter.num_image_tokens == (64 // 8) ** 2 and adapter.codebook_size == 64
+    with pytest.raises(ValueError, match="unknown options"):
+        tiny_janus(image_side=64)
+
+
+def test_prefixes_follow_the_chat_format_and_janus_cfg(janus_tiny):
+    model, processor = janus_tiny
+    adapter = JanusAdapter(model, processor)
+    tokenizer = processor.tokenizer
+    vision = model.config.vision_config
+    n = (vision.image_size // vision.patch_size) ** 2
+    embeddings = torch.randn(2, n, model.config.text_config.hidden_size)
+    embeds, mask = adapter.prefix_from_embeddings(embeddings, torch.tensor([False, True]), ["Draw it.", "Draw it."])
+    assert embeds.shape[:2] == mask.shape and mask.all()  # same instruction -> same length, no padding
+    table = model.model.get_input_embeddings().weight
+    # the conditional row carries the embeddings verbatim, once, between begin- and end-of-image
+    found = [(embeds[0] == row).all(-1).nonzero().flatten().tolist() for row in embeddings[0]]
+    positions = [spot[0] for spot in found]
+    assert all(len(spot) == 1 for spot in found) and positions == list(range(positions[0], positions[0] + n))
+    assert torch.equal(embeds[0, positions[0] - 1], table[adapter.boi_id])
+    assert torch.equal(embeds[0, positions[-1] + 1], table[adapter.eoi_id])
+    # both rows end with begin-of-image (it predicts image token 0); the dropped row is BOS + pads
+    for row in embeds:
+        assert torch.equal(row[-1], table[adapter.boi_id])
+    assert torch.equal(embeds[1, 0], table[tokenizer.bos_token_id])
+    assert all(torch.equal(vector, table[tokenizer.pad_token_id]) for vector in embeds[1, 1:-1])
+
+    text, text_mask = adapter.prefix_from_text(["a cat", "a much longer prompt with many more words"])
+    assert text_mask[0, 0] == 0 and text_mask[1].all()  # left padding
+    assert torch.equal(text[0, -1], table[adapter.boi_id])
+
+
+def test_save_and_load_round_trip(tmp_path, janus_tiny):
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, loaded_processor = load_model(tmp_path, device="cpu")
+    assert loaded.dtype == torch.float32 and not loaded.training
+    kwargs = dict(seed=5, cfg_scale=3.0, **QUIET)
+    assert torch.equal(generate_image_tokens(model, processor, ["a red circle"], **kwargs),
+                       generate_image_tokens(loaded, loaded_processor, ["a red circle"], **kwargs))
+    prompt = "<|User|>: hi\n\n<|Assistant|>:"
+    assert loaded_processor.tokenizer(prompt)["input_ids"] == processor.tokenizer(prompt)["input_ids"]
+
+
+@pytest.mark.parametrize("quantization", ["nf4", "int8"])
+def test_quantized_tiny_model_generates_and_is_smaller(tmp_path, janus_tiny, quantization, capsys):
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    quantized, quantized_processor = load_model(tmp_path, device="cpu", quantization=quantization)
+    assert quantized.get_memory_footprint() < model.get_memory_footprint()
+    assert quantization in capsys.readouterr().out  # the footprint line names the format
+    images = generate_images(quantized, quantized_processor, ["a red circle", "a blue star"], cfg_scale=2.0, **QUIET)
+    side = model.config.vision_config.image_size
+    assert len(images) == 2 and all(image.size == (side, side) for image in images)
+
+
+def test_loading_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
+        load_model(tmp_path / "not-here")
+    with pytest.raises(ValueError, match="nf4, int8"):
+        load_model(tmp_path, quantization="fp3")
+
+
+def test_offline_hub_id_names_the_id_and_the_fix(tmp_path):
+    """Run in a fresh interpreter: the hub client reads HF_HUB_OFFLINE and HF_HOME at import."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HUB_CACHE", None)
+    env.pop("TRANSFORMERS_CACHE", None)
+    script = "from recakit.janus import load_model; load_model('deepseek-community/Janus-Pro-1B', device='cpu')"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("recakit.janus.ModelNotAvailableError")
+    assert "deepseek-community/Janus-Pro-1B" in last_line and "hf download" in last_line
+    assert "huggingface_hub" not in result.stderr  # our message, not the hub client's traceback
