@@ -489,7 +489,8 @@ def add_commands(subparsers) -> None:
     commands = group.add_subparsers(dest="shapes_command", required=True, metavar="COMMAND")
     render_parser = commands.add_parser(
         "render", help="ground-truth images for GenEval metadata (a perfect model's upper bound)")
-    render_parser.add_argument("--metadata", required=True, help="GenEval-format metadata .jsonl")
+    render_parser.add_argument("--metadata", default=str(Path(__file__).parent / "data" / "geneval_mini.jsonl"),
+                               help="GenEval-format metadata .jsonl (default: the shipped GenEval-mini)")
     render_parser.add_argument("--out", required=True, help="output folder (GenEval layout)")
     render_parser.add_argument("--n-per-prompt", type=int, default=4)
     render_parser.add_argument("--size", type=int, default=64)

@@ -2,6 +2,7 @@
 import argparse
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,14 @@ def test_sparse_caption_never_miscounts():
     captions = {sparse_caption(pair, random.Random(seed), p_drop=0.7) for seed in range(100)}
     assert not any(c in ("a star", "star", "a red star", "red star") for c in captions)
     assert {"stars", "two stars", "red stars", "two red stars"} & captions
+
+
+def test_render_command_defaults_to_geneval_mini_and_names_bad_classes(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["shapes", "render", "--out", str(tmp_path)])
+    assert args.metadata.endswith("geneval_mini.jsonl") and Path(args.metadata).exists()
+    metadata = tmp_path / "coco.jsonl"
+    metadata.write_text('{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}\n')
+    with pytest.raises(ValueError, match="dog"):
+        run_command(["shapes", "render", "--metadata", str(metadata), "--out", str(tmp_path / "out")])
