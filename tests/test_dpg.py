@@ -195,3 +195,29 @@ def test_blip_vqa_wiring_with_a_tiny_random_model():
     assert isinstance(answer, str) and answer == answer.strip()
     assert 1 <= len(answer.split()) <= 3 and set(answer.split()) <= set(words[5:])
     assert vqa(image, "is there a truck ?") == answer
+
+
+def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
+    from recakit.cli import main
+
+    local = tmp_path / "dpg.csv"
+    local.write_text(CSV)
+    assert main(["dpg", "prompts", "--csv", str(local), "--out", str(tmp_path / "prompts.jsonl")]) == 0
+    lines = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
+    assert lines == [{"item_id": "truck", "prompt": "a red truck on a beach", "n_questions": 5},
+                     {"item_id": "cat", "prompt": "a blue cat", "n_questions": 2}]
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_grid(run / "cat.png", ["blue", "red"])
+    (run / "run.json").write_text(json.dumps({"n_per_prompt": 2}))
+    monkeypatch.setattr(dpg, "BlipVQA", lambda model_id, device=None: ColourVQA())
+    out = tmp_path / "scores" / "dpg.json"
+    assert main(["dpg", "score", str(run), "--csv", str(local), "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["dpg"] == pytest.approx(100 * (1.0 + 0.5) / 2)  # blue cat: 2/2; red tile: 1/2
+    assert summary["n_images"] == 2 and summary["missing"] == ["truck"]
+    assert summary["comparable_with_paper"] is False and summary["vqa_model"] == dpg.DEFAULT_VQA
+    assert summary["csv"] == str(local) and len(summary["csv_sha256"]) == 64
+    assert (tmp_path / "scores" / "dpg.prompts.jsonl").exists()
+    assert "DPG" in capsys.readouterr().out
