@@ -151,6 +151,14 @@ def make_grid(images: list[Image.Image]) -> Image.Image:
     return grid
 
 
+def ask_all(vqa, image: Image.Image, questions: list[str]) -> list[str]:
+    """Answers to every question about one image: in one batch when the VQA model offers
+    `answer_all(image, questions)`, else one `vqa(image, question)` call each."""
+    if hasattr(vqa, "answer_all"):
+        return vqa.answer_all(image, questions)
+    return [vqa(image, question) for question in questions]
+
+
 def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_prompt: int = 4,
                  results_path: str | Path | None = None) -> dict:
     """Ask `vqa(image, question) -> str` every question about every sample of a DPG folder.
@@ -182,7 +190,7 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
                 tiles = grid_tiles(grid.convert("RGB"), n_per_prompt)
             per_image = []
             for tile in tiles:
-                answers = {qid: vqa(tile, question.text) for qid, question in item.questions.items()}
+                answers = dict(zip(item.questions, ask_all(vqa, tile, [q.text for q in item.questions.values()])))
                 score, final = score_answers(item, answers)
                 per_image.append({"score": score, "answers": {str(q): a for q, a in answers.items()}})
             result = {"item_id": item_id, "n_images": n_per_prompt,
@@ -222,10 +230,11 @@ def summarize(results, items: dict[str, DPGItem], missing: list[str] | None = No
 
 # -- the default VQA model ------------------------------------------------------------------------------
 class BlipVQA:
-    """`vqa(image, question) -> str` with a BLIP VQA checkpoint from transformers (or built objects)."""
+    """`vqa(image, question) -> str` with a BLIP VQA checkpoint from transformers (or built objects);
+    `answer_all` asks all questions about an image in batches."""
 
     def __init__(self, model_id: str = DEFAULT_VQA, device=None, *, model=None, processor=None,
-                 max_new_tokens: int = 10):
+                 max_new_tokens: int = 10, batch_size: int = 16):
         import torch
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
@@ -233,14 +242,24 @@ class BlipVQA:
         self.model = (model or BlipForQuestionAnswering.from_pretrained(model_id)).to(self.device).eval()
         self.processor = processor or BlipProcessor.from_pretrained(model_id)
         self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
 
     def __call__(self, image: Image.Image, question: str) -> str:
+        return self.answer_all(image, [question])[0]
+
+    def answer_all(self, image: Image.Image, questions: list[str]) -> list[str]:
+        """All questions about one image, `batch_size` at a time."""
         import torch
 
-        inputs = self.processor(images=image.convert("RGB"), text=question, return_tensors="pt").to(self.device)
-        with torch.no_grad():
-            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
-        return self.processor.decode(output[0], skip_special_tokens=True).strip()
+        answers = []
+        for start in range(0, len(questions), self.batch_size):
+            batch = questions[start:start + self.batch_size]
+            inputs = self.processor(images=[image.convert("RGB")] * len(batch), text=batch, padding=True,
+                                    return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+            answers += [text.strip() for text in self.processor.batch_decode(output, skip_special_tokens=True)]
+        return answers
 
 
 # -- sampling ---------------------------------------------------------------------------------------

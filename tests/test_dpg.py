@@ -195,6 +195,10 @@ def test_blip_vqa_wiring_with_a_tiny_random_model():
     assert isinstance(answer, str) and answer == answer.strip()
     assert 1 <= len(answer.split()) <= 3 and set(answer.split()) <= set(words[5:])
     assert vqa(image, "is there a truck ?") == answer
+    # batched questions (padded to the longest) get the answers they get one by one
+    questions = ["is there a truck ?", "a truck ?", "is there a a a truck ?"]
+    vqa.batch_size = 2
+    assert vqa.answer_all(image, questions) == [vqa(image, q) for q in questions]
 
 
 def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
