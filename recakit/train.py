@@ -92,8 +92,9 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("grad_accum", grad_accum)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
     if len(data) == 0:
         raise ValueError("data is empty: nothing to train on")
     if schedule not in SCHEDULES:
@@ -154,7 +155,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
 
     bar = tqdm(total=steps, initial=done, desc="train", unit="step",
                disable=not (progress and accelerator.is_main_process))
-    trained_now = False
+    trained_now = updating = False
     try:
         for step in range(done, steps):
             global_indices = batch_indices(len(data), batch_size, step, seed)
@@ -181,10 +182,11 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
                     + ": try a lower lr or more warmup")
             grad_norm = accelerator.clip_grad_norm_([p for _, p in trainable],
                                                     max_grad_norm or math.inf)
+            updating = True
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            done, trained_now = step + 1, True
+            done, trained_now, updating = step + 1, True, False
 
             record = {"step": done, "loss": loss_value, "lr": lr_now, "grad_norm": float(grad_norm)}
             history.append(record)
@@ -198,16 +200,19 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
             bar.update()
             if callback is not None:
                 callback(record)
-    except KeyboardInterrupt:
         if out_dir is not None and trained_now:
+            save()
+    except KeyboardInterrupt:
+        # An interrupt inside the update leaves the weights half-stepped: keep the last checkpoint.
+        if out_dir is not None and trained_now and not updating:
             # Other processes may already be gone, so no collective calls: the main process
             # saves alone (the weights and optimizer state are the same on every process).
             save(everyone=False)
         raise
     finally:
         bar.close()
-    if out_dir is not None and trained_now:
-        save()
+        # Drops accelerate's references to the optimizer state, so notebooks get the memory back.
+        accelerator.free_memory()
     return history
 
 
