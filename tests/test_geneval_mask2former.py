@@ -53,8 +53,8 @@ def test_tiny_random_models_give_detections_in_the_shared_format():
     detector = Mask2FormerDetector(model=tiny_mask2former(), image_processor=Mask2FormerImageProcessor(),
                                    clip_model=clip_model, clip_processor=clip_processor, device="cpu",
                                    batch_size=2, min_score=0.0, detection_size={"shortest_edge": 64, "longest_edge": 128})
-    images = [Image.new("RGB", (64, 48), RGB["red"]), Image.new("RGB", (48, 64), RGB["blue"]),
-              Image.new("RGB", (64, 64), RGB["green"])]
+    images = [Image.new("RGB", (64, 48), RGB["red"]), Image.new("RGB", (64, 48), RGB["blue"]),
+              Image.new("RGB", (48, 64), RGB["green"])]
     results = detector.detect(images)
     assert len(results) == 3
     for image, detections in zip(images, results):
@@ -67,6 +67,10 @@ def test_tiny_random_models_give_detections_in_the_shared_format():
             x0, y0, x1, y1 = detection["box"]
             assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
             assert detection["color"] in COLORS
+    # batching does not change what is found in an image
+    alone = detector.detect([images[0]])[0]
+    assert [d["class"] for d in alone] == [d["class"] for d in results[0]]
+    assert [d["score"] for d in alone] == pytest.approx([d["score"] for d in results[0]], abs=1e-4)
     # the judge accepts them as they are
     judge({"tag": "colors", "prompt": "", "include": [{"class": "cup", "count": 1, "color": "red"}]}, results[0])
 
