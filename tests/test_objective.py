@@ -151,3 +151,38 @@ def test_overfitting_two_images_lowers_the_loss(square_images):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.7 * losses[0], losses[::10]
+
+
+def test_a_batch_split_in_two_gives_the_same_loss(janus_tiny, square_images):
+    """What data-parallel training relies on: with per-sample seeds, the mean of the halves'
+    losses is the whole batch's loss."""
+    model, processor = janus_tiny
+    seeds = [40, 41, 42, 43]
+    with torch.no_grad():
+        whole = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=seeds)
+        halves = [reca_loss(model, processor, square_images[i:i + 2], instruction_dropout=0.5,
+                            sample_seeds=seeds[i:i + 2]) for i in (0, 2)]
+    assert whole.item() == pytest.approx((halves[0].item() + halves[1].item()) / 2, abs=1e-5)
+
+
+def test_resolution_is_a_real_bottleneck(janus_tiny, square_images):
+    model, processor = janus_tiny
+    adapter = JanusAdapter(model, processor)
+    with torch.no_grad():
+        native = adapter.understanding_embeddings(square_images)
+        coarse = adapter.understanding_embeddings(square_images, resolution=8)
+        loss = reca_loss(model, processor, square_images, resolution=8, sample_seeds=[0, 1, 2, 3])
+    assert coarse.shape == native.shape  # same number of condition tokens...
+    assert not torch.allclose(coarse, native, atol=1e-4)  # ...holding less of the image
+    assert torch.isfinite(loss)
+
+
+def test_frozen_parts_stay_in_eval_after_a_deep_copy():
+    import copy
+
+    model, _ = tiny_janus(seed=1)
+    freeze_for_reca(model)
+    twin = copy.deepcopy(model)
+    twin.train()
+    assert not twin.model.vqmodel.training and twin.model.language_model.training
+    assert not model.model.language_model.training  # switching the copy left the original alone
