@@ -84,7 +84,7 @@ def mask_box(mask: torch.Tensor) -> list[float]:
 def color_crop(image: Image.Image, mask: torch.Tensor, box: list[float]) -> Image.Image:
     """What CLIP sees of an object: its pixels on #999999 gray, cropped to its box."""
     gray = Image.new("RGB", image.size, CROP_BACKGROUND)
-    stencil = Image.fromarray(mask.to(torch.uint8).mul(255).cpu().numpy(), mode="L")
+    stencil = Image.fromarray(mask.to(torch.uint8).mul(255).cpu().numpy())  # uint8 (H, W): mode "L"
     return Image.composite(image.convert("RGB"), gray, stencil).crop(tuple(int(round(v)) for v in box))
 
 
