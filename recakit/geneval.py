@@ -499,7 +499,11 @@ def _run_sample(args) -> int:
 
 
 def _run_score(args) -> int:
-    options = {"device": args.device} if args.device else {}
+    options = {}
+    if args.scorer == "mask2former":
+        options = {"batch_size": args.batch_size, **({"device": args.device} if args.device else {})}
+    elif args.device:
+        raise ValueError("--device applies to the mask2former scorer only")
     detector = make_detector(args.scorer, **options)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -551,7 +555,7 @@ def add_commands(subparsers) -> None:
     score.add_argument("--scorer", default="mask2former", choices=sorted(SCORERS))
     score.add_argument("--out", required=True, help="summary .json; per-image results go beside it")
     score.add_argument("--batch-size", type=int, default=16)
-    score.add_argument("--device", default=None)
+    score.add_argument("--device", default=None, help="mask2former only; default: cuda when available")
     score.set_defaults(run=_run_score)
 
     agree = commands.add_parser("agree", help="per-task agreement of two scorers' per-image results")

@@ -256,6 +256,8 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     assert len((tmp_path / "scores" / "run.images.jsonl").read_text().splitlines()) == 2
     table = capsys.readouterr().out
     assert "colors" in table and "50.0" in table
+    with pytest.raises(ValueError, match="mask2former scorer only"):
+        geneval._run_score(argparse.Namespace(**{**vars(args), "device": "cuda"}))
 
 
 def test_unknown_scorer_and_empty_folder(tmp_path):
