@@ -301,21 +301,22 @@ def score_folder(folder: str | Path, detector, batch_size: int = 16, results_pat
     `results_path`.
 
     Per-image results are appended to `results_path` (default `FOLDER/geneval_results.jsonl`) as
-    they are judged; a rerun with the same detector reuses them, so an interrupted scoring
-    resumes where it stopped.
+    they are judged; a rerun with the same detector (its `name`, else its class) reuses the
+    verdicts of unchanged images, so an interrupted scoring resumes where it stopped.
     """
     folder = Path(folder)
     results_path = Path(results_path) if results_path else folder / RESULTS_FILE
-    scorer_name = type(detector).__name__
+    scorer_name = getattr(detector, "name", type(detector).__name__)
     samples = find_samples(folder)
-    wanted = {str(path.relative_to(folder)) for _, path in samples}
+    image_hashes = {str(path.relative_to(folder)): sha256_of(path) for _, path in samples}
 
     done: dict[str, dict] = {}
     if results_path.exists():
         for line in results_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 result = json.loads(line)
-                if result.get("scorer") == scorer_name and result["filename"] in wanted:
+                if (result.get("scorer") == scorer_name
+                        and image_hashes.get(result["filename"]) == result.get("image_sha256")):
                     done[result["filename"]] = result
     # Rewrite the file with only what is reused, so it never mixes scorers or stale images.
     with open(results_path, "w", encoding="utf-8") as handle:
@@ -333,8 +334,10 @@ def score_folder(folder: str | Path, detector, batch_size: int = 16, results_pat
                     images.append(image.convert("RGB"))
             for (entry, path), detections in zip(batch, detector.detect(images)):
                 correct, reason = judge(entry, detections)
-                result = {"filename": str(path.relative_to(folder)), "tag": entry["tag"], "prompt": entry["prompt"],
-                          "correct": correct, "reason": reason, "scorer": scorer_name, "detections": detections}
+                filename = str(path.relative_to(folder))
+                result = {"filename": filename, "tag": entry["tag"], "prompt": entry["prompt"], "correct": correct,
+                          "reason": reason, "scorer": scorer_name, "image_sha256": image_hashes[filename],
+                          "detections": detections}
                 done[result["filename"]] = result
                 handle.write(json.dumps(result) + "\n")
             handle.flush()

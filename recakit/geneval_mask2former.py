@@ -116,6 +116,9 @@ class Mask2FormerDetector:
         self.image_processor = image_processor or AutoImageProcessor.from_pretrained(model_id)
         self.clip_model = (clip_model or CLIPModel.from_pretrained(clip_id)).to(self.device).eval()
         self.clip_processor = clip_processor or CLIPProcessor.from_pretrained(clip_id)
+        # identifies the scorer in per-image results, so a resumed scoring never mixes detectors
+        self.name = (f"mask2former:{model_id if model is None else 'custom'}"
+                     f"+{clip_id if clip_model is None else 'custom'}@{detection_size}")
         self.class_names = [geneval_name(self.model.config.id2label[i]) for i in range(len(self.model.config.id2label))]
         self._color_classifiers: dict[str, torch.Tensor] = {}
 

@@ -233,10 +233,18 @@ def test_score_folder_judges_every_image_and_resumes(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / geneval.RESULTS_FILE).read_text().splitlines()]
     assert [line["filename"] for line in lines][:2] == ["00000/samples/0000.png", "00000/samples/0001.png"]
     assert lines[1]["correct"] is False and "red square" in lines[1]["reason"]
-    # a second run reuses what was judged
+    # a second run reuses what was judged, except for images that changed since
     again = ColourDetector()
     assert geneval.score_folder(tmp_path, again)["overall"] == summary["overall"]
     assert again.batches == []
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "00000" / "samples" / "0001.png")
+    changed = ColourDetector()
+    assert geneval.score_folder(tmp_path, changed)["tasks"]["colors"] == 1.0
+    assert changed.batches == [1]
+    # another detector judges everything afresh
+    other = type("OtherDetector", (ColourDetector,), {})()
+    geneval.score_folder(tmp_path, other)
+    assert other.batches == [6]
 
 
 def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch, capsys):
