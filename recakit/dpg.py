@@ -167,24 +167,28 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
     "n_prompts", "n_images", "missing": item ids with no image}. Category scores average the raw
     yes answers (before dependency zeroing, like the reference) over all images, x100.
     Per-prompt results are appended to `results_path` (default `FOLDER/dpg_results.jsonl`) as they
-    come and reused by a rerun, so an interrupted scoring resumes.
+    come; a rerun with the same VQA model (its `name`, else its class) reuses those of unchanged
+    images, so an interrupted scoring resumes.
     """
     folder = Path(folder)
     results_path = Path(results_path) if results_path else folder / RESULTS_FILE
-    present = [item_id for item_id in items if (folder / f"{item_id}.png").exists()]
-    if not present:
+    image_hashes = {item_id: sha256_of(folder / f"{item_id}.png") for item_id in items
+                    if (folder / f"{item_id}.png").exists()}
+    if not image_hashes:
         raise ValueError(f"{folder} holds no DPG-Bench images (expected {folder}/<item_id>.png)")
+    vqa_name = getattr(vqa, "name", type(vqa).__name__)
     done: dict[str, dict] = {}
     if results_path.exists():
         for line in results_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 result = json.loads(line)
-                if result["item_id"] in items and result.get("n_images") == n_per_prompt:
+                if (result.get("vqa") == vqa_name and result.get("n_images") == n_per_prompt
+                        and image_hashes.get(result["item_id"]) == result.get("image_sha256")):
                     done[result["item_id"]] = result
     with open(results_path, "w", encoding="utf-8") as handle:
         for result in done.values():
             handle.write(json.dumps(result) + "\n")
-        for item_id in tqdm([i for i in present if i not in done], desc="DPG-Bench scoring", unit="prompt"):
+        for item_id in tqdm([i for i in image_hashes if i not in done], desc="DPG-Bench scoring", unit="prompt"):
             item = items[item_id]
             with Image.open(folder / f"{item_id}.png") as grid:
                 tiles = grid_tiles(grid.convert("RGB"), n_per_prompt)
@@ -193,7 +197,8 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
                 answers = dict(zip(item.questions, ask_all(vqa, tile, [q.text for q in item.questions.values()])))
                 score, final = score_answers(item, answers)
                 per_image.append({"score": score, "answers": {str(q): a for q, a in answers.items()}})
-            result = {"item_id": item_id, "n_images": n_per_prompt,
+            result = {"item_id": item_id, "n_images": n_per_prompt, "vqa": vqa_name,
+                      "image_sha256": image_hashes[item_id],
                       "score": sum(image["score"] for image in per_image) / len(per_image), "images": per_image}
             done[item_id] = result
             handle.write(json.dumps(result) + "\n")
@@ -243,6 +248,7 @@ class BlipVQA:
         self.processor = processor or BlipProcessor.from_pretrained(model_id)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.name = f"blip:{model_id if model is None else 'custom'}"
 
     def __call__(self, image: Image.Image, question: str) -> str:
         return self.answer_all(image, [question])[0]

@@ -137,10 +137,14 @@ def test_score_folder_reads_grids_in_the_reference_order_and_resumes(tmp_path):
     # the tile order is the reference's: top-left, top-right, bottom-left, bottom-right
     only_two = dpg.score_folder(tmp_path, ColourVQA(), items, n_per_prompt=2, results_path=tmp_path / "two.jsonl")
     assert only_two["dpg"] == pytest.approx(100 * (0.6 + 0.4) / 2)
-    # rerun: nothing asked again
+    # rerun: nothing asked again, unless the image changed
     again = ColourVQA()
     assert dpg.score_folder(tmp_path, again, items, n_per_prompt=4)["dpg"] == summary["dpg"]
     assert again.calls == 0
+    write_grid(tmp_path / "truck.png", ["red", "red", "red", "red"])
+    changed = ColourVQA()
+    assert dpg.score_folder(tmp_path, changed, items, n_per_prompt=4)["dpg"] == pytest.approx(60.0)
+    assert changed.calls == 4 * 5
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no DPG-Bench images"):
         dpg.score_folder(tmp_path / "empty", vqa, items)
