@@ -270,7 +270,7 @@ class BlipVQA:
 
 # -- sampling ---------------------------------------------------------------------------------------
 def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Path, *, n_per_prompt: int = 4,
-                 seed: int = 0, batch_size: int = 4, cfg_scale: float | None = None, rewrite: str | None = None,
+                 seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None, rewrite: str | None = None,
                  run_info: dict | None = None, generate=None) -> int:
     """Draw `n_per_prompt` (1-4) images per prompt into `OUT/<item_id>.png` grids; returns how many
     prompts were drawn now. Seeds follow the prompt's position (seed + index * n + k), and prompts
@@ -290,11 +290,20 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
                                       seed_rule="seed + prompt_index * n_per_prompt + k"))
     todo = [(index, item) for index, item in enumerate(items.values())
             if not (out_dir / f"{item.item_id}.png").exists()]
-    for index, item in tqdm(todo, desc="DPG-Bench sampling", unit="prompt"):
-        text = rewrite.format(prompt=item.prompt) if rewrite else item.prompt
-        seeds = [seed + index * n_per_prompt + k for k in range(n_per_prompt)]
-        images = generate(model, processor, [text] * n_per_prompt, seed=seeds, batch_size=batch_size, **options)
-        _write_image(make_grid(images), out_dir / f"{item.item_id}.png")
+    # Several prompts share a call when the batch holds more than one prompt's samples.
+    prompts_per_call = max(1, batch_size // n_per_prompt)
+    with tqdm(total=len(todo), desc="DPG-Bench sampling", unit="prompt") as bar:
+        for start in range(0, len(todo), prompts_per_call):
+            group = todo[start:start + prompts_per_call]
+            texts, seeds = [], []
+            for index, item in group:
+                texts += [rewrite.format(prompt=item.prompt) if rewrite else item.prompt] * n_per_prompt
+                seeds += [seed + index * n_per_prompt + k for k in range(n_per_prompt)]
+            images = generate(model, processor, texts, seed=seeds, batch_size=batch_size, **options)
+            for position, (_, item) in enumerate(group):
+                grid = make_grid(images[position * n_per_prompt:(position + 1) * n_per_prompt])
+                _write_image(grid, out_dir / f"{item.item_id}.png")
+            bar.update(len(group))
     return len(todo)
 
 
@@ -373,7 +382,7 @@ def add_commands(subparsers) -> None:
     sample.add_argument("--out", required=True, help="output folder (resumed when it exists)")
     sample.add_argument("--n-per-prompt", type=int, default=4)
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--batch-size", type=int, default=4)
+    sample.add_argument("--batch-size", type=int, default=8)
     sample.add_argument("--cfg-scale", type=float, default=None)
     sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')

@@ -158,14 +158,23 @@ def test_sampling_writes_grids_with_positional_seeds_and_resumes(tmp_path):
         calls.append((prompts, seed))
         return [Image.new("RGB", (6, 6), (s * 20, 0, 0)) for s in seed]
 
-    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, generate=fake_generate) == 2
+    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4,
+                            generate=fake_generate) == 2
     assert calls == [(["a red truck on a beach"] * 4, [1, 2, 3, 4]), (["a blue cat"] * 4, [5, 6, 7, 8])]
+    # a bigger batch draws both prompts in one call, into the same grids
+    calls.clear()
+    grids = {p.name: p.read_bytes() for p in tmp_path.glob("*.png")}
+    assert dpg.sample_items(None, None, items, tmp_path / "b8", n_per_prompt=4, seed=1, batch_size=8,
+                            generate=fake_generate) == 2
+    assert calls == [(["a red truck on a beach"] * 4 + ["a blue cat"] * 4, [1, 2, 3, 4, 5, 6, 7, 8])]
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b8").glob("*.png")} == grids
     with Image.open(tmp_path / "cat.png") as grid:
         assert grid.size == (12, 12)
         assert [tile.getpixel((0, 0))[0] for tile in dpg.grid_tiles(grid.convert("RGB"), 4)] == [100, 120, 140, 160]
     (tmp_path / "truck.png").unlink()
     calls.clear()
-    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, generate=fake_generate) == 1
+    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4,
+                            generate=fake_generate) == 1
     assert calls == [(["a red truck on a beach"] * 4, [1, 2, 3, 4])]
     assert json.loads((tmp_path / "run.json").read_text())["benchmark"] == "dpg"
     with pytest.raises(ValueError, match="one to four"):
