@@ -51,8 +51,7 @@ def test_every_shape_is_found_at_small_and_large_sizes(detector, shape):
         x0, y0, x1, y1 = (v * 64 for v in obj.box)
         centre = ((found["box"][0] + found["box"][2]) / 2, (found["box"][1] + found["box"][3]) / 2)
         assert abs(centre[0] - (x0 + x1) / 2) < 1.5
-        if shape not in ("star", "semicircle"):  # these do not fill their box's height
-            assert abs(centre[1] - (y0 + y1) / 2) < 1.5
+        assert abs(centre[1] - (y0 + y1) / 2) < 1.5
 
 
 def test_every_colour_is_named_right(detector):
