@@ -195,7 +195,7 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
             per_image = []
             for tile in tiles:
                 answers = dict(zip(item.questions, ask_all(vqa, tile, [q.text for q in item.questions.values()])))
-                score, final = score_answers(item, answers)
+                score, _ = score_answers(item, answers)
                 per_image.append({"score": score, "answers": {str(q): a for q, a in answers.items()}})
             result = {"item_id": item_id, "n_images": n_per_prompt, "vqa": vqa_name,
                       "image_sha256": image_hashes[item_id],
