@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
@@ -109,7 +110,7 @@ def _build_tokenizer(vocab_size: int):
 
 
 def _image_processor_class():
-    # transformers' default JanusImageProcessor needs torchvision; the PIL one gives the same result
+    # transformers' default JanusImageProcessor needs torchvision; the PIL twin does the same steps
     try:
         import torchvision  # noqa: F401
         from transformers import JanusImageProcessor
@@ -230,13 +231,11 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
     from transformers import JanusForConditionalGeneration, JanusProcessor
 
     local = Path(name).expanduser()
-    if local.is_dir():
-        source = str(local)
-    elif _looks_local(name) or local.exists():
+    from_hub = not local.is_dir()
+    if from_hub and (_looks_local(name) or local.exists()):
         raise FileNotFoundError(f"no model folder at {local}: pass a folder written by save_pretrained, "
                                 f"or a hub id such as {JANUS_PRO_IDS[0]}")
-    else:
-        source = name
+    source = name if from_hub else str(local)
 
     options = {"dtype": dtype}
     if quantization is not None:
@@ -248,7 +247,7 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
         model = JanusForConditionalGeneration.from_pretrained(source, **options)
         processor = JanusProcessor.from_pretrained(source)
     except OSError as error:
-        if source is not name:
+        if not from_hub:
             raise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelNotAvailableError(
@@ -291,6 +290,21 @@ def _say_once(logger: logging.Logger, marker: str) -> None:
 
 # -- the adapter -------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
+def _user_turn_ids(processor, text: str, with_image: bool) -> tuple[int, ...]:
+    """Rendering the chat template costs about a millisecond; RecA reuses a few dozen
+    instructions every step, so rendered turns are remembered (per processor)."""
+    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
+    rendered = processor.apply_chat_template([{"role": "user", "content": content}],
+                                             add_generation_prompt=True, tokenize=False)
+    tokenizer = processor.tokenizer
+    ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    # some chat templates write the BOS token themselves, others leave it to the tokenizer
+    if tokenizer.bos_token_id is not None and (not ids or ids[0] != tokenizer.bos_token_id):
+        ids = [tokenizer.bos_token_id] + ids
+    return tuple(ids)
+
+
 def _cache_argument(module) -> str:
     """transformers renamed `past_key_values` to `cache`; use whichever this version has."""
     parameters = inspect.signature(module.forward).parameters
@@ -321,7 +335,6 @@ class JanusAdapter(UnifiedAdapter):
         self.boi_id = self.tokenizer.convert_tokens_to_ids(processor.image_start_token)
         self.eoi_id = self.tokenizer.convert_tokens_to_ids(processor.image_end_token)
         self.pad_id = self.tokenizer.pad_token_id
-        self.bos_id = self.tokenizer.bos_token_id
         self.eos_id = self.tokenizer.eos_token_id
         if self.pad_id is None:
             raise ValueError("the Janus tokenizer has no pad token; classifier-free guidance needs one")
@@ -368,14 +381,10 @@ class JanusAdapter(UnifiedAdapter):
         return images
 
     # -- prefixes ------------------------------------------------------------------------------
-    def _chat_ids(self, content: list[dict]) -> list[int]:
-        """Token ids of one user turn (content parts) + the assistant's opening."""
-        text = self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                  add_generation_prompt=True, tokenize=False)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if self.bos_id is not None and (not ids or ids[0] != self.bos_id):
-            ids = [self.bos_id] + ids
-        return ids
+    def _chat_ids(self, text: str, with_image: bool) -> list[int]:
+        """Token ids of one user turn (the image placeholder if `with_image`, then `text`) and
+        the assistant's opening."""
+        return list(_user_turn_ids(self.processor, text, with_image))
 
     def _with_image(self, ids: list[int]) -> list[int]:
         """Expand the single image placeholder into begin-of-image, N placeholders, end-of-image."""
@@ -422,7 +431,7 @@ class JanusAdapter(UnifiedAdapter):
         flags = self._drop_flags(drop, len(embeddings))
         rows = []
         for instruction, dropped in zip(instructions, flags):
-            ids = self._with_image(self._chat_ids([{"type": "image"}, {"type": "text", "text": instruction}]))
+            ids = self._with_image(self._chat_ids(instruction, with_image=True))
             ids = ids + [self.boi_id]
             rows.append(self._unconditional(ids) if dropped else ids)
         ids, mask = self._left_pad(rows)
@@ -433,7 +442,7 @@ class JanusAdapter(UnifiedAdapter):
         flags = self._drop_flags(drop, len(prompts))
         rows = []
         for prompt, dropped in zip(prompts, flags):
-            ids = self._chat_ids([{"type": "text", "text": prompt}]) + [self.boi_id]
+            ids = self._chat_ids(prompt, with_image=False) + [self.boi_id]
             rows.append(self._unconditional(ids) if dropped else ids)
         ids, mask = self._left_pad(rows)
         return self._embed(ids, None), mask
@@ -457,7 +466,7 @@ class JanusAdapter(UnifiedAdapter):
     # -- understanding side: image-to-text -----------------------------------------------------
     def _caption_prefix(self, images, resolution=None):
         embeddings = self.understanding_embeddings(images, resolution)
-        ids = self._with_image(self._chat_ids([{"type": "image"}, {"type": "text", "text": CAPTION_PROMPT}]))
+        ids = self._with_image(self._chat_ids(CAPTION_PROMPT, with_image=True))
         return ids, embeddings
 
     def caption_loss(self, images, captions) -> torch.Tensor:
