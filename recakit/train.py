@@ -102,14 +102,17 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     if save_every is not None and save_every < 1:
         raise ValueError(f"save_every must be at least 1, got {save_every}")
 
-    # Under torchrun without a GPU, accelerate only joins the processes when told it runs on CPU.
-    launched_on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
-        cpu=launched_on_cpu, mixed_precision=mixed_precision or _default_precision(),
+        cpu=_launched_on_cpu(), mixed_precision=mixed_precision or _default_precision(),
         # RecA may leave trainable parameters unused in a step (e.g. the text head when no
         # image-to-text batch is mixed in); DDP must not wait for their gradients.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     processes, rank = accelerator.num_processes, accelerator.process_index
+    if processes != _launched_processes():
+        raise RuntimeError(
+            f"launched as {_launched_processes()} processes but accelerate joined {processes}: on a "
+            "machine without GPU, create any accelerate state with recakit.train.distributed_state() "
+            "before calling train, or every process would train alone and overwrite the others' files")
     if batch_size % (grad_accum * processes):
         raise ValueError(f"batch_size {batch_size} must be a multiple of grad_accum x processes "
                          f"= {grad_accum} x {processes}")
@@ -226,6 +229,23 @@ class _LossModule(torch.nn.Module):
 
     def forward(self, examples, seeds):
         return self.loss_fn(self.model, examples, seeds)
+
+
+def _launched_processes() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _launched_on_cpu() -> bool:
+    # Under torchrun without a GPU, accelerate only joins the processes when told it runs on CPU.
+    return _launched_processes() > 1 and not torch.cuda.is_available()
+
+
+def distributed_state():
+    """accelerate's process state (rank, main process, device), joined across torchrun processes
+    on a CPU-only machine too."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=_launched_on_cpu())
 
 
 def _is_peft_model(model) -> bool:
@@ -445,13 +465,11 @@ def add_commands(subparsers) -> None:
 
 
 def run_train_command(args) -> int:
-    from accelerate import PartialState
-
     from recakit.janus import load_model
     from recakit.objective import freeze_for_reca
 
     images = image_files(args.images)
-    state = PartialState()
+    state = distributed_state()
     # Full fine-tuning keeps float32 weights under bf16 autocast by default: AdamW updates at RecA's
     # learning rates are mostly below bfloat16's resolution and would be rounded away.
     if args.dtype:

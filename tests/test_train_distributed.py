@@ -1,5 +1,6 @@
 """`recakit.train` under `torchrun --nproc_per_node 2` (CPU, gloo) follows the same loss curve as
 one process at the same global batch, and both processes write their part of the checkpoint."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -8,26 +9,56 @@ from pathlib import Path
 
 import pytest
 
+import train_worker  # tests/ is on sys.path under pytest
+
 WORKER = Path(__file__).with_name("train_worker.py")
 
 
-def run_worker(tmp_path, name, launcher, *options):
-    result, out_dir = tmp_path / f"{name}.json", tmp_path / name
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, *launcher, str(WORKER), "--result", str(result), "--out-dir", str(out_dir),
-         *options], env=environment, capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(result.read_text()), out_dir
-
-
 def test_two_processes_match_one(tmp_path):
-    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    single, _ = run_worker(tmp_path, "single", [])
-    double, out_dir = run_worker(tmp_path, "double", torchrun, "--grad-accum", "2")
+    single = train_worker.run(tmp_path / "single")
+
+    result, out_dir = tmp_path / "double.json", tmp_path / "double"
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(WORKER), "--result", str(result), "--out-dir", str(out_dir), "--grad-accum", "2"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    double = json.loads(result.read_text())
     assert len(single["losses"]) == 6
     assert double["losses"] == pytest.approx(single["losses"], rel=1e-4)
     assert double["weights"] == pytest.approx(single["weights"], rel=1e-4, abs=1e-6)
     checkpoint = out_dir / "checkpoint"
     assert json.loads((checkpoint / "trainer_state.json").read_text())["processes"] == 2
     assert (checkpoint / "rng_state_0.pt").exists() and (checkpoint / "rng_state_1.pt").exists()
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("recakit.janus", "recakit.objective")),
+                    reason="recakit.janus / recakit.objective not written yet")
+def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path):
+    import recakit
+    from PIL import Image
+    from recakit.cli import main
+
+    model, processor = recakit.tiny_janus()
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    (tmp_path / "images").mkdir()
+    for i in range(6):
+        Image.new("RGB", (40, 40), (40 * i, 90, 250 - 30 * i)).save(tmp_path / "images" / f"{i}.png")
+    command = ["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
+               "--steps", "2", "--batch-size", "4", "--lr", "1e-3", "--mixed-precision", "no"]
+
+    assert main(command + ["--out", str(tmp_path / "single"), "--device", "cpu"]) == 0
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "recakit.cli", *command, "--out", str(tmp_path / "double")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    def history(run):
+        return [json.loads(line) for line in (tmp_path / run / "history.jsonl").read_text().splitlines()]
+
+    single, double = history("single"), history("double")
+    assert [r["step"] for r in double] == [1, 2]  # one writer, not two
+    assert [r["loss"] for r in double] == pytest.approx([r["loss"] for r in single], rel=1e-4)
+    assert (tmp_path / "double" / "final" / "config.json").exists()

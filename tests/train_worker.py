@@ -16,6 +16,20 @@ def noisy_mse(model, examples, seeds):
     return torch.nn.functional.mse_loss(model(x + 0.1 * noise), y)
 
 
+def run(out_dir, steps=6, batch_size=8, grad_accum=1) -> dict:
+    """Train the net; returns {"losses": per step, "weights": final parameters, flattened}."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 4, generator=generator)
+    data = list(zip(x, x[:, :1] - 2 * x[:, 1:2] * x[:, 2:3]))
+    history = train(model, noisy_mse, data, steps=steps, batch_size=batch_size,
+                    grad_accum=grad_accum, lr=3e-3, warmup_steps=2, weight_decay=0.01,
+                    out_dir=out_dir, save_every=3, progress=False, mixed_precision="no")
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
+    return {"losses": [record["loss"] for record in history], "weights": weights}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--result", required=True)
@@ -24,20 +38,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--grad-accum", type=int, default=1)
     args = parser.parse_args()
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
-    generator = torch.Generator().manual_seed(1)
-    x = torch.randn(30, 4, generator=generator)
-    data = list(zip(x, x[:, :1] - 2 * x[:, 1:2] * x[:, 2:3]))
-    history = train(model, noisy_mse, data, steps=args.steps, batch_size=args.batch_size,
-                    grad_accum=args.grad_accum, lr=3e-3, warmup_steps=2, weight_decay=0.01,
-                    out_dir=args.out_dir, save_every=3, progress=False, mixed_precision="no")
+    result = run(args.out_dir, args.steps, args.batch_size, args.grad_accum)
     if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
         return
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
     with open(args.result, "w") as file:
-        json.dump({"losses": [record["loss"] for record in history], "weights": weights}, file)
+        json.dump(result, file)
 
 
 if __name__ == "__main__":
