@@ -426,12 +426,14 @@ def _check_run_settings(out_dir: Path, settings: dict) -> None:
 
 def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *, n_per_prompt: int = 4,
                    seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None,
-                   rewrite: str | None = None, run_info: dict | None = None, generate=None) -> int:
+                   rewrite: str | None = None, run_info: dict | None = None, shard: tuple[int, int] = (0, 1),
+                   generate=None) -> int:
     """Draw `n_per_prompt` images for each metadata line into the official layout; returns how many
     images were drawn now.
 
     Prompts whose samples all exist are skipped and partial ones completed, so an interrupted run
-    resumes. `rewrite` (a template with "{prompt}", e.g. "Generate an image: {prompt}") changes
+    resumes. `shard=(k, n)` draws only prompts whose index is k modulo n: n processes (one per GPU)
+    can share one folder, and the images are the same as a single run's. `rewrite` (a template with "{prompt}", e.g. "Generate an image: {prompt}") changes
     the text the model sees; it is off by default because GenEval numbers are reported on the raw
     prompts, and when used it is recorded in every metadata line and in run.json. `generate`
     defaults to `recakit.sampling.generate_images`.
@@ -440,6 +442,9 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
         raise ValueError("n_per_prompt and batch_size must be at least 1")
     if rewrite is not None and "{prompt}" not in rewrite:
         raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    shard_index, shard_count = shard
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard {shard_index} of {shard_count} does not exist")
     options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
     if generate is None:
         from recakit.sampling import generate_images as generate
@@ -452,6 +457,8 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
 
     jobs = []  # (model prompt, seed, image path)
     for index, entry in enumerate(entries):
+        if index % shard_count != shard_index:
+            continue
         prompt_dir = out_dir / f"{index:05d}"
         (prompt_dir / "samples").mkdir(parents=True, exist_ok=True)
         text = rewrite.format(prompt=entry["prompt"]) if rewrite else entry["prompt"]
@@ -462,8 +469,8 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
             if not path.exists():
                 jobs.append((text, sample_seed(seed, index, n_per_prompt, k), path))
 
-    with tqdm(total=len(entries) * n_per_prompt, initial=len(entries) * n_per_prompt - len(jobs),
-              desc="GenEval sampling", unit="img") as bar:
+    total = len(range(shard_index, len(entries), shard_count)) * n_per_prompt
+    with tqdm(total=total, initial=total - len(jobs), desc="GenEval sampling", unit="img") as bar:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             images = generate(model, processor, [text for text, _, _ in batch], seed=[s for _, s, _ in batch],
@@ -487,6 +494,13 @@ def _run_prompts(args) -> int:
     return 0
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match:
+        raise ValueError(f"--shard takes K/N, e.g. 0/4, not {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 def _run_sample(args) -> int:
     entries = load_prompts(args.set)
     if args.limit is not None:
@@ -496,7 +510,8 @@ def _run_sample(args) -> int:
     model, processor = load_model(args.model, device=args.device)
     drawn = sample_prompts(model, processor, entries, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
                            batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                           run_info={"model": args.model, "set": args.set, "limit": args.limit})
+                           run_info={"model": args.model, "set": args.set, "limit": args.limit},
+                           shard=_parse_shard(args.shard))
     print(f"drew {drawn} images into {args.out}")
     return 0
 
@@ -550,6 +565,7 @@ def add_commands(subparsers) -> None:
     sample.add_argument("--cfg-scale", type=float, default=None, help="default: the sampler's own")
     sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')
+    sample.add_argument("--shard", default="0/1", help="K/N: only prompts K, K+N, ... (one process per GPU)")
     sample.add_argument("--device", default=None)
     sample.set_defaults(run=_run_sample)
 

@@ -160,6 +160,21 @@ def test_sampling_resumes_and_completes_partial_prompts(tmp_path):
     assert geneval.sample_prompts(None, None, ENTRIES, out, n_per_prompt=2, seed=3, generate=FakeGenerator()) == 0
 
 
+def test_shards_share_a_folder_and_draw_a_single_runs_images(tmp_path):
+    geneval.sample_prompts(None, None, ENTRIES, tmp_path / "single", n_per_prompt=2, seed=4, generate=FakeGenerator())
+    for k in range(2):
+        fake = FakeGenerator()
+        geneval.sample_prompts(None, None, ENTRIES, tmp_path / "sharded", n_per_prompt=2, seed=4, shard=(k, 2),
+                               generate=fake)
+        assert sorted({p for prompts, _, _ in fake.calls for p in prompts}) == sorted(
+            {e["prompt"] for i, e in enumerate(ENTRIES) if i % 2 == k})
+    single = {p.relative_to(tmp_path / "single"): p.read_bytes() for p in (tmp_path / "single").glob("*/*/*.png")}
+    sharded = {p.relative_to(tmp_path / "sharded"): p.read_bytes() for p in (tmp_path / "sharded").glob("*/*/*.png")}
+    assert sharded == single and len(single) == 6
+    with pytest.raises(ValueError, match="does not exist"):
+        geneval.sample_prompts(None, None, ENTRIES, tmp_path / "x", shard=(2, 2), generate=FakeGenerator())
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path):
     geneval.sample_prompts(None, None, ENTRIES, tmp_path, n_per_prompt=1, seed=0, generate=FakeGenerator())
     with pytest.raises(ValueError, match="seed"):
@@ -196,6 +211,7 @@ def test_sample_command_uses_load_model(tmp_path, monkeypatch):
     assert loaded == [("toy", None)]
     assert len(list(out.glob("*/samples/*.png"))) == 6
     assert json.loads((out / "run.json").read_text())["set"] == "mini"
+    assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--out", str(out), "--shard", "1"]) == 2
 
 
 # -- scoring ------------------------------------------------------------------------------------------
