@@ -89,6 +89,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     on every process. The model keeps the train/eval mode it arrives in.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
@@ -102,6 +103,9 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     if save_every is not None and save_every < 1:
         raise ValueError(f"save_every must be at least 1, got {save_every}")
 
+    # Each call is a run of its own: forget the precision an earlier call in this process chose,
+    # which accelerate would otherwise refuse to change (the process group itself is kept).
+    AcceleratorState._reset_state()
     accelerator = Accelerator(
         cpu=_launched_on_cpu(), mixed_precision=mixed_precision or _default_precision(),
         # RecA may leave trainable parameters unused in a step (e.g. the text head when no

@@ -206,6 +206,20 @@ def test_lora_trains_only_the_adapters(tmp_path):
     assert (tmp_path / "checkpoint" / "adapter" / "adapter_model.safetensors").exists()
 
 
+def test_bf16_runs_the_loss_under_autocast_and_keeps_float32_weights():
+    seen = []
+
+    def recording_loss(model, examples, seeds):
+        seen.append(model.fc1(torch.stack([x for x, _ in examples])).dtype)
+        return noisy_mse(model, examples, seeds)
+
+    model = TinyNet()
+    train(model, recording_loss, make_data(), steps=1, batch_size=4, progress=False, mixed_precision="no")
+    train(model, recording_loss, make_data(), steps=1, batch_size=4, progress=False, mixed_precision="bf16")
+    assert seen == [torch.float32, torch.bfloat16]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="multiple of grad_accum"):
         train(TinyNet(), noisy_mse, make_data(), steps=1, batch_size=6, grad_accum=4, **quiet())
