@@ -103,3 +103,17 @@ def test_offline_hub_id_names_the_id_and_the_fix(tmp_path):
     assert last_line.startswith("recakit.janus.ModelNotAvailableError")
     assert "deepseek-community/Janus-Pro-1B" in last_line and "hf download" in last_line
     assert "huggingface_hub" not in result.stderr  # our message, not the hub client's traceback
+
+
+def test_the_name_toy_loads_the_toy_model(monkeypatch):
+    import recakit.toy
+
+    calls = []
+
+    def fake_load_toy(path=None, device=None):
+        calls.append(device)
+        return "toy model", "toy processor"
+
+    monkeypatch.setattr(recakit.toy, "load_toy", fake_load_toy)
+    assert load_model("toy", device="cpu") == ("toy model", "toy processor")
+    assert calls == [torch.device("cpu")]
