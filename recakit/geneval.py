@@ -519,7 +519,8 @@ def _run_sample(args) -> int:
 def _run_score(args) -> int:
     options = {}
     if args.scorer == "mask2former":
-        options = {"batch_size": args.batch_size, **({"device": args.device} if args.device else {})}
+        given = {"model_id": args.detector_model, "clip_id": args.clip_model, "device": args.device}
+        options = {"batch_size": args.batch_size, **{key: value for key, value in given.items() if value}}
     elif args.device:
         raise ValueError("--device applies to the mask2former scorer only")
     detector = make_detector(args.scorer, **options)
@@ -575,6 +576,10 @@ def add_commands(subparsers) -> None:
     score.add_argument("--out", required=True, help="summary .json; per-image results go beside it")
     score.add_argument("--batch-size", type=int, default=16)
     score.add_argument("--device", default=None, help="mask2former only; default: cuda when available")
+    score.add_argument("--detector-model", default=None, help="mask2former only: checkpoint id or local folder "
+                       "(default facebook/mask2former-swin-small-coco-instance)")
+    score.add_argument("--clip-model", default=None, help="mask2former only: CLIP checkpoint id or local folder "
+                       "(default openai/clip-vit-large-patch14)")
     score.set_defaults(run=_run_score)
 
     agree = commands.add_parser("agree", help="per-task agreement of two scorers' per-image results")

@@ -272,7 +272,8 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     import argparse
 
     # the choices list was built from SCORERS at parser time; call the command function directly
-    args = argparse.Namespace(folder=str(tmp_path / "run"), scorer="fake", out=str(out), batch_size=16, device=None)
+    args = argparse.Namespace(folder=str(tmp_path / "run"), scorer="fake", out=str(out), batch_size=16, device=None,
+                              detector_model=None, clip_model=None)
     assert geneval._run_score(args) == 0
     summary = json.loads(out.read_text())
     assert set(summary["tasks"]) == set(geneval.TASKS)
@@ -309,3 +310,21 @@ def test_agreement_with_another_scorers_results(tmp_path, capsys):
     assert result["ours"]["tasks"]["single_object"] == 1.0 and result["theirs"]["tasks"]["single_object"] == 0.5
     assert main(["geneval", "agree", str(ours), str(theirs)]) == 0
     assert "4 images in common" in capsys.readouterr().out
+
+
+class RecordingDetector(ColourDetector):
+    built_with = []
+
+    def __init__(self, **options):
+        super().__init__()
+        RecordingDetector.built_with.append(options)
+
+
+def test_score_command_passes_mask2former_options(tmp_path, monkeypatch):
+    monkeypatch.setitem(geneval.SCORERS, "mask2former", f"{__name__}:RecordingDetector")
+    entry = {"tag": "single_object", "prompt": "a photo of a square", "include": [{"class": "square", "count": 1}]}
+    write_samples(tmp_path / "run", [(entry, ["red"])])
+    assert main(["geneval", "score", str(tmp_path / "run"), "--scorer", "mask2former", "--out",
+                 str(tmp_path / "s.json"), "--detector-model", "/models/m2f", "--device", "cpu",
+                 "--batch-size", "4"]) == 0
+    assert RecordingDetector.built_with == [{"batch_size": 4, "model_id": "/models/m2f", "device": "cpu"}]
