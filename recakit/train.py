@@ -458,6 +458,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     parser.add_argument("--lora-targets", default=None,
                         help="comma-separated module names for LoRA (default: every trainable linear layer)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute activations in the backward pass: less memory, ~30%% slower")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
                         help="default: bf16 on a GPU that supports it, else fp32")
     parser.add_argument("--device", default=None)
@@ -483,6 +485,13 @@ def run_train_command(args) -> int:
     model, processor = load_model(args.model, device=args.device or str(state.device), dtype=dtype,
                                   quantization=args.quantization)
     freeze_for_reca(model)
+    model.train()  # the frozen encoder and tokenizer stay in eval: freeze_for_reca pins them
+    if args.gradient_checkpointing:
+        if not hasattr(model, "gradient_checkpointing_enable"):
+            raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
+        # Non-reentrant checkpointing also works when the inputs (RecA's prefix embeddings of a
+        # frozen encoder, or a frozen base under LoRA) carry no gradient.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if args.lora_r:
         targets = args.lora_targets.split(",") if args.lora_targets else default_lora_targets(model)
         model = add_lora(model, {"r": args.lora_r, "lora_alpha": args.lora_alpha or 2 * args.lora_r,

@@ -292,7 +292,8 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     out = tmp_path / "run"
     assert main(["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
                  "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(out),
-                 "--device", "cpu", "--mixed-precision", "no"] + (["--lora-r", "4"] if lora else [])) == 0
+                 "--device", "cpu", "--mixed-precision", "no"]
+                + (["--lora-r", "4", "--gradient-checkpointing"] if lora else [])) == 0
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
     assert (out / "final" / "adapter" / "adapter_config.json").exists() == lora
