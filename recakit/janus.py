@@ -203,7 +203,7 @@ def _quantization_config(quantization: str, dtype: torch.dtype):
 
     # the VQ decoder and both output heads stay in full precision: they decide which code or word
     # is drawn, and they are a small share of the weights
-    keep = ["vqmodel", "generation_head", "lm_head"]
+    keep = ["model.vqmodel", "model.generation_head", "lm_head"]  # module-name prefixes
     if quantization == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                   bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=keep)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import types
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -189,7 +190,11 @@ def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
     """The default RecA split: freeze the understanding encoder (and, unless `train_aligner`, its
     aligner) and the VQ tokenizer, keep them in eval mode for good, and train the rest (language
     model, generation embeddings, generation aligner and head). Models that know their own policy
-    (the toy) provide `model.freeze_for_reca`. Returns {"trainable": n, "frozen": m} parameter counts."""
+    (the toy) provide `model.freeze_for_reca`.
+
+    Returns {"trainable": n, "frozen": m} parameter counts. A quantized model (load_model with
+    quantization=...) also reports "quantized": its 4/8-bit weights cannot take gradients, so they
+    stay frozen; train them through LoRA adapters (peft) added after this call."""
     if hasattr(model, "freeze_for_reca"):
         return model.freeze_for_reca(train_aligner=train_aligner)
     from transformers import JanusForConditionalGeneration
@@ -198,7 +203,7 @@ def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
         raise TypeError(f"freeze_for_reca does not know {type(model).__name__}; "
                         "give the model a freeze_for_reca(train_aligner=...) method")
     for parameter in model.parameters():
-        parameter.requires_grad_(True)
+        parameter.requires_grad_(parameter.is_floating_point())
     frozen = [model.model.vision_model, model.model.vqmodel]
     if not train_aligner:
         frozen.append(model.model.aligner)
@@ -208,4 +213,10 @@ def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
         _stay_in_eval(module)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    return {"trainable": trainable, "frozen": total - trainable}
+    counts = {"trainable": trainable, "frozen": total - trainable}
+    quantized = sum(p.numel() for p in model.parameters() if not p.is_floating_point())
+    if quantized:
+        counts["quantized"] = quantized
+        warnings.warn(f"{quantized:,} quantized weights cannot be trained directly and stay frozen; "
+                      "add LoRA adapters (peft) to train those layers", stacklevel=2)
+    return counts

@@ -117,3 +117,17 @@ def test_the_name_toy_loads_the_toy_model(monkeypatch):
     monkeypatch.setattr(recakit.toy, "load_toy", fake_load_toy)
     assert load_model("toy", device="cpu") == ("toy model", "toy processor")
     assert calls == [torch.device("cpu")]
+
+
+def test_a_quantized_model_can_be_frozen_and_trained(tmp_path, janus_tiny, square_images):
+    from recakit.objective import freeze_for_reca, reca_loss
+
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    quantized, quantized_processor = load_model(tmp_path, device="cpu", quantization="nf4")
+    with pytest.warns(UserWarning, match="LoRA"):
+        counts = freeze_for_reca(quantized)
+    assert counts["quantized"] > 0 and counts["trainable"] > 0
+    reca_loss(quantized, quantized_processor, square_images[:2], sample_seeds=[0, 1]).backward()
+    assert quantized.model.generation_head.vision_head.weight.grad is not None
