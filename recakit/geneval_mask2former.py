@@ -22,7 +22,6 @@ official scorer on your own machine before quoting numbers next to published one
 """
 from __future__ import annotations
 
-import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -50,28 +49,13 @@ def geneval_name(label: str) -> str:
     return GENEVAL_NAMES.get(name, name)
 
 
-@contextlib.contextmanager
-def _without_training_loss_dependency():
-    """Mask2Former builds its training loss (which needs scipy's Hungarian matching) even for
-    inference; detection never calls it, so skip the scipy check while loading."""
-    from transformers.models.mask2former import modeling_mask2former
-
-    original = modeling_mask2former.requires_backends
-    modeling_mask2former.requires_backends = lambda obj, backends: None
-    try:
-        yield
-    finally:
-        modeling_mask2former.requires_backends = original
-
-
 def build_mask2former(config=None, model_id: str | None = None):
-    """A Mask2FormerForUniversalSegmentation from a checkpoint id or a config, with or without scipy."""
+    """A Mask2FormerForUniversalSegmentation from a checkpoint id or a config."""
     from transformers import Mask2FormerForUniversalSegmentation
 
-    with _without_training_loss_dependency():
-        if model_id is not None:
-            return Mask2FormerForUniversalSegmentation.from_pretrained(model_id)
-        return Mask2FormerForUniversalSegmentation(config)
+    if model_id is not None:
+        return Mask2FormerForUniversalSegmentation.from_pretrained(model_id)
+    return Mask2FormerForUniversalSegmentation(config)
 
 
 def mask_box(mask: torch.Tensor) -> list[float]:
