@@ -415,19 +415,31 @@ def image_files(folder) -> list[Path]:
 
 
 def default_lora_targets(model) -> list[str]:
-    """Every linear layer whose weight RecA would train (after `freeze_for_reca`), by full name.
+    """Every linear layer in the part of the model RecA trains (after `freeze_for_reca`), by name.
 
     The text output head is left out: RecA's image loss never reaches it, and it is often tied to
     the input embeddings, which merging an adapter into it would change as well."""
     get_text_head = getattr(model, "get_output_embeddings", None)
     text_head = get_text_head() if get_text_head is not None else None
-    targets = [name for name, module in model.named_modules()
-               if isinstance(module, torch.nn.Linear) and module.weight.requires_grad
-               and module is not text_head]
+    modules = dict(model.named_modules())
+    targets = [name for name, module in modules.items()
+               if isinstance(module, torch.nn.Linear) and module is not text_head
+               and _in_trained_part(name, modules)]
     if not targets:
-        raise ValueError("no trainable linear layers to put LoRA on (a quantized model's weights "
-                         "are always frozen): name them with --lora-targets")
+        raise ValueError("no trainable linear layers to put LoRA on: name them with --lora-targets")
     return targets
+
+
+def _in_trained_part(name: str, modules: dict) -> bool:
+    # A quantized weight can never require grad, so the question goes to the nearest enclosing
+    # module with ordinary float parameters (a bias, the block's norms): does RecA train those?
+    while True:
+        floating = [p for p in modules[name].parameters() if p.is_floating_point()]
+        if floating:
+            return any(p.requires_grad for p in floating)
+        if not name:
+            return False
+        name = name.rpartition(".")[0]
 
 
 def add_commands(subparsers) -> None:

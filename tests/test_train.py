@@ -220,6 +220,31 @@ def test_bf16_runs_the_loss_under_autocast_and_keeps_float32_weights():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_default_lora_targets_follow_what_recA_trains_even_when_quantized():
+    def block(trained):
+        module = torch.nn.Module()
+        module.norm = torch.nn.LayerNorm(4).requires_grad_(trained)
+        module.proj = torch.nn.Linear(4, 4, bias=False)
+        # what a quantized layer looks like: integer weights, which can never require grad
+        module.proj.weight = torch.nn.Parameter(torch.zeros(4, 4, dtype=torch.int8), requires_grad=False)
+        return module
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trained, self.frozen = block(True), block(False)
+            self.head = torch.nn.Linear(4, 4)
+            self.frozen_float = torch.nn.Linear(4, 4).requires_grad_(False)
+            self.text_head = torch.nn.Linear(4, 4)
+
+        def get_output_embeddings(self):
+            return self.text_head
+
+    assert train_module.default_lora_targets(Model()) == ["trained.proj", "head"]
+    with pytest.raises(ValueError, match="--lora-targets"):
+        train_module.default_lora_targets(Model().requires_grad_(False))
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="multiple of grad_accum"):
         train(TinyNet(), noisy_mse, make_data(), steps=1, batch_size=6, grad_accum=4, **quiet())
