@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 #: the background transparent pixels are composited onto
 WHITE = (255, 255, 255)
@@ -34,12 +34,15 @@ def _open(item) -> Image.Image:
     if not isinstance(item, (str, os.PathLike)):
         raise ValueError(f"expected an image path or a PIL image, got {type(item).__name__}")
     path = Path(item)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an image file: pass the image files in it")
     if not path.is_file():
         raise ValueError(f"image file not found: {path}")
     try:
         with Image.open(path) as image:
             image.load()
-            return image.copy()
+            # cameras store portrait photos sideways plus an EXIF rotation tag; apply it
+            return ImageOps.exif_transpose(image)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot read {path} as an image ({error})") from None
 

@@ -38,3 +38,14 @@ def test_fit_longest_side_keeps_aspect():
     assert fit_longest_side(image, 10).size == (10, 5)
     with pytest.raises(ValueError):
         fit_longest_side(image, 0)
+
+
+def test_camera_rotation_is_applied_and_folders_are_refused(tmp_path):
+    sideways = Image.new("RGB", (6, 4), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # EXIF orientation: rotate 90 degrees clockwise to display
+    sideways.save(tmp_path / "portrait.jpg", exif=exif)
+    [upright] = load_images(tmp_path / "portrait.jpg")
+    assert upright.size == (4, 6)
+    with pytest.raises(ValueError, match="is a folder"):
+        load_images(tmp_path)
