@@ -454,7 +454,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=8, help="global batch per optimizer step")
     parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=1e-5,
+                        help="upstream full fine-tuning recipes use 1e-5 to 4e-5; LoRA usually wants more")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
@@ -469,16 +470,17 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--lora-r", type=int, default=None, help="train LoRA adapters of this rank")
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     parser.add_argument("--lora-targets", default=None,
-                        help="comma-separated module names for LoRA (default: every trainable linear layer)")
+                        help="comma-separated module names for LoRA (default: every linear layer RecA trains)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="recompute activations in the backward pass: less memory, ~30%% slower")
+                        help="recompute activations in the backward pass: less memory, more compute")
     parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
                         help="default: bf16 on a GPU that supports it, else fp32")
     parser.add_argument("--device", default=None)
     parser.add_argument("--dtype", default=None,
                         help="weights dtype (default float32, or the loader's choice when quantized); "
                              "bfloat16 halves memory but loses small updates")
-    parser.add_argument("--quantization", default=None, help="e.g. nf4 or int8 (with --lora-r)")
+    parser.add_argument("--quantization", default=None,
+                        help="nf4 or int8; needs --lora-r, since quantized weights cannot be trained")
     parser.set_defaults(run=run_train_command)
 
 
@@ -486,6 +488,8 @@ def run_train_command(args) -> int:
     from recakit.janus import load_model
     from recakit.objective import freeze_for_reca
 
+    if args.quantization and not args.lora_r:
+        raise ValueError("quantized weights cannot be trained: add --lora-r (e.g. 16) to train LoRA adapters")
     images = image_files(args.images)
     state = distributed_state()
     # Full fine-tuning keeps float32 weights under bf16 autocast by default: AdamW updates at RecA's

@@ -328,13 +328,15 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     assert changed and not any(name.startswith("model.vision_model.") for name in changed)
 
 
-def test_cli_refuses_an_empty_image_folder(tmp_path, capsys):
+def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
     from recakit.cli import main
 
     (tmp_path / "images").mkdir()
-    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out",
-                 str(tmp_path / "run")]) == 2
+    command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run")]
+    assert main(command) == 2
     assert "no image files" in capsys.readouterr().err
+    assert main(command + ["--quantization", "nf4"]) == 2
+    assert "--lora-r" in capsys.readouterr().err
 
 
 def shipped_toy_exists():
