@@ -14,7 +14,7 @@ CELLS = opening(
     1. look at the two ways a unified model represents an image: understanding embeddings and VQ tokens;
     2. see the exact token sequence RecA trains on;
     3. compute the RecA loss step by step and check it against `recakit.reca_loss`;
-    4. watch why an information bottleneck matters: a condition that lets the model *copy* is useless;
+    4. see why an information bottleneck matters: a condition that lets the model *copy* is useless;
     5. compare how RecA is wired into different architectures.
 
     Everything runs on the CPU in about a minute with the ShapesWorld toy model (`MODEL = "toy"`);
@@ -39,9 +39,7 @@ CELLS = opening(
         QUICK: bool = True     # small settings that finish in about a minute on a CPU
         MODEL: str = "toy"     # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
         DEVICE: str = "auto"   # "auto", "cpu" or "cuda"
-        SEED: int = 0          # one seed drives the scenes, the training batches and the sampling
-        STEPS: int = 0         # steps of the bottleneck experiment; 0 = 40 in quick mode, 300 otherwise
-        LR: float = 1e-3       # learning rate of the bottleneck experiment
+        SEED: int = 0          # picks the ShapesWorld scenes shown
         OUT_DIR: str = "runs/01_reconstruction_objective"  # figures are saved here
         '''),
     SETUP_TEXT,
@@ -248,84 +246,68 @@ CELLS = opening(
         ## 4. Why the condition must be a bottleneck
 
         Suppose we conditioned the generator on the VQ tokens of the same image instead of its
-        understanding embeddings. The answer would sit in the prompt, and the model could learn to
-        *copy* token *i* of the prompt into position *i*. The loss would fall towards zero, yet the
-        model would learn nothing about what the image means, and nothing that helps text-to-image.
-        Upstream RecA saw exactly this with Show-o's VQ variant: the loss dropped to about 0 within a
-        few thousand steps. Understanding embeddings at a modest resolution (SigLIP at 384 px for
-        Janus-Pro, 224 px for BAGEL) are a natural *information bottleneck*: they keep the semantics
-        and drop the pixel-exact detail, so the generator must reconstruct from meaning.
+        understanding embeddings. The answer would sit in the prompt: a model only has to *copy*
+        token *i* of the prompt into position *i* to drive the loss to zero, on every image, seen or
+        unseen, without learning anything about what images mean. Upstream RecA saw exactly this with
+        Show-o's VQ variant: the loss fell to about 0 within a few thousand steps. Understanding
+        embeddings at a modest resolution (SigLIP at 384 px for Janus-Pro, 224 px for BAGEL) are a
+        natural *information bottleneck*: they keep the semantics and drop the pixel-exact detail, so
+        the generator has to rebuild the image from its meaning.
 
-        We now fine-tune the toy generator briefly twice from the same base: once with the real RecA
-        condition, once with the *copy* condition (the target's own token embeddings, followed by the
-        begin-of-image position). Both are then scored on held-out images.
+        We can measure how much of the answer each condition hands over without training anything.
+        With the VQ tokens as the condition, the copy rule gets 100 % of the target tokens right, by
+        construction. With the understanding embeddings, the best we can do by lookup is to take the
+        tokens of the training scene whose embeddings are closest. How many of those are right, for
+        scenes the lookup has never seen?
         """,
         """
         ## 4. 为什么条件输入必须是一个瓶颈
 
         假如我们给生成器的条件不是理解嵌入，而是同一张图的 VQ token，那么答案就直接写在提示里了：
-        模型只需学会把提示里第 *i* 个 token *照搬*到第 *i* 个位置。损失会一路降到接近零，
-        可模型既没有学到图像的含义，也没有学到任何对文生图有帮助的东西。RecA 原作者在 Show-o 的
-        VQ 版本上正好遇到了这种情况：几千步之内损失就掉到了 0 附近。分辨率不高的理解嵌入
-        （Janus-Pro 用 384 像素的 SigLIP，BAGEL 用 224 像素）天然是一个*信息瓶颈*：保留语义，
-        丢掉逐像素的细节，逼着生成器依据“含义”去重建。
+        模型只需把提示里第 *i* 个 token *照搬*到第 *i* 个位置，就能让损失降到零，无论图像见过与否，
+        而它对图像的含义一无所知。RecA 原作者在 Show-o 的 VQ 版本上正好遇到了这种情况：几千步之内
+        损失就掉到了 0 附近。分辨率不高的理解嵌入（Janus-Pro 用 384 像素的 SigLIP，BAGEL 用 224 像素）
+        天然是一个*信息瓶颈*：保留语义，丢掉逐像素的细节，逼着生成器依据“含义”去重建图像。
 
-        下面从同一个基础模型出发，各做一次短暂的微调：一次用真正的 RecA 条件，一次用*照搬*条件
-        （目标图像自己的 token 嵌入，后接图像起始符位置），然后都在没见过的图像上评估损失。
+        两种条件各自泄露了多少答案，不用训练就能量出来。以 VQ token 为条件时，照搬规则按定义就能
+        猜对 100% 的目标 token。以理解嵌入为条件时，靠查表最多只能这样做：找到嵌入最接近的训练场景，
+        把它的 token 当作答案。对于从没见过的场景，这样能猜对多少？
         """),
     code('''
-        from recakit.objective import image_generation_loss  # steps 1-3 above, as one function
-
-
-        def semantic_loss(model, images, sample_seeds=None):
-            """The RecA condition: the image's understanding embeddings."""
-            adapter = adapter_for(model, processor)
-            prefix, mask = adapter.prefix_from_embeddings(adapter.understanding_embeddings(images))
-            return image_generation_loss(adapter, prefix, mask, adapter.image_tokens(images))
-
-
-        def copy_loss(model, images, sample_seeds=None):
-            """The shortcut condition: the target's own token embeddings, then begin-of-image."""
-            adapter = adapter_for(model, processor)
-            tokens = adapter.image_tokens(images)
-            prefix, _ = adapter.prefix_from_embeddings(adapter.understanding_embeddings(images))
-            copied = torch.cat([adapter.embed_image_tokens(tokens), prefix[:, -1:]], dim=1)
-            return image_generation_loss(adapter, copied, torch.ones_like(copied[..., 0], dtype=torch.long), tokens)
+        pool = [example.image for example in scene_dataset(256 if QUICK else 4096, seed=SEED + 1, image_size=IMAGE_SIZE)]
+        unseen = [example.image for example in scene_dataset(8, seed=SEED + 2, image_size=IMAGE_SIZE)]
+        with torch.no_grad():
+            pool_embeddings = torch.cat([adapter.understanding_embeddings(pool[i:i + 64]) for i in range(0, len(pool), 64)])
+            pool_tokens = torch.cat([adapter.image_tokens(pool[i:i + 64]) for i in range(0, len(pool), 64)])
+            unseen_embeddings, unseen_tokens = adapter.understanding_embeddings(unseen), adapter.image_tokens(unseen)
         '''),
     code('''
-        from recakit import freeze_for_reca, train
+        def unit_rows(embeddings):
+            return torch.nn.functional.normalize(embeddings.float().flatten(1), dim=-1)
 
-        STEPS = STEPS or (40 if QUICK else 300)
-        train_images = [example.image for example in scene_dataset(256 if QUICK else 2048, seed=SEED + 1, image_size=IMAGE_SIZE)]
-        held_out = [example.image for example in scene_dataset(16, seed=SEED + 2, image_size=IMAGE_SIZE)]
-        curves, held_out_losses = {}, {}
-        for arm, loss_fn in [("RecA condition", semantic_loss), ("copy condition", copy_loss)]:
-            arm_model, _ = load_model(MODEL, device=DEVICE)
-            freeze_for_reca(arm_model)
-            history = train(arm_model, loss_fn, train_images, steps=STEPS, batch_size=8, lr=LR, seed=SEED)
-            curves[arm] = [record["loss"] for record in history]
-            with torch.no_grad():
-                held_out_losses[arm] = loss_fn(arm_model.eval(), held_out).item()
-            del arm_model
-        '''),
-    code('''
-        viz.loss_curves(curves, title="training loss", save_to=OUT_DIR / "bottleneck_losses.png");
-        for arm, value in held_out_losses.items():
-            print(f"{arm:>15}: held-out loss {value:.3f} (first step {curves[arm][0]:.3f})")
+
+        nearest = (unit_rows(unseen_embeddings) @ unit_rows(pool_embeddings).T).argmax(dim=1)
+        lookup_accuracy = (pool_tokens[nearest] == unseen_tokens.to(pool_tokens.device)).float().mean().item()
+        print(f"VQ tokens as condition, copy rule:             100 % of tokens right")
+        print(f"understanding embeddings, nearest-scene lookup: {lookup_accuracy:.1%} of tokens right")
+        print(f"chance:                                         {1 / adapter.codebook_size:.1%}")
+        viz.image_grid([unseen, [pool[i] for i in nearest]], row_labels=["unseen scene", "nearest by embeddings"],
+                       save_to=OUT_DIR / "bottleneck_lookup.png");
         '''),
     markdown(
         """
-        The copy condition drives the loss far below what the RecA condition reaches, on images the
-        model never saw: it has learned a copying trick, not the meaning of a scene. The RecA condition
-        keeps a floor, because the understanding embeddings do not say where every pixel is. That
-        remaining gap is exactly what forces the generator to use its own knowledge of shapes,
-        colours and layout, the same knowledge a text prompt relies on.
+        The nearest scene by understanding embeddings tends to hold the same kinds of objects and
+        colours, yet only a small share of its tokens match: the embeddings say *what* is in the
+        picture, not *where every pixel goes*. The RecA loss can therefore not be driven to zero by
+        a shortcut. To lower it, the generator has to get better at drawing a scene from its
+        meaning, which is exactly the skill text-to-image needs. With VQ tokens as the condition the
+        loss could reach zero while teaching nothing.
         """,
         """
-        即使在模型从没见过的图像上，照搬条件的损失也远低于 RecA 条件能达到的水平：模型学会的是
-        复制的窍门，而不是场景的含义。RecA 条件的损失降到一定程度就停住了，因为理解嵌入并不交代
-        每个像素的位置。正是这段差距逼着生成器动用自己关于形状、颜色和布局的知识——
-        这也正是文本提示词所依赖的知识。
+        按理解嵌入找到的最近场景，往往包含同类的物体和颜色，但 token 能对上的只占一小部分：理解嵌入说明的是
+        图里*有什么*，而不是*每个像素在哪里*。因此 RecA 损失没有捷径可走，无法被投机地压到零；要降低它，
+        生成器只能提高“依据含义画出场景”的本事，而这正是文生图所需要的能力。反过来，如果以 VQ token 为条件，
+        损失可以降到零，模型却什么也学不到。
         """),
     markdown(
         """

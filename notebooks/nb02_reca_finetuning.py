@@ -10,7 +10,7 @@ CELLS = opening(
     prompts, fine-tune with the reconstruction loss while watching the loss curve, sample the *same*
     prompts with the *same* seeds again, and save the result.
 
-    By default it fine-tunes the ShapesWorld toy model on the CPU in about a minute. With
+    By default it fine-tunes the ShapesWorld toy model on the CPU in a minute or two. With
     `MODEL = "deepseek-community/Janus-Pro-1B"` and `DEVICE = "cuda"` the same cells fine-tune the real
     model (bf16; `LORA_RANK` and `QUANTIZATION = "nf4"` make it fit a 16 GB card).
     """,
@@ -18,22 +18,22 @@ CELLS = opening(
     本章从头到尾跑一遍 RecA 后训练：加载基础模型，先用几个提示词采样，然后用重建损失微调并实时
     观察损失曲线，再用*同样*的提示词和*同样*的随机种子重新采样，最后保存结果。
 
-    默认在 CPU 上微调 ShapesWorld 玩具模型，大约一分钟。把 `MODEL` 设为
+    默认在 CPU 上微调 ShapesWorld 玩具模型，一两分钟即可完成。把 `MODEL` 设为
     `"deepseek-community/Janus-Pro-1B"`、`DEVICE` 设为 `"cuda"`，同样的单元格就会微调真实模型
     （bf16；配合 `LORA_RANK` 和 `QUANTIZATION = "nf4"` 可以在 16 GB 显存的显卡上运行）。
     """,
 ) + [
     parameters('''
-        QUICK: bool = True     # small settings that finish in about a minute on a CPU
+        QUICK: bool = True     # small settings that finish in a minute or two on a CPU
         MODEL: str = "toy"     # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
         DEVICE: str = "auto"   # "auto", "cpu" or "cuda"
         SEED: int = 0          # drives the training batches and the before/after samples
-        STEPS: int = 0         # optimizer steps; 0 = 30 in quick mode, 600 (toy) / 1000 (Janus) otherwise
-        BATCH_SIZE: int = 16   # images per optimizer step
-        LR: float = 0.0        # 0 = 3e-4 for the toy, 1e-5 for Janus-Pro
+        STEPS: int = 0         # optimizer steps; 0 means 8 in quick mode, 600 (toy) or 1000 (Janus) otherwise
+        BATCH_SIZE: int = 8    # images per optimizer step
+        LR: float = 0.0        # 0 means 3e-4 for the toy, 1e-5 for Janus-Pro
         LORA_RANK: int = 0     # > 0 trains LoRA adapters of this rank instead of the full model
         QUANTIZATION: str = "none"  # "none", "nf4" or "int8" (bitsandbytes; pair with LORA_RANK)
-        DATA_DIR: str = ""     # folder of unlabeled images; empty = rendered ShapesWorld scenes
+        DATA_DIR: str = ""     # folder of unlabeled images; empty means rendered ShapesWorld scenes
         OUT_DIR: str = "runs/02_reca_finetuning"  # figures, training history and the fine-tuned model
         '''),
     SETUP_TEXT,
@@ -56,7 +56,7 @@ CELLS = opening(
         from recakit import freeze_for_reca, load_model
 
         IS_TOY = MODEL == "toy"
-        STEPS = STEPS or (30 if QUICK else 600 if IS_TOY else 1000)
+        STEPS = STEPS or (8 if QUICK else 600 if IS_TOY else 1000)
         LR = LR or (3e-4 if IS_TOY else 1e-5)
         quantization = None if QUANTIZATION == "none" else QUANTIZATION
         model, processor = load_model(MODEL, device=DEVICE, quantization=quantization)
@@ -86,7 +86,7 @@ CELLS = opening(
         if DATA_DIR:
             data = image_files(DATA_DIR)
         else:
-            data = scene_dataset(512 if QUICK else 20_000, seed=SEED, image_size=IMAGE_SIZE)
+            data = scene_dataset(256 if QUICK else 20_000, seed=SEED, image_size=IMAGE_SIZE)
         print(f"{len(data)} training images")
         '''),
     markdown(
@@ -118,7 +118,8 @@ CELLS = opening(
 
         The loss function receives a batch of examples and one seed per example (the seed decides the
         instruction drawn and whether the condition is dropped for classifier-free guidance).
-        For the toy, half the batch is RecA and half is text-to-image with the scene's sparse caption.
+        For the toy, half the batch is RecA and half is text-to-image with the scene's sparse caption
+        (`recakit.reproduce.arm_loss`, the recipe of the toy study).
         `recakit.train` draws the batches from `(SEED, step)`, shows a progress bar, and calls the live
         loss plot after every step; its history is written to `OUT_DIR/train/history.jsonl`.
         """,
@@ -126,30 +127,25 @@ CELLS = opening(
         ## 4. 用 RecA 损失微调
 
         损失函数接收一批样本，以及每个样本各自的随机种子（种子决定抽到哪句指令，以及是否为无分类器引导
-        丢弃条件）。对玩具模型，一半样本做 RecA，另一半用场景的简短描述做文生图。`recakit.train`
+        丢弃条件）。对玩具模型，一半样本做 RecA，另一半用场景的简短描述做文生图
+        （即 `recakit.reproduce.arm_loss`，玩具实验所用的配方）。`recakit.train`
         根据 `(SEED, 步数)` 抽取每一批数据，显示进度条，每一步之后更新实时损失曲线；训练记录写入
         `OUT_DIR/train/history.jsonl`。
         """),
     code('''
-        from recakit import reca_loss
+        from recakit.reproduce import arm_loss
+        from recakit.train import reca_loss_fn
 
-
-        def reca_recipe_loss(model, examples, sample_seeds):
-            """RecA on every image; for captioned toy scenes, half the batch is text-to-image instead."""
-            if not hasattr(examples[0], "sparse"):
-                return reca_loss(model, processor, examples, sample_seeds=sample_seeds)
-            half = len(examples) // 2
-            images = [example.image for example in examples]
-            text_to_image = (images[half:], [example.sparse for example in examples[half:]])
-            return reca_loss(model, processor, images[:half], t2i=text_to_image, sample_seeds=sample_seeds[:half])
+        # scenes with captions: the toy recipe (half RecA, half text-to-image); a folder of images: RecA alone
+        loss_fn = reca_loss_fn(processor) if DATA_DIR else arm_loss("reca", processor)
         '''),
     code('''
-        from recakit import train
+        from recakit.train import train
 
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
         lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
         model.train()
-        history = train(model, reca_recipe_loss, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
+        history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
                         warmup_steps=STEPS // 20, lora=lora if LORA_RANK else None,
                         out_dir=OUT_DIR / "train", callback=live_plot)
         live_plot.finish()
@@ -159,14 +155,14 @@ CELLS = opening(
         """
         ## 5. After: the same prompts, the same seeds
 
-        Top row: the base model; bottom row: after RecA. In quick mode thirty steps are too few to
-        expect better pictures; the full run (`-p QUICK False`) trains long enough for the change to show.
+        Top row: the base model; bottom row: after RecA. Quick mode trains only a few steps, far too
+        few to expect better pictures; the full run (`-p QUICK False`) trains long enough for the change to show.
         Notebook 04 measures it properly with GenEval-mini.
         """,
         """
         ## 5. 训练后：同样的提示词，同样的种子
 
-        第一行是基础模型，第二行是 RecA 之后的模型。快速模式只训练三十步，不要指望图像明显变好；
+        第一行是基础模型，第二行是 RecA 之后的模型。快速模式只训练寥寥几步，不要指望图像明显变好；
         完整运行（`-p QUICK False`）训练得足够久，变化才会显现。notebook 04 会用 GenEval-mini 做正式的量化评估。
         """),
     code('''

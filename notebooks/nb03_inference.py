@@ -25,7 +25,7 @@ CELLS = opening(
         MODEL: str = "toy"       # "toy", a hub id such as deepseek-community/Janus-Pro-1B, or a saved folder
         DEVICE: str = "auto"     # "auto", "cpu" or "cuda"
         SEED: int = 0            # image i of a call uses seed SEED + i
-        CFG_SCALE: float = 3.0   # classifier-free guidance scale (1 = no guidance)
+        CFG_SCALE: float = 3.0   # classifier-free guidance scale (1 means no guidance)
         OUT_DIR: str = "runs/03_inference"  # figures are saved here
         '''),
     SETUP_TEXT,

@@ -28,13 +28,13 @@ CELLS = opening(
     parameters('''
         QUICK: bool = True        # a few prompts per task and one image each: about a minute on a CPU
         BASE_MODEL: str = "toy"   # "toy", or a hub id / folder such as deepseek-community/Janus-Pro-1B
-        RECA_MODEL: str = ""      # folder of the RecA model; empty = fine-tune the toy base here
+        RECA_MODEL: str = ""      # folder of the RecA model; empty means fine-tune the toy base here
         DEVICE: str = "auto"      # "auto", "cpu" or "cuda"
         SEED: int = 0             # sampling seeds are SEED + prompt_index * N_PER_PROMPT + k
-        STEPS: int = 0            # toy fine-tune steps when RECA_MODEL is empty; 0 = 30 quick / 600 full
+        STEPS: int = 0            # toy fine-tune steps when RECA_MODEL is empty; 0 means 8 quick, 600 full
         PROMPT_SET: str = "mini"  # "mini" (ShapesWorld), "official" (553 prompts) or a .jsonl path
         SCORER: str = "shapes"    # "shapes" for GenEval-mini, "mask2former" for real images
-        N_PER_PROMPT: int = 0     # images per prompt; 0 = 1 in quick mode, 4 otherwise (the paper used 12 seeds)
+        N_PER_PROMPT: int = 0     # images per prompt; 0 means 1 in quick mode, 4 otherwise (the paper used 12 seeds)
         CFG_SCALE: float = 3.0    # classifier-free guidance scale used for both models
         OUT_DIR: str = "runs/04_benchmarks"  # samples, scores and figures
         '''),
@@ -83,17 +83,11 @@ CELLS = opening(
         如果它为空，就在这里用 notebook 02 的玩具配方（RecA 与文生图各占一半）把玩具基础模型微调一遍。
         """),
     code('''
-        from recakit import freeze_for_reca, load_model, reca_loss, train
+        from recakit import freeze_for_reca, load_model
+        from recakit.reproduce import arm_loss
         from recakit.shapes import scene_dataset
         from recakit.toy import load_toy
-
-
-        def toy_recipe_loss(model, examples, sample_seeds):
-            """Half the batch RecA, half text-to-image with the scenes' sparse captions."""
-            half = len(examples) // 2
-            images = [example.image for example in examples]
-            text_to_image = (images[half:], [example.sparse for example in examples[half:]])
-            return reca_loss(model, processor, images[:half], t2i=text_to_image, sample_seeds=sample_seeds[:half])
+        from recakit.train import train
         '''),
     code('''
         base, processor = load_model(BASE_MODEL, device=DEVICE)
@@ -104,9 +98,9 @@ CELLS = opening(
         else:
             reca, _ = load_model(BASE_MODEL, device=DEVICE)
             freeze_for_reca(reca)
-            STEPS = STEPS or (30 if QUICK else 600)
-            history = train(reca.train(), toy_recipe_loss, scene_dataset(512 if QUICK else 20_000, seed=SEED),
-                            steps=STEPS, batch_size=16, lr=3e-4, seed=SEED, warmup_steps=STEPS // 20)
+            STEPS = STEPS or (8 if QUICK else 600)
+            history = train(reca.train(), arm_loss("reca", processor), scene_dataset(256 if QUICK else 20_000, seed=SEED),
+                            steps=STEPS, batch_size=8 if QUICK else 48, lr=3e-4, seed=SEED, warmup_steps=STEPS // 20)
             print(f"fine-tuned {STEPS} steps: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
         reca.eval();
         '''),
@@ -139,38 +133,36 @@ CELLS = opening(
     code('''
         from IPython.display import Markdown, display
 
-        rows = ["| task | base | RecA | RecA - base |", "|---|---|---|---|"]
-        for task in list(geneval.TASKS) + ["overall"]:
-            base_score, reca_score = (s["overall"] if task == "overall" else s["tasks"][task] for s in summaries.values())
-            if base_score is not None and reca_score is not None:
-                rows.append(f"| {task} | {100 * base_score:.1f} | {100 * reca_score:.1f} | {100 * (reca_score - base_score):+.1f} |")
-        display(Markdown("\\n".join(rows)))
+        from recakit import report
+
+        display(Markdown(report.results_table(summaries, published=["Harmon-1.5B", "OpenUni-2-1.6B"])))
         '''),
     markdown(
         """
         ## 4. Our gains beside the published ones
 
-        The bars show RecA minus base per task, in GenEval points, for this run and for the models of
-        the RecA paper (`recakit/data/results_published.csv`). In quick mode the toy run is far too
-        short and too small for its bars to mean much: a handful of images per task moves a score by
-        tens of points. The published gains are largest on `position`, `color_attr` and `two_object`,
-        the tasks that need the generator to follow the understanding side closely.
+        The table above and the plots below put this run's base and RecA scores next to two models of the
+        RecA paper (`recakit/data/published_results.csv`): Harmon-1.5B (72.9 -> 85.7 overall) and
+        OpenUni-2 (61.9 -> 74.1). The published gains are largest on `position`, `color_attr` and
+        `two_object`, the tasks where the generator must follow what the understanding side knows.
+        In quick mode the toy run is far too short and too small for its bars to mean much: with three
+        images per task, one image moves a task score by 33 points.
         """,
         """
         ## 4. 与论文公开结果并排比较
 
-        柱状图显示每类任务上 RecA 相对基础模型的提升（GenEval 分），包括本次运行以及 RecA 论文中各个模型的结果
-        （`recakit/data/results_published.csv`）。快速模式下玩具模型训练太短、样本太少，柱子的高低说明不了什么：
-        每类任务只有几张图，一张图的对错就能让分数变动几十分。论文中提升最大的是 `position`、`color_attr`
-        和 `two_object`，这几类任务最需要生成器紧跟理解侧给出的信息。
+        上面的表格和下面的柱状图把本次运行的基础模型与 RecA 模型得分，同 RecA 论文中的两个模型并排比较
+        （数据来自 `recakit/data/published_results.csv`）：Harmon-1.5B（总分 72.9 -> 85.7）和 OpenUni-2
+        （61.9 -> 74.1）。论文中提升最大的是 `position`、`color_attr` 和 `two_object`，这几类任务最需要生成器
+        紧跟理解侧掌握的信息。快速模式下玩具模型训练太短、样本太少，柱子的高低说明不了什么：每类任务只有
+        三张图，一张图的对错就会让该任务的得分变动 33 分。
         """),
     code('''
-        from recakit import viz
+        from IPython.display import Image
 
-        ours = {task: 100 * (summaries["RecA"]["tasks"][task] - summaries["base"]["tasks"][task])
-                for task in geneval.TASKS if summaries["base"]["tasks"][task] is not None}
-        viz.gain_bars(ours, viz.published_gains(), label=f"this run ({BASE_MODEL})",
-                      save_to=OUT_DIR / "gains_vs_published.png");
+        for published in ["Harmon-1.5B", "OpenUni-2-1.6B"]:
+            figure = report.plot_vs_published(summaries, OUT_DIR / f"geneval_vs_{published}.png", model=published)
+            display(Image(filename=str(figure)))
         '''),
     markdown(
         """

@@ -3,8 +3,8 @@
 Each function returns its matplotlib figure and, given `save_to`, also writes it to that file, so
 a notebook run leaves its figures in its output folder beside the executed notebook.
 Figures: image grids, the coloured token layout of a RecA training sequence, an embedding
-similarity heat map, loss curves side by side, a live loss curve that doubles as a
-`recakit.train.train` callback, and GenEval per-task gains beside the published ones.
+similarity heat map and a live loss curve that doubles as a `recakit.train.train` callback.
+(Benchmark plots beside the published numbers live in `recakit.report`.)
 """
 from __future__ import annotations
 
@@ -120,63 +120,6 @@ def similarity_heatmap(embeddings, *, labels=None, title: str = "cosine similari
         axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
         axis.set_yticks(range(len(labels)), labels, fontsize=7)
     axis.set_title(title)
-    figure.tight_layout()
-    return save_figure(figure, save_to)
-
-
-def loss_curves(curves: dict, *, title: str = "loss", save_to=None):
-    """Several named loss curves (name -> list of per-step losses) on one set of axes."""
-    figure, axis = plt.subplots(figsize=(6, 3))
-    for name, losses in curves.items():
-        axis.plot(range(len(losses)), losses, label=name)
-    axis.set_xlabel("step")
-    axis.set_ylabel("loss")
-    axis.set_title(title)
-    axis.legend()
-    figure.tight_layout()
-    return save_figure(figure, save_to)
-
-
-#: the six GenEval tasks, in the order the papers print them
-GENEVAL_TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-PUBLISHED_RESULTS = Path(__file__).parent / "data" / "results_published.csv"
-
-
-def published_gains(path=PUBLISHED_RESULTS) -> dict:
-    """{model: {task: RecA minus base, in GenEval points}} for every model of the published
-    results file that has both a "base" and a "RecA" row with per-task scores."""
-    import csv
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"published results file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["variant"] in ("base", "RecA")]
-    by_model = {}
-    for row in rows:
-        by_model.setdefault(row["model"], {})[row["variant"]] = row
-    return {model: {task: float(pair["RecA"][task]) - float(pair["base"][task]) for task in GENEVAL_TASKS}
-            for model, pair in by_model.items()
-            if len(pair) == 2 and all(pair[v][task] for v in pair for task in GENEVAL_TASKS)}
-
-
-def gain_bars(ours: dict, published: dict, *, label: str = "this run", save_to=None):
-    """Grouped bars per GenEval task: our RecA-minus-base gain beside each published model's.
-    `ours` is {task: points}; `published` is {model: {task: points}} (see `published_gains`)."""
-    series = {label: ours, **published}
-    tasks = [task for task in GENEVAL_TASKS if task in ours]
-    if not tasks:
-        raise ValueError("no GenEval task scores to plot")
-    width = 0.8 / len(series)
-    figure, axis = plt.subplots(figsize=(1.6 * len(tasks) + 2, 3.5))
-    for k, (name, gains) in enumerate(series.items()):
-        positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(tasks))]
-        axis.bar(positions, [gains.get(task, 0.0) for task in tasks], width, label=name,
-                 hatch="//" if k == 0 else None, edgecolor="black", linewidth=0.5)
-    axis.axhline(0, color="black", linewidth=0.8)
-    axis.set_xticks(range(len(tasks)), tasks, rotation=20)
-    axis.set_ylabel("RecA - base (GenEval points)")
-    axis.legend(fontsize=8, ncol=2)
     figure.tight_layout()
     return save_figure(figure, save_to)
 

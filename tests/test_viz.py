@@ -57,30 +57,3 @@ def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
     assert list(plot.axis.lines[0].get_ydata()) == [2.5, 1.25]
     assert (tmp_path / "loss.png").exists()
 
-
-def test_loss_curves_draws_one_line_per_arm():
-    figure = viz.loss_curves({"copy": [3.0, 1.0, 0.1], "RecA": [3.0, 2.5, 2.4]})
-    lines = figure.axes[0].lines
-    assert [line.get_label() for line in lines] == ["copy", "RecA"]
-    assert list(lines[1].get_ydata()) == [3.0, 2.5, 2.4]
-
-
-def test_published_gains_subtracts_base_from_reca(tmp_path):
-    tasks = ",".join(viz.GENEVAL_TASKS)
-    csv = tmp_path / "published.csv"
-    csv.write_text(f"model,variant,{tasks}\n"
-                   "M,base,90,80,60,70,20,40\nM,RecA,91,85,60,75,30,50\n"
-                   "Z,RecA,1,1,1,1,1,1\nR,reference,1,1,1,1,1,1\n")
-    gains = viz.published_gains(csv)
-    assert gains == {"M": dict(zip(viz.GENEVAL_TASKS, [1.0, 5.0, 0.0, 5.0, 10.0, 10.0]))}
-    with pytest.raises(FileNotFoundError):
-        viz.published_gains(tmp_path / "missing.csv")
-
-
-def test_gain_bars_puts_ours_first_beside_each_published_model(tmp_path):
-    ours = {"two_object": 12.0, "position": -4.0}
-    figure = viz.gain_bars(ours, {"M": {"two_object": 10.0, "position": 20.0}}, save_to=tmp_path / "g.png")
-    bars = figure.axes[0].patches
-    assert [bar.get_height() for bar in bars] == [12.0, -4.0, 10.0, 20.0]
-    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()] == ["this run", "M"]
-    assert (tmp_path / "g.png").exists()
