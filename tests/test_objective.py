@@ -134,6 +134,11 @@ def test_freeze_policy_gradients_and_eval_mode(square_images):
     freeze_for_reca(model, train_aligner=True)
     assert all(p.requires_grad for p in model.model.aligner.parameters())
     assert not any(p.requires_grad for p in model.model.vision_model.parameters())
+    model.zero_grad(set_to_none=True)
+    reca_loss(model, processor, square_images[:2], instruction_dropout=0.0, sample_seeds=[0, 1]).backward()
+    # the condition now carries gradient back through the aligner, and still stops there
+    assert all(p.grad is not None for p in model.model.aligner.parameters())
+    assert all(p.grad is None for p in model.model.vision_model.parameters())
 
 
 def test_overfitting_two_images_lowers_the_loss(square_images):
