@@ -392,13 +392,12 @@ def _restart_history(path: Path, done: int, accelerator) -> list[dict]:
 
 # -- RecA on a folder of images: the `recakit train` command -------------------------------------
 def reca_loss_fn(processor, **reca_options):
-    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it loads them and
-    returns `recakit.objective.reca_loss(model, processor, images, sample_seeds=..., **reca_options)`."""
-    from recakit.images import load_images
+    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it returns
+    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`."""
     from recakit.objective import reca_loss
 
     def loss_fn(model, examples, seeds):
-        return reca_loss(model, processor, load_images(examples), sample_seeds=seeds, **reca_options)
+        return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
     return loss_fn
 
 
