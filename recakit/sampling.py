@@ -11,6 +11,7 @@ logits, so the unconditional rows are skipped altogether. Temperature 0 means gr
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from numbers import Integral
 
 import torch
@@ -61,6 +62,18 @@ def _draw(logits: torch.Tensor, generators: list[torch.Generator], temperature: 
     return torch.stack(picks)
 
 
+@contextmanager
+def evaluating(model: torch.nn.Module):
+    """Eval mode for the duration (no dropout while sampling, e.g. right after training), then
+    back to whatever mode the model was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
                         temperature: float, top_k: int | None, batch_size: int | None,
@@ -76,7 +89,7 @@ def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, 
     steps = adapter.num_image_tokens
     device = adapter.device
     results = []
-    with tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
+    with evaluating(adapter.model), tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
         for start in range(0, count, batch_size):
             indices = list(range(start, min(start + batch_size, count)))
             rows = len(indices)
@@ -185,5 +198,5 @@ def caption(model, processor, images, max_new_tokens: int = 32) -> list[str]:
     adapter = adapter_for(model, processor)
     if not hasattr(adapter, "caption"):
         raise TypeError(f"{type(adapter).__name__} cannot caption: give it a caption(images, max_new_tokens) method")
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(adapter.model):
         return adapter.caption(images, max_new_tokens=max_new_tokens)

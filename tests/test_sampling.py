@@ -106,3 +106,14 @@ def test_bad_inputs_are_explained(janus_tiny, square_images):
         reconstruct(model, processor, square_images[:2], seed=[4], **QUIET)
     with pytest.raises(ValueError, match="no images"):
         caption(model, processor, [])
+
+
+def test_sampling_right_after_training_uses_eval_mode_and_restores_it(square_images):
+    from recakit.janus import tiny_janus
+
+    model, processor = tiny_janus(seed=0, text_config={"attention_dropout": 0.5})
+    reference = generate_image_tokens(model, processor, PROMPTS[:2], seed=1, **QUIET)
+    model.train()
+    assert torch.equal(generate_image_tokens(model, processor, PROMPTS[:2], seed=1, **QUIET), reference)
+    caption(model, processor, square_images[:1], max_new_tokens=2)
+    assert model.training and model.model.language_model.training
