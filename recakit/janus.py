@@ -110,14 +110,15 @@ def _build_tokenizer(vocab_size: int):
 
 
 def _image_processor_class():
-    # transformers' default JanusImageProcessor needs torchvision; the PIL twin does the same steps
+    import transformers
+
+    # the default JanusImageProcessor needs torchvision; where it is missing, the PIL twin does the
+    # same steps (older transformers releases have only the one class)
     try:
         import torchvision  # noqa: F401
-        from transformers import JanusImageProcessor
-        return JanusImageProcessor
     except ImportError:
-        from transformers import JanusImageProcessorPil
-        return JanusImageProcessorPil
+        return getattr(transformers, "JanusImageProcessorPil", transformers.JanusImageProcessor)
+    return transformers.JanusImageProcessor
 
 
 TINY_DEFAULTS = {
