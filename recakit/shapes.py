@@ -189,8 +189,7 @@ def _as_rng(rng) -> random.Random:
     return rng if isinstance(rng, random.Random) else random.Random(rng)
 
 
-def random_scene(rng, n_objects: int | None = None, *, max_objects: int = 4,
-                 shapes=SHAPES, colors=tuple(COLORS)) -> Scene:
+def random_scene(rng, n_objects: int | None = None, *, max_objects: int = 4) -> Scene:
     """A random scene of `n_objects` (default: 1 to `max_objects`) objects; `rng` is a
     random.Random or an int seed."""
     rng = _as_rng(rng)
@@ -198,7 +197,7 @@ def random_scene(rng, n_objects: int | None = None, *, max_objects: int = 4,
         n_objects = rng.randint(1, max_objects)
     if not 1 <= n_objects <= 4:
         raise ValueError(f"ShapesWorld scenes hold 1 to 4 objects, got {n_objects}")
-    specs = [(rng.choice(shapes), rng.choice(colors)) for _ in range(n_objects)]
+    specs = [(rng.choice(SHAPES), rng.choice(tuple(COLORS))) for _ in range(n_objects)]
     return Scene(_place(specs, rng))
 
 
