@@ -117,7 +117,8 @@ def _image_processor_class():
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        return getattr(transformers, "JanusImageProcessorPil", transformers.JanusImageProcessor)
+        if hasattr(transformers, "JanusImageProcessorPil"):
+            return transformers.JanusImageProcessorPil
     return transformers.JanusImageProcessor
 
 
