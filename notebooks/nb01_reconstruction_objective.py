@@ -131,20 +131,21 @@ CELLS = opening(
         """
         The understanding embeddings are different in kind: they are meant to say *what* is in the
         image. A quick way to see it is to compare images by the cosine similarity of their (averaged)
-        embeddings. Scenes that share objects and colours should look alike to the understanding side
-        even when their pixels are placed differently.
+        embeddings, after subtracting the mean embedding that all images share. Scenes with the same
+        objects and colours should look alike to the understanding side even when their pixels are
+        placed differently.
         """,
         """
         理解嵌入则是另一类东西：它要表达的是图里*有什么*。一个直观的办法是比较不同图像
-        （按位置取平均后的）嵌入的余弦相似度：物体和颜色相同的场景，即便像素位置不同，
-        在理解侧看来也应当相近。
+        （按位置取平均后的）嵌入的余弦相似度，比较之前先减去所有图像共有的平均嵌入。
+        物体和颜色相同的场景，即便像素位置不同，在理解侧看来也应当相近。
         """),
     code('''
         images = [example.image for example in scenes]
         with torch.no_grad():
             pooled = adapter.understanding_embeddings(images).float().mean(dim=1)
-        labels = [example.dense[:40] for example in scenes]
-        viz.similarity_heatmap(pooled, labels=labels, title="understanding embeddings: image-to-image cosine",
+        labels = [example.dense.removeprefix("a photo of ")[:40] for example in scenes]
+        viz.similarity_heatmap(pooled, labels=labels, centered=True, title="understanding embeddings, centred cosine",
                                save_to=OUT_DIR / "embedding_similarity.png");
         '''),
     markdown(

@@ -9,6 +9,7 @@ similarity heat map and a live loss curve that doubles as a `recakit.train.train
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -63,7 +64,7 @@ def image_grid(images, *, titles=None, row_labels=None, ncols=None, suptitle=Non
                 continue
             axis.imshow(row[c], interpolation="nearest")
             if title_rows is not None and c < len(title_rows[r]):
-                axis.set_title(str(title_rows[r][c]), fontsize=8)
+                axis.set_title(textwrap.fill(str(title_rows[r][c]), 24), fontsize=8)
         if row_labels is not None:
             axes[r][0].set_ylabel(str(row_labels[r]), fontsize=9)
     if suptitle:
@@ -81,10 +82,10 @@ def token_layout(segments, *, title: str = "", save_to=None):
     unknown = {role for _label, _count, role in segments} - set(ROLE_COLORS)
     if unknown:
         raise ValueError(f"unknown token roles {sorted(unknown)}; use {sorted(ROLE_COLORS)}")
-    figure, axis = plt.subplots(figsize=(11, 2.2))
+    figure, axis = plt.subplots(figsize=(11, 1.8))
     left = 0.0
     for label, count, role in segments:
-        width = 1 + math.log2(max(count, 1))
+        width = max(3.0, 1 + math.log2(max(count, 1)))  # wide enough for a label
         axis.barh(0, width, left=left, color=ROLE_COLORS[role], edgecolor="black", height=0.6)
         axis.text(left + width / 2, 0, f"{label}\n{count}", ha="center", va="center", fontsize=8)
         if role == "target":
@@ -92,28 +93,32 @@ def token_layout(segments, *, title: str = "", save_to=None):
         left += width
     handles = [Patch(color=color, label=role) for role, color in ROLE_COLORS.items()
                if any(role == segment_role for _label, _count, segment_role in segments)]
-    axis.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=len(handles), fontsize=8)
+    axis.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.05), ncol=len(handles), fontsize=8)
     axis.set_xlim(0, left)
     axis.set_ylim(-0.8, 0.5)
     axis.axis("off")
-    axis.set_title(title or "token layout (block width ~ log2 of the token count)")
+    axis.set_title(title or "token layout (block widths grow with log2 of the token count)")
     return save_figure(figure, save_to)
 
 
-def cosine_similarity_matrix(embeddings) -> np.ndarray:
-    """(N, D) vectors -> (N, N) cosine similarities."""
+def cosine_similarity_matrix(embeddings, *, centered: bool = False) -> np.ndarray:
+    """(N, D) vectors -> (N, N) cosine similarities. `centered` subtracts the mean vector first, so
+    a component that every embedding shares does not make all pairs look alike."""
     vectors = torch.as_tensor(embeddings).detach().float()
     if vectors.dim() != 2:
         raise ValueError(f"expected (N, D) embeddings, got shape {tuple(vectors.shape)}")
+    if centered:
+        vectors = vectors - vectors.mean(dim=0, keepdim=True)
     vectors = torch.nn.functional.normalize(vectors, dim=-1)
     return (vectors @ vectors.T).numpy()
 
 
-def similarity_heatmap(embeddings, *, labels=None, title: str = "cosine similarity", save_to=None):
+def similarity_heatmap(embeddings, *, labels=None, centered: bool = False, title: str = "cosine similarity",
+                       save_to=None):
     """Heat map of the pairwise cosine similarity of (N, D) embeddings (token positions or images)."""
-    matrix = cosine_similarity_matrix(embeddings)
-    size = min(2 + 0.25 * len(matrix), 7)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
+    matrix = cosine_similarity_matrix(embeddings, centered=centered)
+    size = min(3 + 0.3 * len(matrix), 8)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
     shown = axis.imshow(matrix, cmap="viridis", vmin=-1, vmax=1)
     figure.colorbar(shown, ax=axis, fraction=0.046)
     if labels is not None:

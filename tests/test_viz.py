@@ -48,6 +48,13 @@ def test_cosine_similarity_matrix_matches_definition():
         viz.cosine_similarity_matrix(torch.zeros(2, 3, 4))
 
 
+def test_centering_removes_a_shared_component():
+    shared = torch.tensor([10.0, 10.0, 0.0])
+    vectors = torch.stack([shared + torch.tensor([0.0, 0.0, 1.0]), shared - torch.tensor([0.0, 0.0, 1.0])])
+    assert viz.cosine_similarity_matrix(vectors)[0, 1] > 0.98
+    assert viz.cosine_similarity_matrix(vectors, centered=True)[0, 1] == pytest.approx(-1.0)
+
+
 def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
     plot = viz.LiveLossPlot(every=2, save_to=tmp_path / "loss.png")
     plot({"step": 0, "loss": 2.5})
