@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,17 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
         # Drops accelerate's references to the optimizer state, so notebooks get the memory back.
         accelerator.free_memory()
     return history
+
+
+class _CallableModule(types.ModuleType):
+    """`recakit.train` names both this module and its `train` function; once the module has been
+    imported, Python binds the name to the module, so the module forwards calls to `train`."""
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 class _LossModule(torch.nn.Module):

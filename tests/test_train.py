@@ -55,6 +55,14 @@ def test_loss_falls_on_a_learnable_problem():
     assert sum(last) < 0.3 * sum(first)
 
 
+def test_recakit_train_is_callable_whichever_way_it_was_imported():
+    import recakit
+
+    assert recakit.train is train_module  # the submodule is imported, so the name is the module
+    history = recakit.train(TinyNet(), noisy_mse, make_data(), steps=2, batch_size=4, **quiet())
+    assert [record["step"] for record in history] == [1, 2]
+
+
 def test_batches_cover_each_epoch_once_and_depend_only_on_seed_and_step():
     n, batch = 10, 4
     epoch_positions = [i for step in range(5) for i in batch_indices(n, batch, step, seed=3)]
