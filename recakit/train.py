@@ -457,8 +457,8 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "train", help="RecA post-training on a folder of unlabeled images",
         description="RecA post-training: the model regenerates each image of --images from its "
-                    "own understanding embeddings. Run several processes with torchrun or "
-                    "`accelerate launch -m recakit.cli train ...`.")
+                    "own understanding embeddings. Several processes (GPUs, or CPU with gloo): "
+                    "`torchrun --nproc_per_node N -m recakit.cli train ...`.")
     parser.add_argument("--model", required=True, help="'toy', a hub id or a local folder")
     parser.add_argument("--images", required=True, help="folder of training images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: checkpoint/, history.jsonl, final/")
