@@ -131,3 +131,26 @@ def test_a_quantized_model_can_be_frozen_and_trained(tmp_path, janus_tiny, squar
     assert counts["quantized"] > 0 and counts["trainable"] > 0
     reca_loss(quantized, quantized_processor, square_images[:2], sample_seeds=[0, 1]).backward()
     assert quantized.model.generation_head.vision_head.weight.grad is not None
+
+
+def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, square_images, monkeypatch):
+    model, processor = janus_tiny
+    adapter = JanusAdapter(model, processor)
+    calls = []
+    original = processor.image_processor.__class__.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(processor.image_processor.__class__, "__call__", counting)
+    images = square_images[:2]
+    tokens = adapter.image_tokens(images)
+    embeddings = adapter.understanding_embeddings(images)
+    assert len(calls) == 1
+    fresh = JanusAdapter(model, processor)
+    assert torch.equal(fresh.image_tokens(images), tokens)
+    assert torch.equal(fresh.understanding_embeddings(images), embeddings)
+    adapter.understanding_embeddings(images)  # reused once only: a later call preprocesses again
+    adapter.understanding_embeddings(square_images[1:3])
+    assert len(calls) == 4  # tokens, fresh tokens, the repeat, the new images
