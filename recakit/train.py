@@ -26,7 +26,9 @@ import math
 import os
 import random
 import shutil
+import signal
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -85,7 +87,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     micro-batches of batch_size / grad_accum / processes examples. `lora` (a dict or
     `peft.LoraConfig`) trains LoRA adapters instead, injected into `model`; a `peft.PeftModel`
     may also be passed directly. With `out_dir`, a checkpoint is saved every `save_every` steps,
-    at the end and on KeyboardInterrupt, the history goes to `out_dir/history.jsonl`, and
+    at the end and on KeyboardInterrupt or SIGTERM, the history goes to `out_dir/history.jsonl`, and
     `resume=True` continues from an existing checkpoint. `callback(record)` runs after every step
     on every process. The model keeps the train/eval mode it arrives in.
     """
@@ -164,6 +166,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     bar = tqdm(total=steps, initial=done, desc="train", unit="step",
                disable=not (progress and accelerator.is_main_process))
     trained_now = updating = False
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         for step in range(done, steps):
             global_indices = batch_indices(len(data), batch_size, step, seed)
@@ -194,14 +197,15 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            done, trained_now, updating = step + 1, True, False
-
+            done, trained_now = step + 1, True
             record = {"step": done, "loss": loss_value, "lr": lr_now, "grad_norm": float(grad_norm)}
             history.append(record)
+            if out_dir is not None and accelerator.is_main_process:
+                with open(out_dir / HISTORY, "a") as file:
+                    file.write(json.dumps(record) + "\n")
+            updating = False
+
             if out_dir is not None:
-                if accelerator.is_main_process:
-                    with open(out_dir / HISTORY, "a") as file:
-                        file.write(json.dumps(record) + "\n")
                 if save_every and done % save_every == 0 and done < steps:
                     save()
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", refresh=False)
@@ -211,13 +215,16 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
         if out_dir is not None and trained_now:
             save()
     except KeyboardInterrupt:
-        # An interrupt inside the update leaves the weights half-stepped: keep the last checkpoint.
+        # An interrupt inside the update (weights half-stepped, or the step not yet in the
+        # history) is not saved: the last checkpoint stays, and resuming redoes the step.
         if out_dir is not None and trained_now and not updating:
             # Other processes may already be gone, so no collective calls: the main process
             # saves alone (the weights and optimizer state are the same on every process).
             save(everyone=False)
         raise
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
         # Drops accelerate's references to the optimizer state, so notebooks get the memory back.
         accelerator.free_memory()
@@ -268,6 +275,19 @@ def _is_peft_model(model) -> bool:
     # peft takes long to import; a model can only be a PeftModel if peft is already loaded.
     peft = sys.modules.get("peft")
     return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def _sigterm_as_interrupt():
+    """Make SIGTERM (what job schedulers send before preempting, and torchrun on shutdown) stop
+    training like Ctrl-C, so the progress is saved. Returns the handler it replaced, or None where
+    handlers cannot be set (outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the save short
+        raise KeyboardInterrupt("terminated by SIGTERM")
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _default_precision() -> str:

@@ -1,10 +1,13 @@
-"""`recakit.train` under `torchrun --nproc_per_node 2` (CPU, gloo) follows the same loss curve as
-one process at the same global batch, and both processes write their part of the checkpoint."""
+"""`recakit.train` across processes: under `torchrun --nproc_per_node 2` (CPU, gloo) it follows the
+same loss curve as one process at the same global batch, and a run stopped by SIGTERM (what
+schedulers and torchrun send) saves its progress and resumes exactly."""
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,28 @@ def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path)
     assert [r["step"] for r in double] == [1, 2]  # one writer, not two
     assert [r["loss"] for r in double] == pytest.approx([r["loss"] for r in single], rel=1e-4)
     assert (tmp_path / "double" / "final" / "config.json").exists()
+
+
+def test_sigterm_saves_the_progress_and_the_run_resumes_exactly(tmp_path):
+    out_dir, steps = tmp_path / "run", 200
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), "--result", str(tmp_path / "unused.json"), "--out-dir",
+         str(out_dir), "--steps", str(steps), "--slow"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    history_file = out_dir / "history.jsonl"
+    deadline = time.monotonic() + 240
+    while not (history_file.exists() and len(history_file.read_text().splitlines()) >= 4):
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode != 0 and "KeyboardInterrupt" in errors
+
+    saved = json.loads((out_dir / "checkpoint" / "trainer_state.json").read_text())["step"]
+    # Saved at the step it stopped on (or, when the signal lands inside an update, at the last
+    # periodic checkpoint, every 3 steps).
+    assert 4 <= saved < steps
+    assert saved == len(history_file.read_text().splitlines()) or saved % 3 == 0
+    resumed = train_worker.run(out_dir, steps=steps)
+    reference = train_worker.run(tmp_path / "reference", steps=steps)
+    assert resumed["losses"] == pytest.approx(reference["losses"], rel=1e-6)
