@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
@@ -152,8 +153,6 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
         train(TinyNet(), noisy_mse, make_data(), steps=10, save_every=5,
               callback=stop_at(6, RuntimeError("stop")), **options)
 
-    import safetensors.torch
-
     def half_written(tensors, filename, *args, **kwargs):
         with open(filename, "wb") as file:
             file.write(b"\0" * 100)
@@ -226,6 +225,16 @@ def test_bf16_runs_the_loss_under_autocast_and_keeps_float32_weights():
     train(model, recording_loss, make_data(), steps=1, batch_size=4, progress=False, mixed_precision="bf16")
     assert seen == [torch.float32, torch.bfloat16]
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_lora_run_resumes_exactly(tmp_path):
+    options = quiet(steps=6, batch_size=8, lr=1e-2, lora={"r": 2, "target_modules": ["fc1", "fc2"]})
+    reference = train(TinyNet(), noisy_mse, make_data(), **options)
+    with pytest.raises(KeyboardInterrupt):
+        train(TinyNet(), noisy_mse, make_data(), out_dir=tmp_path, callback=stop_at(3, KeyboardInterrupt()),
+              **options)
+    resumed = train(TinyNet(), noisy_mse, make_data(), out_dir=tmp_path, **options)
+    assert losses(resumed) == losses(reference)
 
 
 def test_default_lora_targets_follow_what_recA_trains_even_when_quantized():
