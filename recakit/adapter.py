@@ -83,12 +83,18 @@ class UnifiedAdapter:
         """Teacher-forced image-to-text cross-entropy (keeps shared parameters able to describe)."""
         raise NotImplementedError
 
+    def caption(self, images: list[Image.Image], max_new_tokens: int = 32) -> list[str]:
+        """Greedy image-to-text on the understanding side (what `recakit.sampling.caption` shows)."""
+        raise NotImplementedError
+
 
 def adapter_for(model, processor=None) -> UnifiedAdapter:
-    """The adapter for a loaded model: the model's own `reca_adapter()` if it has one, else the
-    adapter registered for its class."""
+    """The adapter for a loaded model (or a peft wrapper of one): the model's own
+    `reca_adapter()` if it has one, else the adapter registered for its class."""
     if isinstance(model, UnifiedAdapter):
         return model
+    if hasattr(model, "get_base_model"):  # a peft wrapper: the adapter drives the wrapped model
+        model = model.get_base_model()
     if hasattr(model, "reca_adapter"):
         return model.reca_adapter(processor)
     from transformers import JanusForConditionalGeneration
