@@ -73,6 +73,19 @@ def add_lora(model, lora):
     return peft.get_peft_model(model, config)
 
 
+def merge_lora(model):
+    """Fold the LoRA adapters that `train(..., lora=...)` injected into `model` into its own
+    weights, in place, and remove them, so the model saves and loads like the original."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child_name = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child_name, module.get_base_layer())
+    return model
+
+
 def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 1e-5,
           grad_accum: int = 1, weight_decay: float = 0.0, betas=(0.9, 0.95), warmup_steps: int = 0,
           schedule: str = "cosine", max_grad_norm: float | None = 1.0, seed: int = 0,

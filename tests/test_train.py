@@ -227,6 +227,21 @@ def test_bf16_runs_the_loss_under_autocast_and_keeps_float32_weights():
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_merge_lora_folds_the_adapters_into_the_original_layers():
+    model, inputs = TinyNet(), torch.randn(5, 4)
+    train(model, noisy_mse, make_data(), steps=3, batch_size=8, lr=1e-2,
+          lora={"r": 2, "target_modules": ["fc1"]}, **quiet())
+    with torch.no_grad():
+        with_adapters = model(inputs)
+        train_module.merge_lora(model)
+        merged = model(inputs)
+    assert sorted(model.state_dict()) == sorted(TinyNet().state_dict())
+    assert type(model.fc1) is torch.nn.Linear
+    torch.testing.assert_close(merged, with_adapters)
+    with torch.no_grad():
+        assert not torch.allclose(merged, TinyNet()(inputs))  # the adapters did change the output
+
+
 def test_a_lora_run_resumes_exactly(tmp_path):
     options = quiet(steps=6, batch_size=8, lr=1e-2, lora={"r": 2, "target_modules": ["fc1", "fc2"]})
     reference = train(TinyNet(), noisy_mse, make_data(), **options)
