@@ -59,7 +59,7 @@ CELLS = opening(
           means predicting these ids one after another, like words, and decoding them to pixels.
 
         The toy model used here has the same two sides, only tiny: a 64 px image becomes 16 *query
-        states* of a frozen understanding language model, and 8 x 8 = 64 tokens of a 256-code VQ codebook.
+        states* of a frozen understanding language model, and a grid of 8 x 8 = 64 codebook tokens.
         """,
         """
         ## 1. 统一模型看图像的两种方式
@@ -72,7 +72,7 @@ CELLS = opening(
           向量的编号。生成图像就是像写字一样逐个预测这些编号，最后解码回像素。
 
         这里用的玩具模型也有这两条路，只是规模很小：一张 64 像素的图在理解侧变成冻结的理解语言模型
-        给出的 16 个*查询状态*，在生成侧变成 8 × 8 = 64 个 token，码本共有 256 个码字。
+        给出的 16 个*查询状态*，在生成侧变成 8 × 8 = 64 个码本 token。
         """),
     code('''
         from recakit import adapter_for, load_model

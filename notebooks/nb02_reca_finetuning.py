@@ -59,6 +59,8 @@ CELLS = opening(
         STEPS = STEPS or (8 if QUICK else 600 if IS_TOY else 1000)
         LR = LR or (3e-4 if IS_TOY else 1e-5)
         quantization = None if QUANTIZATION == "none" else QUANTIZATION
+        if quantization and not LORA_RANK:
+            raise ValueError("quantized weights cannot be trained directly: set LORA_RANK as well, e.g. 16")
         model, processor = load_model(MODEL, device=DEVICE, quantization=quantization)
         print(freeze_for_reca(model))
         '''),
@@ -140,13 +142,14 @@ CELLS = opening(
         loss_fn = reca_loss_fn(processor) if DATA_DIR else arm_loss("reca", processor)
         '''),
     code('''
-        from recakit.train import train
+        from recakit.train import default_lora_targets, train
 
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
-        lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+        # LoRA goes on the linear layers RecA trains (after freeze_for_reca), never on the frozen encoders
+        lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": default_lora_targets(model)} if LORA_RANK else None
         model.train()
         history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
-                        warmup_steps=STEPS // 20, lora=lora if LORA_RANK else None,
+                        warmup_steps=STEPS // 20, lora=lora,
                         out_dir=OUT_DIR / "train", callback=live_plot)
         live_plot.finish()
         print(f"{len(history)} steps: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
@@ -206,7 +209,7 @@ CELLS = opening(
         MetaQuery): a frozen understanding model turns *either* an image *or* a caption into a few
         query states, trained so that both agree, and the generator reads only those query states.
         RecA's condition then lives in the very space the text prompt uses, so what the generator
-        learns from reconstruction transfers to text-to-image. The table (from `docs/toy_study.md`):
+        learns from reconstruction transfers to text-to-image. The full study, `docs/toy_study.md`:
         """,
         """
         ## 6. 玩具实验：什么样的设计能让 RecA 起作用？
@@ -219,7 +222,7 @@ CELLS = opening(
         真正奏效的设计，恰好也是 RecA 原论文收益最大的那一类（OpenUni / MetaQuery）：冻结的理解模型把图像
         *或*描述都转换成少量查询状态，并训练二者保持一致，生成器只读取这些查询状态。这样 RecA 的条件
         与文本提示词位于同一个表示空间，生成器从重建中学到的东西就能迁移到文生图上。
-        下表摘自 `docs/toy_study.md`：
+        下面显示的是 `docs/toy_study.md`（英文原文，中文版见 `docs/toy_study_zh.md`）：
         """),
     code('''
         from IPython.display import Markdown, display
@@ -241,8 +244,8 @@ CELLS = opening(
         Measured at Janus-Pro-1B size on an H100 (bf16): a RecA step at batch 8 (sequence 1176) takes
         0.26 s and peaks at 30.4 GiB. On a 16 GB card use `-p QUANTIZATION nf4 -p LORA_RANK 16`:
         NF4 weights take 1.27 GiB instead of 3.48 GiB, and a RecA step with LoRA r16 on the language
-        model (15 M trainable parameters) and gradient checkpointing peaks at 2.75 GiB at batch 4 and
-        4.0 GiB at batch 8. The published RecA recipes run 1000 to 5000 steps at learning rates of
+        model (15 M trainable parameters) and gradient checkpointing (`recakit train
+        --gradient-checkpointing`) peaks at 2.75 GiB at batch 4 and 4.0 GiB at batch 8. The published RecA recipes run 1000 to 5000 steps at learning rates of
         1e-5 to 4e-5.
         """,
         """
@@ -255,7 +258,7 @@ CELLS = opening(
 
         在 H100 上按 Janus-Pro-1B 的规模实测（bf16）：批大小 8（序列长 1176）时，一步 RecA 耗时 0.26 秒，
         显存峰值 30.4 GiB。16 GB 显存的显卡请加上 `-p QUANTIZATION nf4 -p LORA_RANK 16`：NF4 权重只占
-        1.27 GiB（bf16 为 3.48 GiB）；在语言模型上挂 r16 的 LoRA（可训练参数 1500 万）并开启梯度检查点后，
+        1.27 GiB（bf16 为 3.48 GiB）；在语言模型上挂 r16 的 LoRA（可训练参数 1500 万）并开启梯度检查点（`recakit train --gradient-checkpointing`）后，
         一步 RecA 的显存峰值在批大小 4 时为 2.75 GiB，批大小 8 时为 4.0 GiB。RecA 论文公开的训练配方为
         1000 到 5000 步，学习率在 1e-5 到 4e-5 之间。
         """),
