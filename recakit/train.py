@@ -218,9 +218,8 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
                     file.write(json.dumps(record) + "\n")
             updating = False
 
-            if out_dir is not None:
-                if save_every and done % save_every == 0 and done < steps:
-                    save()
+            if out_dir is not None and save_every and done % save_every == 0 and done < steps:
+                save()
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_now:.2e}", refresh=False)
             bar.update()
             if callback is not None:
