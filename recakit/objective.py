@@ -110,6 +110,10 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     hidden, _ = adapter.forward_generation(embeds, mask, position_ids)
     prefix_length = inputs_embeds.shape[1]
+    from recakit.fast import chunked_image_loss, use_chunked_loss
+
+    if use_chunked_loss(adapter):  # large codebooks: never hold all the float32 logits at once
+        return chunked_image_loss(adapter, hidden[:, prefix_length - 1:], targets)
     logits = adapter.image_logits(hidden[:, prefix_length - 1:]).float()
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 

@@ -77,11 +77,18 @@ def evaluating(model: torch.nn.Module):
 @torch.no_grad()
 def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
                         temperature: float, top_k: int | None, batch_size: int | None,
-                        progress: bool = True, desc: str = "sampling") -> torch.Tensor:
+                        progress: bool = True, desc: str = "sampling", fast: bool | str = False) -> torch.Tensor:
     """The sampling loop shared by generate_images and reconstruct -> (count, T) image codes.
 
     build_prefix(indices, drop) -> (inputs_embeds, attention_mask) for the rows `indices` (which
-    may repeat), with row r unconditional where drop[r] is set."""
+    may repeat), with row r unconditional where drop[r] is set. `fast` (True or a mode name) hands
+    the same job to `recakit.fast.fast_sample_image_tokens` (static KV cache, captured step)."""
+    if fast:
+        from recakit.fast import fast_sample_image_tokens
+
+        return fast_sample_image_tokens(adapter, build_prefix, count, cfg_scale=cfg_scale, seeds=seeds,
+                                        temperature=temperature, top_k=top_k, batch_size=batch_size,
+                                        progress=progress, desc=desc, mode="auto" if fast is True else fast)
     from transformers import DynamicCache
 
     batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -130,7 +137,8 @@ def _check_prompts(prompts) -> list[str]:
 
 
 def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
-                          top_k: int | None = None, batch_size: int | None = None, progress: bool = True) -> torch.Tensor:
+                          top_k: int | None = None, batch_size: int | None = None, progress: bool = True,
+                          fast: bool | str = False) -> torch.Tensor:
     """Text -> (len(prompts), T) generation codes; see generate_images."""
     prompts = _check_prompts(prompts)
     _check_options(cfg_scale, temperature, top_k, batch_size)
@@ -142,24 +150,28 @@ def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, 
 
     return sample_image_tokens(adapter, build_prefix, len(prompts), cfg_scale=cfg_scale, seeds=seeds,
                                temperature=temperature, top_k=top_k, batch_size=batch_size,
-                               progress=progress, desc="generating")
+                               progress=progress, desc="generating", fast=fast)
 
 
 def generate_images(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
-                    top_k: int | None = None, batch_size: int | None = None, progress: bool = True) -> list[Image.Image]:
+                    top_k: int | None = None, batch_size: int | None = None, progress: bool = True,
+                    fast: bool | str = False) -> list[Image.Image]:
     """One image per prompt.
 
     seed: an int (image i gets seed + i) or one seed per prompt. cfg_scale: classifier-free
     guidance (1 = none). temperature: 0 = greedy. top_k: keep only the k likeliest codes.
-    batch_size: prompts sampled together (default 8); it changes speed, never the images."""
+    batch_size: prompts sampled together (default 8); it changes speed, never the images.
+    fast: True for the static-cache sampler of recakit.fast (a CUDA graph on GPUs), or one of
+    its modes ("eager", "graph", "compile"); same seeds, same images."""
     tokens = generate_image_tokens(model, processor, prompts, cfg_scale=cfg_scale, seed=seed,
-                                   temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress)
+                                   temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
+                                   fast=fast)
     return adapter_for(model, processor).decode_image_tokens(tokens)
 
 
 def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
                 top_k: int | None = None, batch_size: int | None = None, instruction: str | None = None,
-                resolution: int | None = None, progress: bool = True) -> list[Image.Image]:
+                resolution: int | None = None, progress: bool = True, fast: bool | str = False) -> list[Image.Image]:
     """RecA at inference: each image -> the model's understanding embeddings -> a generated image.
 
     The prefix is the one RecA trains on, with `instruction` (default: the first of
@@ -184,7 +196,7 @@ def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, tem
 
     tokens = sample_image_tokens(adapter, build_prefix, len(images), cfg_scale=cfg_scale, seeds=seeds,
                                  temperature=temperature, top_k=top_k, batch_size=batch_size,
-                                 progress=progress, desc="reconstructing")
+                                 progress=progress, desc="reconstructing", fast=fast)
     return adapter.decode_image_tokens(tokens)
 
 

@@ -1,0 +1,300 @@
+"""Fast paths for the GPU: a static-cache image sampler and a memory-light image-token loss.
+
+Sampling. The plain loop in `recakit.sampling` grows a dynamic KV cache and launches hundreds of
+small kernels per image token, so at batch 1 it is bound by launch overhead, not by the GPU.
+`fast_sample_image_tokens` keeps the same inputs and outputs but
+- preallocates the keys and values of every layer once (a static KV cache) and writes each new
+  token into its slot, so every decode step has the same shapes and addresses;
+- runs one whole decode step -- embed the previous code, the Llama layers, the generation head,
+  classifier-free guidance and the Gumbel-max draw -- as one function on the device, which on
+  CUDA is captured once as a CUDA graph ("graph") or handed to torch.compile with
+  mode="reduce-overhead" ("compile") and then replayed for every token;
+- draws each row's uniform noise from that row's own seeded generator, in the same order as the
+  plain loop, so the same seed gives the same codes (up to floating-point ties).
+On the CPU there is nothing to capture, and compiling costs far more than it saves, so the step
+runs eagerly there ("eager"); the tests check that path against the plain sampler.
+
+The decode step is written against the Llama modules' weights (norms, q/k/v/o projections,
+rotary embedding, MLP) rather than through the transformers cache classes, whose call
+conventions change between releases; both Janus and the ShapesWorld toy generate with a Llama.
+
+Training. Janus's generation head has 16384 outputs: for a batch of 8 images of 576 tokens the
+float32 logits alone take 300 MB, and autograd keeps them (and their softmax) for the backward
+pass. `chunked_image_loss` computes the head and the cross-entropy a chunk of positions at a
+time under activation checkpointing, so only one chunk's logits ever exist; the value and the
+gradient are those of the plain loss.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+#: positions per chunk of the memory-light loss
+DEFAULT_CHUNK_TOKENS = 1024
+
+#: codebooks at least this large use the chunked loss automatically (Janus: 16384; toy: 128)
+CHUNKED_LOSS_MIN_CODES = 4096
+
+MODES = ("auto", "eager", "graph", "compile")
+
+
+# -- training: cross-entropy without the full logits --------------------------------------------
+
+def chunked_image_loss(adapter, hidden: torch.Tensor, targets: torch.Tensor,
+                       chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
+    """Mean cross-entropy of `adapter.image_logits(hidden)` (float32) against `targets`.
+
+    hidden (..., D) and targets (...) are flattened to positions; each chunk of `chunk_tokens`
+    positions is run through the head under checkpointing, so its logits are dropped after the
+    forward pass and recomputed in the backward pass."""
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    targets = targets.reshape(-1).to(hidden.device)
+    if hidden.shape[0] != targets.shape[0]:
+        raise ValueError(f"{hidden.shape[0]} hidden positions for {targets.shape[0]} targets")
+
+    def chunk_loss_sum(chunk_hidden, chunk_targets):
+        logits = adapter.image_logits(chunk_hidden).float()
+        return F.cross_entropy(logits, chunk_targets, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        stop = start + chunk_tokens
+        total = total + checkpoint(chunk_loss_sum, hidden[start:stop], targets[start:stop], use_reentrant=False)
+    return total / targets.shape[0]
+
+
+def use_chunked_loss(adapter) -> bool:
+    """Whether `recakit.objective.image_generation_loss` should take the chunked path: only where
+    the full logits are large, since chunking costs a second pass through the head."""
+    return adapter.codebook_size >= CHUNKED_LOSS_MIN_CODES and torch.is_grad_enabled()
+
+
+# -- sampling: a static KV cache and a captured decode step -------------------------------------
+
+def generation_stack(adapter):
+    """The Llama model (`.layers`, `.norm`, `.rotary_emb`) the adapter generates with."""
+    model = adapter.model
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    for path in ("model.language_model", "generator.model"):
+        stack = model
+        for name in path.split("."):
+            stack = getattr(stack, name, None)
+        if stack is not None and all(hasattr(stack, part) for part in ("layers", "norm", "rotary_emb")):
+            return stack
+    raise TypeError(f"the fast sampler needs a Llama generation stack; {type(adapter).__name__} has none "
+                    "(use the plain sampler, fast=False)")
+
+
+def _resolve_mode(mode: str, device: torch.device) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown fast mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "auto":
+        return "graph" if device.type == "cuda" else "eager"
+    if mode in ("graph", "compile") and device.type != "cuda":
+        raise ValueError(f"fast mode {mode!r} needs a CUDA device; the CPU runs mode 'eager'")
+    return mode
+
+
+class StaticDecoder:
+    """A Llama stack with a preallocated KV cache of `capacity` positions for `rows` rows.
+
+    Slot s of the cache holds position s of the (left-padded) sequence; `visible` marks the slots
+    each row may attend to (its real prefix tokens and every generated token)."""
+
+    def __init__(self, stack, rows: int, capacity: int, dtype: torch.dtype, device: torch.device):
+        self.stack = stack
+        config = stack.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        shape = (rows, self.kv_heads, capacity, self.head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in stack.layers]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in stack.layers]
+        self.visible = torch.zeros((rows, capacity), dtype=torch.bool, device=device)
+        self.capacity = capacity
+
+    def static_tensors(self) -> list[torch.Tensor]:
+        return self.keys + self.values + [self.visible]
+
+    def forward(self, embeds: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                attend: torch.Tensor) -> torch.Tensor:
+        """embeds (B, L, D) at sequence positions `positions` (B, L), written into cache slots
+        `slots` (L,); attend (B, L, capacity) says which slots each query sees -> hidden (B, L, D)."""
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+        rows, length, _ = embeds.shape
+        hidden = embeds
+        cos, sin = self.stack.rotary_emb(hidden, positions)
+        # a query that sees nothing (a left-pad position) would give NaN; let it see itself
+        mask = attend[:, None]
+        for index, layer in enumerate(self.stack.layers):
+            attention = layer.self_attn
+            normed = layer.input_layernorm(hidden)
+            query = attention.q_proj(normed).view(rows, length, self.heads, self.head_dim).transpose(1, 2)
+            key = attention.k_proj(normed).view(rows, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            value = attention.v_proj(normed).view(rows, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            query, key = apply_rotary_pos_emb(query, key, cos, sin)
+            self.keys[index].index_copy_(2, slots, key.to(self.keys[index].dtype))
+            self.values[index].index_copy_(2, slots, value.to(self.values[index].dtype))
+            attended = F.scaled_dot_product_attention(
+                query, self.keys[index], self.values[index], attn_mask=mask,
+                scale=attention.scaling, enable_gqa=self.heads != self.kv_heads)
+            attended = attended.transpose(1, 2).reshape(rows, length, self.heads * self.head_dim)
+            hidden = hidden + attention.o_proj(attended)
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return self.stack.norm(hidden)
+
+    def prefill(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Run the left-padded prefix (B, L) into slots 0..L-1 -> hidden state of its last position."""
+        rows, length = mask.shape
+        real = mask.bool()
+        self.visible.zero_()
+        self.visible[:, :length] = real
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        causal = torch.ones((length, self.capacity), dtype=torch.bool, device=mask.device).tril()
+        attend = causal[None] & self.visible[:, None, :]
+        attend |= torch.eye(length, self.capacity, dtype=torch.bool, device=mask.device)[None]
+        slots = torch.arange(length, device=mask.device)
+        return self.forward(embeds, positions, slots, attend)[:, -1]
+
+
+def _guided_logits(adapter, hidden: torch.Tensor, rows: int, cfg_scale: float) -> torch.Tensor:
+    logits = adapter.image_logits(hidden).float()
+    if cfg_scale == 1:
+        return logits
+    conditional, unconditional = logits[:rows], logits[rows:]
+    return unconditional + cfg_scale * (conditional - unconditional)
+
+
+def _pick(logits: torch.Tensor, noise: torch.Tensor | None, temperature: float, top_k: int | None) -> torch.Tensor:
+    """The plain sampler's draw (top-k, then Gumbel-max on the given uniform noise), batched."""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_best = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth_best, float("-inf"))
+    if temperature == 0:
+        return logits.argmax(-1)
+    gumbel = -torch.log(-torch.log(noise))
+    return torch.argmax(logits / temperature + gumbel, dim=-1)
+
+
+class _DecodeStep:
+    """One image token for every row: previous codes -> next codes, with all state on the device.
+
+    Inputs live in fixed buffers (`codes`, `step`, `noise`) so that a captured graph can replay
+    the step after the buffers are refilled."""
+
+    def __init__(self, adapter, decoder: StaticDecoder, first_slot: int, start_positions: torch.Tensor,
+                 rows: int, cfg_scale: float, temperature: float, top_k: int | None):
+        self.adapter, self.decoder = adapter, decoder
+        self.first_slot, self.rows = first_slot, rows
+        self.cfg_scale, self.temperature, self.top_k = cfg_scale, temperature, top_k
+        self.start_positions = start_positions  # (B2, 1): position of the first generated token
+        device = start_positions.device
+        self.codes = torch.zeros(rows, dtype=torch.long, device=device)
+        self.step = torch.zeros(1, dtype=torch.long, device=device)
+        self.noise = torch.full((rows, adapter.codebook_size), 0.5, dtype=torch.float32, device=device)
+
+    def __call__(self) -> torch.Tensor:
+        guided = self.cfg_scale != 1
+        fed = torch.cat([self.codes, self.codes]) if guided else self.codes
+        embeds = self.adapter.embed_image_tokens(fed[:, None]).to(self.decoder.keys[0].dtype)
+        slot = self.step + self.first_slot
+        self.decoder.visible.index_fill_(1, slot, True)
+        attend = self.decoder.visible[:, None, :]
+        hidden = self.decoder.forward(embeds, self.start_positions + self.step, slot, attend)
+        logits = _guided_logits(self.adapter, hidden[:, -1], self.rows, self.cfg_scale)
+        return _pick(logits, self.noise, self.temperature, self.top_k)
+
+
+def _capture(step: _DecodeStep):
+    """Record the decode step as a CUDA graph -> a function that replays it."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up runs allocate the workspaces the graph will reuse
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = step()
+
+    def replay():
+        graph.replay()
+        return output
+    return replay
+
+
+def _compiled(step: _DecodeStep, decoder: StaticDecoder):
+    for tensor in decoder.static_tensors() + [step.codes, step.step, step.noise]:
+        torch._dynamo.mark_static_address(tensor)
+    compiled = torch.compile(step.__call__, mode="reduce-overhead", fullgraph=False)
+
+    def run():
+        # cudagraph trees reuse the output buffer on the next replay: keep a copy
+        return compiled().clone()
+    return run
+
+
+@torch.no_grad()
+def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
+                             temperature: float, top_k: int | None, batch_size: int | None,
+                             progress: bool = True, desc: str = "sampling", mode: str = "auto") -> torch.Tensor:
+    """Drop-in for `recakit.sampling.sample_image_tokens` with a static cache and a captured
+    decode step (see the module docstring) -> (count, T) image codes.
+
+    mode: "auto" (a CUDA graph on CUDA, eager elsewhere), "eager", "graph" or "compile"."""
+    from tqdm.auto import tqdm
+
+    from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating
+
+    stack = generation_stack(adapter)
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
+    guided = cfg_scale != 1
+    steps = adapter.num_image_tokens
+    device = adapter.device
+    mode = _resolve_mode(mode, device)
+    results = []
+    with evaluating(adapter.model), tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
+        for start in range(0, count, batch_size):
+            indices = list(range(start, min(start + batch_size, count)))
+            rows = len(indices)
+            if guided:
+                inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
+            else:
+                inputs, mask = build_prefix(indices, [False] * rows)
+            generators = [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
+            prefix_length = mask.shape[1]
+            decoder = StaticDecoder(stack, mask.shape[0], prefix_length + steps, inputs.dtype, device)
+            hidden = decoder.prefill(inputs, mask)
+            codes = torch.empty((rows, steps), dtype=torch.long, device=device)
+
+            def fresh_noise():
+                return torch.stack([torch.rand(adapter.codebook_size, generator=generator, device=device,
+                                               dtype=torch.float32) for generator in generators])
+
+            logits = _guided_logits(adapter, hidden, rows, cfg_scale)
+            codes[:, 0] = _pick(logits, fresh_noise() if temperature else None, temperature, top_k)
+            bar.update(rows)
+            if steps > 1:
+                start_positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -1:] + 1
+                step = _DecodeStep(adapter, decoder, prefix_length, start_positions, rows,
+                                   cfg_scale, temperature, top_k)
+                run = step
+                if mode == "graph" or mode == "compile":
+                    # capturing executes the step; the cache slot it writes is rewritten by step 1
+                    saved_visible = decoder.visible.clone()
+                    run = _capture(step) if mode == "graph" else _compiled(step, decoder)
+                    decoder.visible.copy_(saved_visible)
+                for index in range(1, steps):
+                    step.codes.copy_(codes[:, index - 1])
+                    step.step.fill_(index - 1)
+                    if temperature:
+                        step.noise.copy_(fresh_noise())
+                    codes[:, index] = run()
+                    bar.update(rows)
+            results.append(codes)
+    return torch.cat(results)

@@ -1,0 +1,136 @@
+"""The fast sampler draws the plain sampler's codes; the chunked loss is the plain loss."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recakit.adapter import adapter_for
+from recakit.fast import chunked_image_loss, fast_sample_image_tokens, generation_stack, use_chunked_loss
+from recakit.janus import tiny_janus
+from recakit.sampling import generate_image_tokens, reconstruct
+
+PROMPTS = ["a red circle", "two blue squares left of a star", "a cat", "a green triangle"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_janus(seed=1)
+
+
+@pytest.mark.parametrize("options", [
+    {"cfg_scale": 5.0},
+    {"cfg_scale": 1.0},
+    {"cfg_scale": 3.0, "temperature": 0},
+    {"cfg_scale": 2.0, "temperature": 0.7, "top_k": 10},
+])
+def test_fast_sampler_draws_the_plain_codes(tiny, options):
+    model, processor = tiny
+    plain = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False, **options)
+    fast = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False,
+                                 fast=True, **options)
+    assert torch.equal(plain, fast)
+
+
+def test_fast_codes_do_not_depend_on_the_batch(tiny):
+    model, processor = tiny
+    together = generate_image_tokens(model, processor, PROMPTS, seed=[5, 6, 7, 8], batch_size=4,
+                                     progress=False, fast=True)
+    alone = generate_image_tokens(model, processor, PROMPTS[2:3], seed=[7], progress=False, fast=True)
+    assert torch.equal(together[2:3], alone)
+
+
+def test_fast_reconstruction_gives_the_plain_images(tiny):
+    model, processor = tiny
+    pictures = [torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+                for i in range(2)]
+    from PIL import Image
+
+    images = [Image.fromarray(array.numpy()) for array in pictures]
+    plain = reconstruct(model, processor, images, seed=2, progress=False)
+    fast = reconstruct(model, processor, images, seed=2, progress=False, fast="eager")
+    assert [a.tobytes() for a in plain] == [b.tobytes() for b in fast]
+
+
+def test_fast_modes_are_checked(tiny):
+    model, processor = tiny
+    with pytest.raises(ValueError, match="unknown fast mode"):
+        generate_image_tokens(model, processor, PROMPTS[:1], progress=False, fast="turbo")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA device"):
+            generate_image_tokens(model, processor, PROMPTS[:1], progress=False, fast="graph")
+
+
+def test_generation_stack_refuses_models_without_a_llama():
+    class NotLlama:
+        model = torch.nn.Linear(2, 2)
+
+    with pytest.raises(TypeError, match="Llama generation stack"):
+        generation_stack(NotLlama())
+    with pytest.raises(TypeError, match="Llama generation stack"):
+        fast_sample_image_tokens(NotLlama(), None, 1, cfg_scale=1, seeds=[0], temperature=1, top_k=None,
+                                 batch_size=None, mode="eager")
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 7, 64, 10_000])
+def test_chunked_loss_matches_plain_value_and_gradient(tiny, chunk_tokens):
+    model, processor = tiny
+    adapter = adapter_for(model, processor)
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(3, 17, model.config.text_config.hidden_size, generator=generator)
+    targets = torch.randint(0, adapter.codebook_size, (3, 17), generator=generator)
+    head = list(model.model.generation_head.parameters())
+
+    def value_and_grads(loss_of):
+        leaf = hidden.clone().requires_grad_(True)
+        for parameter in head:
+            parameter.grad = None
+        loss = loss_of(leaf)
+        loss.backward()
+        return loss.detach(), leaf.grad, [parameter.grad.clone() for parameter in head]
+
+    plain = value_and_grads(lambda h: F.cross_entropy(adapter.image_logits(h).float().reshape(-1, adapter.codebook_size),
+                                                      targets.reshape(-1)))
+    chunked = value_and_grads(lambda h: chunked_image_loss(adapter, h, targets, chunk_tokens=chunk_tokens))
+    torch.testing.assert_close(chunked[0], plain[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(chunked[1], plain[1], rtol=1e-4, atol=1e-7)
+    for got, expected in zip(chunked[2], plain[2]):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-7)
+    for parameter in head:
+        parameter.grad = None
+
+
+def test_chunked_loss_checks_its_input(tiny):
+    adapter = adapter_for(*tiny)
+    hidden = torch.zeros(2, 4, tiny[0].config.text_config.hidden_size)
+    with pytest.raises(ValueError, match="chunk_tokens"):
+        chunked_image_loss(adapter, hidden, torch.zeros(2, 4, dtype=torch.long), chunk_tokens=0)
+    with pytest.raises(ValueError, match="hidden positions"):
+        chunked_image_loss(adapter, hidden, torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_only_large_codebooks_take_the_chunked_loss(tiny):
+    adapter = adapter_for(*tiny)
+    assert not use_chunked_loss(adapter)
+    adapter.codebook_size = 16384
+    assert use_chunked_loss(adapter)
+    with torch.no_grad():
+        assert not use_chunked_loss(adapter)
+
+
+def test_objective_uses_the_chunked_loss_for_large_codebooks(tiny, monkeypatch):
+    from recakit import fast
+    from recakit.objective import reca_loss
+
+    model, processor = tiny
+    images = [torch.zeros(32, 32, 3, dtype=torch.uint8).numpy()]
+    from PIL import Image
+
+    images = [Image.fromarray(array) for array in images]
+    torch.manual_seed(0)
+    plain = reca_loss(model, processor, images, sample_seeds=[3])
+    monkeypatch.setattr(fast, "CHUNKED_LOSS_MIN_CODES", 2)
+    calls = []
+    original = fast.chunked_image_loss
+    monkeypatch.setattr(fast, "chunked_image_loss", lambda *a, **k: calls.append(1) or original(*a, chunk_tokens=5))
+    chunked = reca_loss(model, processor, images, sample_seeds=[3])
+    assert calls
+    torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-6)
