@@ -12,15 +12,17 @@ For each image:
 3. each component is measured against its own contrast (a soft mask from 0 = background to 1 =
    object colour), so a pale pink shape and a black one of the same outline look the same;
 4. its shape is the class of the nearest of many reference components (every shape rendered at
-   several sizes, offsets and blurs), compared on scale-free geometry: aspect, fill of the box,
-   solidity (fill of the convex hull), an empty centre (rings), where the mass sits vertically
-   (triangles, semicircles), and the outline's radius seen from the box centre in 16 directions
-   (shapes are never rotated, so that curve separates stars, crosses, squares and diamonds);
+   several sizes and offsets, sharp, blurred and with outlines roughened the way a VQ decoder
+   roughens them), compared on scale-free geometry: aspect, fill of the box, solidity (fill of
+   the convex hull), an empty centre (rings), where the mass sits vertically and how full the
+   top and bottom bands are (triangles, semicircles), and the outline's radius seen from the box
+   centre in 16 directions (shapes are never rotated, so that curve separates stars, crosses,
+   squares and diamonds);
 5. its colour is the nearest palette colour, in CIE Lab, to the median of its core pixels (the
    component shrunk by one pixel, so edge pixels mixed with the background do not count);
 6. its score falls from 1 as its geometry strays from every reference: a blob that is no shape
-   (two shapes run together, a smear) scores low, so GenEval's 0.3 and 0.9 thresholds keep
-   meaning "some evidence" and "sure".
+   scores low (a bar, a stroke, an L: near 0; two shapes run together: below 0.9, never sure),
+   so GenEval's 0.3 and 0.9 thresholds keep meaning "some evidence" and "sure".
 """
 from __future__ import annotations
 
@@ -34,12 +36,12 @@ from PIL import Image, ImageFilter
 from recakit.shapes import COLORS, SHAPES, Scene, ShapeObject, render
 
 # Scale-free measures of a component, then its radial profile (see `shape_features`).
-SCALAR_FEATURES = ("log_aspect", "fill", "solidity", "centre", "mass_y")
+SCALAR_FEATURES = ("log_aspect", "fill", "solidity", "centre", "mass_y", "top_fill", "bottom_fill")
 PROFILE_BINS = 16
 
 # How far each feature may stray before a match counts as poor: about what blur and pixelation
 # move it by on small shapes. Distances are measured in these units.
-SCALAR_TOLERANCE = np.array([0.12, 0.07, 0.07, 0.3, 0.04])
+SCALAR_TOLERANCE = np.array([0.12, 0.07, 0.07, 0.3, 0.04, 0.12, 0.12])
 PROFILE_TOLERANCE = 0.08
 
 # Score = exp(-(max(distance - FREE, 0) / FALLOFF)^2): within FREE of a reference is a sure match.
@@ -52,6 +54,9 @@ FOREGROUND_DISTANCE = 48.0
 
 REFERENCE_SIZES = (0.18, 0.22, 0.27, 0.33, 0.42, 0.55, 0.7)
 REFERENCE_BLURS = (0, 0.7, 1.4)
+# Roughened copies of each reference (see `roughen`), and how far their pixels move.
+REFERENCE_ROUGHENED = 4
+ROUGHEN_AMPLITUDE = 1.2
 
 # Components smaller than this fraction of the image are specks, not objects (the smallest
 # rendered shape covers about 1.5 % of the image).
@@ -215,6 +220,7 @@ def shape_features(weights: np.ndarray) -> np.ndarray:
     central = np.hypot((yy - centre_y) / (h / 2), (xx - centre_x) / (w / 2)) < 0.3
     # The outline seen from the box centre, relative to its mean radius, in PROFILE_BINS
     # directions: shapes here are never rotated, so this one curve tells most of them apart.
+    band = max(1, round(h / 5))
     radius = radial_profile(weights, centre_y, centre_x)
     profile = radius.reshape(PROFILE_BINS, -1).mean(axis=1) / max(radius.mean(), 1e-6)
     scalars = [
@@ -223,15 +229,41 @@ def shape_features(weights: np.ndarray) -> np.ndarray:
         area / max(_hull_area(mask), area),
         mask[central].mean() if central.any() else 1.0,
         (ys.mean() - centre_y) / h if len(ys) else 0.0,
+        # How full the top and bottom fifths are: a semicircle's flat base or a triangle's, which
+        # a lumpy blob of the same outline lacks.
+        mask[:band].mean(),
+        mask[-band:].mean(),
     ]
     return np.concatenate([scalars, profile])
 
 
+def roughen(image: Image.Image, rng: np.random.Generator, amplitude: float = ROUGHEN_AMPLITUDE,
+            grid: int = 8) -> Image.Image:
+    """The image with its pixels moved by a smooth random field (`amplitude` px on a `grid` x
+    `grid` lattice): outlines come out wavy and stepped, as from a VQ decoder working in
+    8-pixel codes."""
+    pixels = np.asarray(image)
+    h, w = pixels.shape[:2]
+    lattice = rng.normal(0, amplitude, (2, grid + 1, grid + 1))
+    ys, xs = np.linspace(0, grid, h), np.linspace(0, grid, w)
+    y0, x0 = np.minimum(ys.astype(int), grid - 1), np.minimum(xs.astype(int), grid - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+
+    def upsampled(field):
+        return (field[y0][:, x0] * (1 - fy) * (1 - fx) + field[y0 + 1][:, x0] * fy * (1 - fx)
+                + field[y0][:, x0 + 1] * (1 - fy) * fx + field[y0 + 1][:, x0 + 1] * fy * fx)
+
+    yy, xx = np.mgrid[0:h, 0:w]
+    source_y = np.clip(np.round(yy + upsampled(lattice[0])).astype(int), 0, h - 1)
+    source_x = np.clip(np.round(xx + upsampled(lattice[1])).astype(int), 0, w - 1)
+    return Image.fromarray(pixels[source_y, source_x])
+
+
 @lru_cache(maxsize=1)
 def reference_features() -> tuple[np.ndarray, np.ndarray]:
-    """(features (R, F), shape index (R,)) of every shape rendered at many sizes, sub-pixel
-    offsets and blurs: the examples a component is matched against."""
-    rng = random.Random(0)
+    """(features (R, F), shape index (R,)) of every shape rendered at many sizes and sub-pixel
+    offsets, sharp, blurred and roughened: the examples a component is matched against."""
+    rng, field_rng = random.Random(0), np.random.default_rng(0)
     features, classes = [], []
     for index, shape in enumerate(SHAPES):
         for size in REFERENCE_SIZES:
@@ -239,8 +271,10 @@ def reference_features() -> tuple[np.ndarray, np.ndarray]:
                 obj = ShapeObject(shape, rng.choice(COLOR_NAMES), 0.5 + rng.uniform(-0.02, 0.02),
                                   0.5 + rng.uniform(-0.02, 0.02), size)
                 clean = render(Scene([obj]), 64)
-                for blur in REFERENCE_BLURS:
-                    image = clean.filter(ImageFilter.GaussianBlur(blur)) if blur else clean
+                variants = [clean.filter(ImageFilter.GaussianBlur(blur)) if blur else clean
+                            for blur in REFERENCE_BLURS]
+                variants += [roughen(clean, field_rng) for _ in range(REFERENCE_ROUGHENED)]
+                for image in variants:
                     for _, weights, _ in _components(np.asarray(image, dtype=np.float64)):
                         features.append(shape_features(weights))
                         classes.append(index)
