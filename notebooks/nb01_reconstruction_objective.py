@@ -275,7 +275,7 @@ CELLS = opening(
         把它的 token 当作答案。对于从没见过的场景，这样能猜对多少？
         """),
     code('''
-        pool = [example.image for example in scene_dataset(256 if QUICK else 4096, seed=SEED + 1, image_size=IMAGE_SIZE)]
+        pool = [example.image for example in scene_dataset(128 if QUICK else 4096, seed=SEED + 1, image_size=IMAGE_SIZE)]
         unseen = [example.image for example in scene_dataset(8, seed=SEED + 2, image_size=IMAGE_SIZE)]
         with torch.no_grad():
             pool_embeddings = torch.cat([adapter.understanding_embeddings(pool[i:i + 64]) for i in range(0, len(pool), 64)])

@@ -28,7 +28,7 @@ CELLS = opening(
         MODEL: str = "toy"     # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
         DEVICE: str = "auto"   # "auto", "cpu" or "cuda"
         SEED: int = 0          # drives the training batches and the before/after samples
-        STEPS: int = 0         # optimizer steps; 0 means 8 in quick mode, 600 (toy) or 1000 (Janus) otherwise
+        STEPS: int = 0         # optimizer steps; 0 means 5 in quick mode, 600 (toy) or 1000 (Janus) otherwise
         BATCH_SIZE: int = 8    # images per optimizer step
         LR: float = 0.0        # 0 means 3e-4 for the toy, 1e-5 for Janus-Pro
         LORA_RANK: int = 0     # > 0 trains LoRA adapters of this rank instead of the full model
@@ -56,7 +56,7 @@ CELLS = opening(
         from recakit import freeze_for_reca, load_model
 
         IS_TOY = MODEL == "toy"
-        STEPS = STEPS or (8 if QUICK else 600 if IS_TOY else 1000)
+        STEPS = STEPS or (5 if QUICK else 600 if IS_TOY else 1000)
         LR = LR or (3e-4 if IS_TOY else 1e-5)
         quantization = None if QUANTIZATION == "none" else QUANTIZATION
         if quantization and not LORA_RANK:

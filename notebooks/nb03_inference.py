@@ -72,7 +72,7 @@ CELLS = opening(
         描述同样来自理解侧。
         """),
     code('''
-        inputs = [example.image for example in scene_dataset(4, seed=SEED + 100, image_size=IMAGE_SIZE)]
+        inputs = [example.image for example in scene_dataset(3, seed=SEED + 100, image_size=IMAGE_SIZE)]
         rebuilt = reconstruct(model, processor, inputs, cfg_scale=CFG_SCALE, seed=SEED)
         captions = [text[:32] for text in caption(model, processor, inputs)]
         viz.image_grid([inputs, rebuilt], titles=[captions, [""] * len(rebuilt)],
@@ -153,7 +153,7 @@ CELLS = opening(
 
         Type a prompt, choose a seed and a guidance scale, press **Generate**. The panel only wires up
         callbacks, so a papermill run (where nobody clicks) does not wait for it; the last line of the
-        cell generates once with the default values so the run also records an image.
+        cell draws once with the default values, so the run also records an image.
         """,
         """
         迷你模型的大部分参数属于不做量化的部分（嵌入层、VQ、输出头），所以节省比例不如 1B 规模明显；
@@ -176,7 +176,7 @@ CELLS = opening(
 
         panel = generation_panel(render, prompt=PROMPTS[0], seed=SEED, cfg_scale=CFG_SCALE)
         display(panel.widget)
-        panel.generate();
+        render(PROMPTS[0], SEED, CFG_SCALE)  # what the button draws with the default values
         '''),
     markdown(
         """

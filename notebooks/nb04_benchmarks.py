@@ -26,12 +26,12 @@ CELLS = opening(
     """,
 ) + [
     parameters('''
-        QUICK: bool = True        # a few prompts per task and one image each: about a minute on a CPU
+        QUICK: bool = True        # two prompts per task and one image each: a few minutes on a CPU
         BASE_MODEL: str = "toy"   # "toy", or a hub id / folder such as deepseek-community/Janus-Pro-1B
         RECA_MODEL: str = ""      # folder of the RecA model; empty means fine-tune the toy base here
         DEVICE: str = "auto"      # "auto", "cpu" or "cuda"
         SEED: int = 0             # sampling seeds are SEED + prompt_index * N_PER_PROMPT + k
-        STEPS: int = 0            # toy fine-tune steps when RECA_MODEL is empty; 0 means 8 quick, 600 full
+        STEPS: int = 0            # toy fine-tune steps when RECA_MODEL is empty; 0 means 5 quick, 600 full
         PROMPT_SET: str = "mini"  # "mini" (ShapesWorld), "official" (553 prompts) or a .jsonl path
         SCORER: str = "shapes"    # "shapes" for GenEval-mini, "mask2former" for real images
         N_PER_PROMPT: int = 0     # images per prompt; 0 means 1 in quick mode, 4 otherwise (the paper used 12 seeds)
@@ -62,8 +62,8 @@ CELLS = opening(
         from recakit import geneval
 
         entries = geneval.load_prompts(PROMPT_SET)
-        if QUICK:  # the first three prompts of every task
-            entries = [entry for task in geneval.TASKS for entry in [e for e in entries if e["tag"] == task][:3]]
+        if QUICK:  # the first two prompts of every task
+            entries = [entry for task in geneval.TASKS for entry in [e for e in entries if e["tag"] == task][:2]]
         N_PER_PROMPT = N_PER_PROMPT or (1 if QUICK else 4)
         print(f"{len(entries)} prompts x {N_PER_PROMPT} images;", dict(Counter(e["tag"] for e in entries)))
         print("for example:", entries[0]["prompt"], "|", entries[-1]["prompt"])
@@ -98,7 +98,7 @@ CELLS = opening(
         else:
             reca, _ = load_model(BASE_MODEL, device=DEVICE)
             freeze_for_reca(reca)
-            STEPS = STEPS or (8 if QUICK else 600)
+            STEPS = STEPS or (5 if QUICK else 600)
             history = train(reca.train(), arm_loss("reca", processor), scene_dataset(256 if QUICK else 20_000, seed=SEED),
                             steps=STEPS, batch_size=8 if QUICK else 48, lr=3e-4, seed=SEED, warmup_steps=STEPS // 20)
             print(f"fine-tuned {STEPS} steps: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
@@ -145,8 +145,8 @@ CELLS = opening(
         RecA paper (`recakit/data/published_results.csv`): Harmon-1.5B (72.9 -> 85.7 overall) and
         OpenUni-2 (61.9 -> 74.1). The published gains are largest on `position`, `color_attr` and
         `two_object`, the tasks where the generator must follow what the understanding side knows.
-        In quick mode the toy run is far too short and too small for its bars to mean much: with three
-        images per task, one image moves a task score by 33 points.
+        In quick mode the toy run is far too short and too small for its bars to mean much: with two
+        images per task, one image moves a task score by 50 points.
         """,
         """
         ## 4. 与论文公开结果并排比较
@@ -155,7 +155,7 @@ CELLS = opening(
         （数据来自 `recakit/data/published_results.csv`）：Harmon-1.5B（总分 72.9 -> 85.7）和 OpenUni-2
         （61.9 -> 74.1）。论文中提升最大的是 `position`、`color_attr` 和 `two_object`，这几类任务最需要生成器
         紧跟理解侧掌握的信息。快速模式下玩具模型训练太短、样本太少，柱子的高低说明不了什么：每类任务只有
-        三张图，一张图的对错就会让该任务的得分变动 33 分。
+        两张图，一张图的对错就会让该任务的得分变动 50 分。
         """),
     code('''
         from IPython.display import Image
