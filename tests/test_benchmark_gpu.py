@@ -1,0 +1,69 @@
+"""benchmarks/gpu.py runs its whole code path on the tiny model on a CPU and writes every key."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "gpu.py"
+
+# the GPU machine has no diffusers: the benchmark must not need it
+RUN_WITHOUT_DIFFUSERS = ("import runpy, sys; sys.modules['diffusers'] = None; "
+                         "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_benchmark(*arguments, cwd):
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", RUN_WITHOUT_DIFFUSERS, str(SCRIPT), *arguments],
+                          cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpu_benchmark")
+    done = run_benchmark("--tiny", "--out", str(folder / "tmp.json"), cwd=folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((folder / "tmp.json").read_text())
+
+
+def test_every_required_key_is_written_and_every_gap_explained(tiny_result):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from gpu import REQUIRED_KEYS
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    for key in REQUIRED_KEYS:
+        assert key in tiny_result
+        if tiny_result[key] is None:
+            assert tiny_result["reasons"].get(key), f"{key} is null without a reason"
+    assert tiny_result["model_size"] == "tiny"
+    assert not any(key.endswith("_error") for key in tiny_result["details"])
+
+
+def test_cpu_run_measures_what_needs_no_gpu(tiny_result):
+    for key in ("sampling_speedup_b1", "sampling_speedup_b16", "train_speedup", "bf16_gib", "nf4_gib", "int8_gib"):
+        assert tiny_result[key] is not None and tiny_result[key] > 0, key
+    # GPU-only figures stay empty on the CPU, with the reason
+    assert tiny_result["full_ft_1b_peak_gib"] is None and "CUDA" in tiny_result["reasons"]["full_ft_1b_peak_gib"]
+
+
+def test_fast_paths_compute_what_the_plain_paths_compute(tiny_result):
+    sampling = tiny_result["details"]["sampling"]
+    for batch in ("b1", "b16"):
+        assert sampling[batch]["eager"]["same_codes_fraction"] == 1.0
+    train = tiny_result["details"]["train"]
+    # same weights, same images: the chunked loss of the fast path is the plain loss
+    assert train["fast"]["loss"] == pytest.approx(train["plain"]["loss"], rel=1e-4)
+    for preset in ("janus-pro-1b-full-16gb", "janus-pro-7b-qlora-16gb"):
+        figures = tiny_result["details"]["presets"][preset]
+        assert "error" not in figures, figures.get("traceback")
+    assert tiny_result["details"]["presets"]["janus-pro-7b-qlora-16gb"]["trainable_m"] > 0
+
+
+def test_unknown_section_is_refused(tmp_path):
+    done = run_benchmark("--tiny", "--sections", "sampling,warp", "--out", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "warp" in done.stderr and "sampling" in done.stderr
