@@ -157,7 +157,8 @@ def quantize_linears(model, kind: str, dtype: torch.dtype) -> int:
         else:
             layer = bnb.nn.Linear8bitLt(module.in_features, module.out_features, bias=module.bias is not None,
                                         has_fp16_weights=False, device="meta")
-            layer.weight = bnb.nn.Int8Params(module.weight.data, requires_grad=False, has_fp16_weights=False)
+            # Int8Params quantizes only on its way from the CPU to the device
+            layer.weight = bnb.nn.Int8Params(module.weight.data.cpu(), requires_grad=False, has_fp16_weights=False)
         if module.bias is not None:
             layer.bias = torch.nn.Parameter(module.bias.data, requires_grad=False)
         parent, _, child = name.rpartition(".")
@@ -337,6 +338,18 @@ def train_section(args, device, dtype, out: dict) -> None:
             figures["compiled"] = path == "fast" and args.train_compile
         except Exception as error:  # noqa: BLE001
             figures = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+            if path == "fast" and args.train_compile:
+                # keep a fast figure without compilation rather than none at all
+                for layer in model.model.language_model.layers:
+                    layer._compiled_call_impl = None
+                try:
+                    with chunked_loss(True):
+                        retry = run_steps(adapter, optimizer, pixels, args.train_batch, args.warmup,
+                                          args.repeats, device)
+                    figures = {**retry, "mfu": mfu(retry, llm_parameters, flops), "compiled": False,
+                               "compile_error": figures["error"], "compile_traceback": figures["traceback"]}
+                except Exception as second:  # noqa: BLE001
+                    figures["uncompiled_error"] = repr(second)
         details[path] = figures
         del model, adapter, optimizer, trainable, pixels
         release()
