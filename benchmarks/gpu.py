@@ -439,7 +439,9 @@ def quantized_section(args, device, dtype, out: dict) -> None:
     from recakit.adapter import adapter_for
     from recakit.sampling import sample_image_tokens
 
-    details = out["details"].setdefault("quantized", {"tokens_timed": args.quant_tokens})
+    # the "bf16" row is the unquantized model in the run's dtype (float32 in a CPU run)
+    details = out["details"].setdefault("quantized", {"tokens_timed": args.quant_tokens,
+                                                      "unquantized_dtype": str(dtype).replace("torch.", "")})
     missing = bitsandbytes_missing()
     for kind in ("bf16", "nf4", "int8"):
         if kind != "bf16" and missing:

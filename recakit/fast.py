@@ -26,6 +26,8 @@ gradient are those of the plain loss.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -256,6 +258,7 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
     guided = cfg_scale != 1
     steps = adapter.num_image_tokens
     device = adapter.device
+    fall_back = mode == "auto"  # "auto" runs eagerly where capturing fails; a named mode raises
     mode = _resolve_mode(mode, device)
     results = []
     with evaluating(adapter.model), tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
@@ -287,7 +290,14 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
                 if mode == "graph" or mode == "compile":
                     # capturing executes the step; the cache slot it writes is rewritten by step 1
                     saved_visible = decoder.visible.clone()
-                    run = _capture(step) if mode == "graph" else _compiled(step, decoder)
+                    try:
+                        run = _capture(step) if mode == "graph" else _compiled(step, decoder)
+                    except RuntimeError as error:
+                        if not fall_back:
+                            raise
+                        warnings.warn(f"could not capture the decode step ({error}); sampling eagerly",
+                                      stacklevel=2)
+                        mode, run = "eager", step
                     decoder.visible.copy_(saved_visible)
                 for index in range(1, steps):
                     step.codes.copy_(codes[:, index - 1])

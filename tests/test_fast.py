@@ -134,3 +134,39 @@ def test_objective_uses_the_chunked_loss_for_large_codebooks(tiny, monkeypatch):
     chunked = reca_loss(model, processor, images, sample_seeds=[3])
     assert calls
     torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_capturing_the_step_leaves_the_codes_unchanged(tiny, monkeypatch):
+    """Graph capture runs the decode step a few times before the real first step; the cache slot
+    and visibility it touches must not change what is drawn. A stand-in capture does the same
+    on the CPU."""
+    from recakit import fast
+
+    def capture_like_cuda(step):
+        for _ in range(3):  # two warm-ups and the recorded run, on whatever codes the buffers hold
+            step()
+        return step
+
+    model, processor = tiny
+    plain = generate_image_tokens(model, processor, PROMPTS, seed=4, batch_size=2, progress=False)
+    monkeypatch.setattr(fast, "_resolve_mode", lambda mode, device: "graph")
+    monkeypatch.setattr(fast, "_capture", capture_like_cuda)
+    captured = generate_image_tokens(model, processor, PROMPTS, seed=4, batch_size=2, progress=False, fast=True)
+    assert torch.equal(plain, captured)
+
+
+def test_auto_mode_samples_eagerly_when_capture_fails(tiny, monkeypatch):
+    from recakit import fast
+
+    def broken_capture(step):
+        raise RuntimeError("capture not supported here")
+
+    model, processor = tiny
+    plain = generate_image_tokens(model, processor, PROMPTS[:2], seed=9, progress=False)
+    monkeypatch.setattr(fast, "_resolve_mode", lambda mode, device: "graph")
+    monkeypatch.setattr(fast, "_capture", broken_capture)
+    with pytest.warns(UserWarning, match="sampling eagerly"):
+        fallen_back = generate_image_tokens(model, processor, PROMPTS[:2], seed=9, progress=False, fast=True)
+    assert torch.equal(plain, fallen_back)
+    with pytest.raises(RuntimeError, match="capture not supported"):
+        generate_image_tokens(model, processor, PROMPTS[:2], seed=9, progress=False, fast="graph")
