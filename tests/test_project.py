@@ -1,11 +1,11 @@
 """Checks on the project's own files: install lists agree, the README commands are the ones CI runs."""
 import re
-import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 from pathlib import Path
 
+import pytest
 import yaml
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
 
