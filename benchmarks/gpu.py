@@ -6,7 +6,7 @@ measures, each against the plain path on the same card in the same run:
 1. sampling: the plain KV-cache loop (recakit.sampling) vs the static-cache, graph-captured
    sampler (recakit.fast), 576-token images with classifier-free guidance, at batch 1 and 16;
 2. a RecA training step at equal batch: plain (full float32 logits, foreach AdamW, eager) vs
-   fast (chunked cross-entropy, fused AdamW, compiled decoder layers); tokens/s, model-FLOPs
+   fast (chunked cross-entropy, fused AdamW, compiled decoder layers and encoders); tokens/s, model-FLOPs
    utilisation and peak memory;
 3. the 16 GB presets (recakit.presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
    NF4 + LoRA, peak memory of real optimizer steps;
@@ -303,6 +303,12 @@ def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats
             "loss": round(float(loss), 4)}
 
 
+def compiled_modules(model) -> list[torch.nn.Module]:
+    """What the fast training path compiles: each decoder layer (they share their code, so one
+    graph serves all) and the frozen encoders that run forward only every step."""
+    return [*model.model.language_model.layers, model.model.vision_model, model.model.vqmodel.encoder]
+
+
 def mfu(figures: dict, llm_parameters: int, flops: float | None):
     return None if flops is None else round(6 * llm_parameters * figures["tokens_per_s"] / flops, 4)
 
@@ -328,9 +334,8 @@ def train_section(args, device, dtype, out: dict) -> None:
         else:
             optimizer = torch.optim.AdamW(trainable, lr=1e-5, betas=(0.9, 0.95), fused=device.type == "cuda")
             if args.train_compile:
-                # every decoder layer runs the same code, so one compiled graph serves all of them
-                for layer in model.model.language_model.layers:
-                    layer.compile()
+                for module in compiled_modules(model):
+                    module.compile()
         try:
             with chunked_loss(path == "fast"):
                 figures = run_steps(adapter, optimizer, pixels, args.train_batch, args.warmup, args.repeats, device)
@@ -340,8 +345,8 @@ def train_section(args, device, dtype, out: dict) -> None:
             figures = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
             if path == "fast" and args.train_compile:
                 # keep a fast figure without compilation rather than none at all
-                for layer in model.model.language_model.layers:
-                    layer._compiled_call_impl = None
+                for module in compiled_modules(model):
+                    module._compiled_call_impl = None  # what nn.Module.compile set
                 try:
                     with chunked_loss(True):
                         retry = run_steps(adapter, optimizer, pixels, args.train_batch, args.warmup,
