@@ -38,7 +38,7 @@ from recakit.train import train
 ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes about ten minutes on two CPU cores.
-FULL = dict(steps=200, batch_size=48, lr=3e-4, warmup_steps=10, n_images=4000, n_per_prompt=2,
+FULL = dict(steps=200, batch_size=32, lr=1e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
             cfg_scale=3.0, prompts_per_task=None)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
 QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_prompt=1,
@@ -46,7 +46,7 @@ QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_
 
 # Training images for the arms come from scenes the base never saw.
 ARM_DATA_SEED = 1000
-SAMPLE_SEED_STRIDE = 100_000
+SAMPLE_SEED = 0
 
 
 # -- the two arms ------------------------------------------------------------------------------
@@ -104,9 +104,9 @@ def evaluation_entries(prompts_per_task: int | None) -> list[dict]:
     return kept
 
 
-def evaluate(model, processor, entries, folder: Path, seed: int, settings: dict, detector) -> dict:
+def evaluate(model, processor, entries, folder: Path, settings: dict, detector) -> dict:
     geneval.sample_prompts(model, processor, entries, folder, n_per_prompt=settings["n_per_prompt"],
-                           seed=seed * SAMPLE_SEED_STRIDE, batch_size=64, cfg_scale=settings["cfg_scale"],
+                           seed=SAMPLE_SEED, batch_size=64, cfg_scale=settings["cfg_scale"],
                            run_info={"model": "toy"})
     summary = geneval.score_folder(folder, detector)
     return {"overall": summary["overall"], "tasks": summary["tasks"], "n_images": summary["n_images"]}
@@ -142,7 +142,8 @@ def results_markdown(results: dict) -> str:
     header = "| arm | " + " | ".join(geneval.TASKS) + " | overall |"
     lines = [f"# RecA on the ShapesWorld toy: GenEval-mini ({len(seeds)} seed{'s' * (len(seeds) > 1)}: "
              f"{', '.join(map(str, seeds))})", "",
-             "Scores x100" + (", mean ± std over seeds" if len(seeds) > 1 else "") + ".", "",
+             "Scores x100" + (", mean ± std over training seeds" if len(seeds) > 1 else "")
+             + ". Every arm uses the same sampling seeds; the base is sampled once.", "",
              header, "|" + " --- |" * (len(geneval.TASKS) + 2)]
     for arm in ARMS:
         row = results[arm]
@@ -159,8 +160,9 @@ def results_markdown(results: dict) -> str:
                      + f" | {_difference(results[high]['overall'], results[low]['overall'])} |")
     for model, gains in results.get("published_gains", {}).items():
         lines.append(f"| paper: {model} | " + " | ".join(f"{gains[t]:+.1f}" for t in geneval.TASKS) + " | |")
-    wins = [run["seed"] for run, base in zip(results["reca"]["per_seed"], results["base"]["per_seed"])
-            if run["overall"] is not None and base["overall"] is not None and run["overall"] > base["overall"]]
+    base_overall = results["base"]["overall"]
+    wins = [run["seed"] for run in results["reca"]["per_seed"]
+            if run["overall"] is not None and base_overall is not None and run["overall"] > base_overall]
     lines += ["", f"RecA above its base on {len(wins)} of {len(seeds)} seeds.",
               f"Settings: {json.dumps(results['settings'])}", ""]
     return "\n".join(lines)
@@ -181,16 +183,31 @@ def samples_figure(out: Path, seed: int, entries: list[dict], save_to: Path, per
     for arm in ("base", "reca"):
         row = []
         for index in picked:
-            with Image.open(out / f"seed{seed}" / arm / f"{index:05d}" / "samples" / "0000.png") as image:
+            folder = out / "base" if arm == "base" else out / f"seed{seed}" / arm
+            with Image.open(folder / f"{index:05d}" / "samples" / "0000.png") as image:
                 row.append(image.convert("RGB"))
         rows.append(row)
         titles.append([entries[i]["prompt"].removeprefix("a photo of ") for i in picked])
-    image_grid(rows, titles=titles, row_labels=["base", "RecA"], cell_size=1.6,
-               suptitle=f"same prompts, same sampling seeds (seed {seed})", save_to=save_to)
+    image_grid(rows, titles=titles, row_labels=["base", f"RecA (seed {seed})"], cell_size=2.0,
+               suptitle="GenEval-mini prompts: base vs RecA, same sampling seeds", save_to=save_to)
+
+
+def run_seed(base, processor, seed: int, settings: dict, entries: list[dict], detector, out: Path) -> dict:
+    """Train both arms with training seed `seed` and score them -> {arm: scores}."""
+    torch.manual_seed(seed)
+    scores = {}
+    for arm in ("control", "reca"):
+        model, _ = train_arm(base, processor, arm, seed, settings, out / f"seed{seed}" / f"{arm}_train")
+        scores[arm] = {"seed": seed, **evaluate(model, processor, entries, out / f"seed{seed}" / arm, settings, detector)}
+    return scores
 
 
 def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, settings: dict | None = None) -> dict:
-    """Run the toy reproduction into `out` and return the results dict (also results.json)."""
+    """Run the toy reproduction into `out` and return the results dict (also results.json).
+
+    Every arm is sampled with the same sampling seeds, so base, control and RecA are compared on
+    the same prompts and the same random draws; the base, which no training seed touches, is
+    sampled and scored once."""
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
     settings = {**(QUICK if quick else FULL), **(settings or {})}
@@ -200,17 +217,13 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     entries = evaluation_entries(settings["prompts_per_task"])
     detector = geneval.make_detector("shapes")
     seed_list = list(range(seeds))
-    per_arm = {arm: [] for arm in ARMS}
+    per_arm = {"base": [{"seed": None, **evaluate(base, processor, entries, out / "base", settings, detector)}],
+               "control": [], "reca": []}
     seconds = {}
     for seed in seed_list:
         started = time.time()
-        torch.manual_seed(seed)
-        models = {"base": base}
-        for arm in ("control", "reca"):
-            models[arm], _ = train_arm(base, processor, arm, seed, settings, out / f"seed{seed}" / f"{arm}_train")
-        for arm in ARMS:
-            scores = evaluate(models[arm], processor, entries, out / f"seed{seed}" / arm, seed, settings, detector)
-            per_arm[arm].append({"seed": seed, **scores})
+        for arm, scores in run_seed(base, processor, seed, settings, entries, detector, out).items():
+            per_arm[arm].append(scores)
         seconds[seed] = round(time.time() - started, 1)
 
     results = {"preset": "toy", "seeds": seed_list, "settings": settings, "seconds_per_seed": seconds}
@@ -220,7 +233,7 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
 
         results["published_gains"] = {m: g for m, g in published_gains().items() if m.startswith(("Harmon", "OpenUni"))}
     except FileNotFoundError:
-        pass  # the published table is optional context, not part of the measurement
+        pass  # the published table is context for the reader, not part of the measurement
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(results_markdown(results))
     samples_figure(out, seed_list[0], entries, out / "samples.png")

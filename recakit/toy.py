@@ -44,6 +44,8 @@ IMAGE_SIZE = 64
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 PAD, BOS, EOS, UNK = range(4)
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+# Pixel distance (in [-1, 1] units) beyond which a pixel is not background.
+FOREGROUND_DISTANCE = 0.35
 TOKEN_CACHE_LIMIT = 100_000  # images whose VQ codes are kept (64 ids each)
 
 
@@ -119,24 +121,123 @@ def split_words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# -- the patch tokenizer ----------------------------------------------------------------------------
+class PatchTokenizer(nn.Module):
+    """A product-quantised 8 x 8 patch tokenizer, learned by k-means: each patch becomes one code
+    = (coverage pattern, colour). A patch is split into its colour (the nearest of the learned
+    colour centroids to its most saturated pixels) and its coverage (how far each pixel sits
+    between the background and that colour), and the coverage goes to the nearest of the learned
+    coverage patterns. Decoding paints the pattern in the colour over the background.
+
+    Fitting takes seconds where training the JanusVQVAE tokenizer to a usable quality did not fit
+    the CPU budget (see docs/toy_study.md); the generator does not care which one made its codes.
+    """
+
+    def __init__(self, num_masks: int = 96, num_colors: int = 10, patch: int = 8, image_size: int = IMAGE_SIZE):
+        super().__init__()
+        self.patch, self.side = patch, image_size // patch
+        self.num_masks, self.num_colors = num_masks, num_colors
+        self.register_buffer("background", torch.zeros(3))
+        self.register_buffer("colors", torch.zeros(num_colors, 3))
+        self.register_buffer("masks", torch.zeros(num_masks, patch * patch))
+
+    @property
+    def codebook_size(self) -> int:
+        return self.num_masks * self.num_colors
+
+    def _patches(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, N, P*P, 3), patches in raster order."""
+        b, p = pixels.shape[0], self.patch
+        patches = pixels.unfold(2, p, p).unfold(3, p, p)           # B, 3, side, side, p, p
+        return patches.permute(0, 2, 3, 4, 5, 1).reshape(b, self.side * self.side, p * p, 3)
+
+    def _color_and_coverage(self, patches: torch.Tensor):
+        offset = patches - self.background
+        strength = offset.norm(dim=-1)                                 # B, N, P*P
+        # the patch's colour: the mean of its most saturated pixels (edge pixels are blends)
+        core = strength >= 0.7 * strength.amax(dim=-1, keepdim=True)
+        core_color = (patches * core[..., None]).sum(2) / core.sum(2, keepdim=True).clamp(min=1)
+        color_ids = torch.cdist(core_color, self.colors[None].expand(len(patches), -1, -1)).argmin(-1)
+        direction = self.colors[color_ids] - self.background           # B, N, 3
+        coverage = (offset * direction[:, :, None]).sum(-1) / direction.pow(2).sum(-1, keepdim=True).clamp(min=1e-6)
+        empty = strength.amax(dim=-1) < FOREGROUND_DISTANCE
+        coverage = torch.where(empty[..., None], torch.zeros_like(coverage), coverage.clamp(0, 1))
+        return color_ids.masked_fill(empty, 0), coverage
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        color_ids, coverage = self._color_and_coverage(self._patches(pixels))
+        mask_ids = torch.cdist(coverage, self.masks[None].expand(len(coverage), -1, -1)).argmin(-1)
+        return mask_ids * self.num_colors + color_ids
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        mask_ids, color_ids = codes // self.num_colors, codes % self.num_colors
+        coverage = self.masks[mask_ids][..., None]                      # B, N, P*P, 1
+        colors = self.colors[color_ids][:, :, None]                     # B, N, 1, 3
+        patches = self.background + coverage * (colors - self.background)
+        b, p = codes.shape[0], self.patch
+        image = patches.view(b, self.side, self.side, p, p, 3).permute(0, 5, 1, 3, 2, 4)
+        return image.reshape(b, 3, self.side * p, self.side * p)
+
+    @torch.no_grad()
+    def fit(self, pixels: torch.Tensor, iterations: int = 20, seed: int = 0) -> None:
+        """Learn background, colours and coverage patterns from images (B, 3, S, S) in [-1, 1]."""
+        generator = torch.Generator().manual_seed(seed)
+        border = torch.cat([pixels[:, :, 0], pixels[:, :, -1], pixels[:, :, :, 0], pixels[:, :, :, -1]], dim=-1)
+        self.background.copy_(border.permute(0, 2, 1).reshape(-1, 3).median(dim=0).values)
+        patches = self._patches(pixels)
+        offset = (patches - self.background).norm(dim=-1)
+        saturated = patches[offset > 2 * FOREGROUND_DISTANCE]
+        self.colors.copy_(_kmeans(saturated, self.num_colors, iterations, generator))
+        _, coverage = self._color_and_coverage(patches)
+        coverage = coverage.reshape(-1, coverage.shape[-1])
+        occupied = coverage[coverage.sum(-1) > 0]
+        # pattern 0 stays the empty patch, so background always has an exact code
+        self.masks.copy_(torch.cat([torch.zeros(1, coverage.shape[-1]),
+                                    _kmeans(occupied, self.num_masks - 1, iterations, generator)]))
+
+
+def _kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:
+    """Plain k-means with farthest-point initialisation, on at most 50k points."""
+    if len(points) > 50_000:
+        points = points[torch.randperm(len(points), generator=generator)[:50_000]]
+    centres = [points[torch.randint(len(points), (1,), generator=generator)].squeeze(0)]
+    distance = (points - centres[0]).pow(2).sum(-1)
+    for _ in range(k - 1):
+        centres.append(points[distance.argmax()])
+        distance = torch.minimum(distance, (points - centres[-1]).pow(2).sum(-1))
+    centres = torch.stack(centres)
+    for _ in range(iterations):
+        assignment = torch.cdist(points, centres).argmin(-1)
+        for j in range(k):
+            members = points[assignment == j]
+            if len(members):
+                centres[j] = members.mean(0)
+    return centres
+
+
 # -- the model ------------------------------------------------------------------------------------
 def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
     width, gen_width = 128, 128
     return {
         "num_queries": num_queries,
+        "tokenizer": "patch",  # or "janus_vq" (see PatchTokenizer for why)
+        "patch_tokenizer": dict(num_masks=160, num_colors=12),
+        "vq_norm_groups": 4,
         "vq": dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=32,
                    channel_multiplier=[1, 1, 2, 2], num_res_blocks=1, num_patches=8,
                    projection_dim=gen_width, image_token_embed_dim=gen_width),
         "vision": dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
                        num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=16),
         "understanding": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
-                              num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                              num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
                               max_position_embeddings=128, tie_word_embeddings=False),
         "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
-                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=True),
-        "generator": dict(vocab_size=512, hidden_size=gen_width, intermediate_size=3 * gen_width,
+        "generator": dict(vocab_size=160 * 12, hidden_size=gen_width, intermediate_size=3 * gen_width,
                           num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=False),
     }
@@ -152,8 +253,11 @@ class ToyUnifiedModel(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         self.config = config
+        if config.get("tokenizer", "janus_vq") == "patch":
+            self.vq = PatchTokenizer(**config["patch_tokenizer"])
+        else:
+            self.vq = self._janus_vq(config)
         attention = {"attn_implementation": "sdpa"}
-        self.vq = JanusVQVAE(JanusVQVAEConfig(**config["vq"]))
         self.vision = SiglipVisionModel(SiglipVisionConfig(**config["vision"], vision_use_head=False, **attention))
         understanding_config = LlamaConfig(**config["understanding"], **attention)
         width = understanding_config.hidden_size
@@ -167,9 +271,22 @@ class ToyUnifiedModel(nn.Module):
         self.null_condition = nn.Parameter(torch.randn(config["num_queries"], gen_width) * 0.02)
         self.begin_of_image = nn.Parameter(torch.randn(gen_width) * 0.02)
         self.generator = LlamaForCausalLM(generator_config)
-        self.codebook_size = config["vq"]["num_embeddings"]
+        self.codebook_size = self.generator.config.vocab_size
         self.tokens_per_side = config["vq"]["num_patches"]
         self._token_cache: dict[bytes, torch.Tensor] = {}
+
+    @staticmethod
+    def _janus_vq(config: dict) -> JanusVQVAE:
+        vq = JanusVQVAE(JanusVQVAEConfig(**config["vq"]))
+        # JanusVQVAE hard-codes GroupNorm(32 groups); at the toy's 32 channels that is one channel
+        # per group, an instance norm that erases each channel's mean -- the colour of a flat
+        # shape. Fewer groups keep colour; the weights keep their shapes.
+        groups = config.get("vq_norm_groups", 32)
+        for parent in list(vq.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.GroupNorm) and child.num_groups != groups:
+                    setattr(parent, name, nn.GroupNorm(groups, child.num_channels, eps=child.eps))
+        return vq
 
     # The VQ tokenizer, the vision encoder and the understanding LM are never trained by RecA;
     # keeping them in eval mode makes model.train() unable to change their behaviour.
@@ -205,19 +322,24 @@ class ToyUnifiedModel(nn.Module):
     def vq_decode_latents(self, quantised: torch.Tensor) -> torch.Tensor:
         return self.vq.decoder(self.vq.post_quant_conv(quantised))
 
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.vq, PatchTokenizer):
+            return self.vq.encode(pixels)
+        return self.vq_quantize(self.vq_latents(pixels))[2]
+
     @torch.no_grad()
     def encode_image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         """VQ codes (B, 64). Once the tokenizer is frozen, codes are cached by pixel content:
         RecA and its control re-read the same images every epoch, and encoding them again would
         cost more than the generator's own training step on a CPU."""
         if any(p.requires_grad for p in self.vq.parameters()):
-            return self.vq_quantize(self.vq_latents(pixels))[2]
+            return self._encode(pixels)
         keys = [hashlib.sha1(row.detach().cpu().numpy().tobytes()).digest() for row in pixels]
         missing = sorted({i for i, key in enumerate(keys) if key not in self._token_cache})
         if missing:
             if len(self._token_cache) > TOKEN_CACHE_LIMIT:
                 self._token_cache.clear()
-            codes = self.vq_quantize(self.vq_latents(pixels[missing]))[2]
+            codes = self._encode(pixels[missing])
             self._token_cache.update({keys[i]: row.cpu() for i, row in zip(missing, codes)})
         return torch.stack([self._token_cache[key] for key in keys]).to(pixels.device)
 

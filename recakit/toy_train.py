@@ -2,10 +2,12 @@
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
-0. `vq`: the JanusVQVAE tokenizer learns to rebuild 64 px scenes from 8 x 8 codes. We run
-   encoder -> quant_conv -> quantise -> post_quant_conv -> decoder ourselves (JanusVQVAE.forward
-   decodes from the ids, so no gradient would reach the encoder) with unit-norm latents and codes,
-   and re-seed unused codes from encoder outputs so the small codebook stays in use.
+0. `vq`: the image tokenizer. The shipped toy uses `recakit.toy.PatchTokenizer`, fitted by
+   k-means in seconds. The JanusVQVAE alternative (config "tokenizer": "janus_vq") is trained
+   here too -- encoder -> quant_conv -> quantise -> post_quant_conv -> decoder run by hand
+   (JanusVQVAE.forward decodes from the ids, so no gradient would reach the encoder), unit-norm
+   latents and codes, unused codes re-seeded -- but it did not reach a usable quality within the
+   CPU budget (docs/toy_study.md).
 1. `understanding`: vision encoder + understanding LM + learnable queries + describer learn to
    write the DENSE caption of a scene from its query states, from the image and from the caption
    itself, while a contrastive + cosine loss makes the image's and the caption's query states
@@ -28,13 +30,13 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from recakit.shapes import scene_dataset, sparse_caption
-from recakit.toy import ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
 
 # The sizes of the shipped base; `quick` shrinks every stage to a wiring check.
-FULL = dict(n_scenes=6000, vq_steps=300, vq_batch=16, understanding_steps=400, understanding_batch=32,
-            generator_steps=900, generator_batch=48)
+FULL = dict(n_scenes=6000, vq_steps=300, vq_batch=16, understanding_steps=480, understanding_batch=32,
+            generator_steps=1000, generator_batch=48)
 QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, understanding_steps=3, understanding_batch=8,
              generator_steps=3, generator_batch=8)
 
@@ -125,7 +127,7 @@ def alignment_loss(image_states: torch.Tensor, text_states: torch.Tensor, temper
     return contrastive + (1 - cosine), float(cosine.detach())
 
 
-def train_understanding(model, processor, pixels, dense, steps, batch_size, seed, log, lr=2e-3):
+def train_understanding(model, processor, pixels, dense, steps, batch_size, seed, log, lr=3e-3):
     dense_ids = [processor.encode(caption) for caption in dense]
 
     def batch_loss(step):
@@ -137,7 +139,7 @@ def train_understanding(model, processor, pixels, dense, steps, batch_size, seed
         describe_image = model.describe_loss(image_states, tokens)
         describe_text = model.describe_loss(text_states, tokens)
         loss = describe_image + describe_text + align
-        return loss, {"describe_image": float(describe_image), "cosine": cosine}
+        return loss, {"describe_image": float(describe_image.detach()), "cosine": cosine}
 
     parts = [model.vision, model.aligner, model.understanding, model.describer]
     parameters = [p for part in parts for p in part.parameters()] + [model.queries]
@@ -175,6 +177,18 @@ def _render_training_set(n_scenes: int, seed: int):
     return [e.scene for e in examples], [e.image for e in examples], [e.dense for e in examples]
 
 
+def training_set_codes(model, pixels: torch.Tensor, path: Path) -> torch.Tensor:
+    """VQ codes of every training image, kept in `path` (encoding them is minutes of CPU)."""
+    if path.exists():
+        tokens = torch.load(path)
+        if len(tokens) == len(pixels):
+            return tokens
+    tokens = torch.cat([model.encode_image_tokens(pixels[i:i + 128])
+                        for i in tqdm(range(0, len(pixels), 128), desc="VQ-encoding the training set")])
+    torch.save(tokens, path)
+    return tokens
+
+
 def caption_vocabulary(scenes, dense) -> list[str]:
     """Every caption the base trains on, dense and sparse, so no training word is unknown."""
     rng = random.Random(0)
@@ -204,13 +218,15 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         if stage in progress["done"]:
             continue
         started = time.time()
-        if stage == "vq":
+        if stage == "vq" and isinstance(model.vq, PatchTokenizer):
+            model.vq.fit(pixels, seed=seed)
+        elif stage == "vq":
             train_vq(model, pixels, sizes["vq_steps"], sizes["vq_batch"], seed, log)
         elif stage == "understanding":
             train_understanding(model, processor, pixels, dense, sizes["understanding_steps"],
                                 sizes["understanding_batch"], seed, log)
         else:
-            tokens = torch.cat([model.encode_image_tokens(pixels[i:i + 256]) for i in range(0, len(pixels), 256)])
+            tokens = training_set_codes(model, pixels, out / "image_tokens.pt")
             train_generator(model, processor, scenes, tokens, sizes["generator_steps"],
                             sizes["generator_batch"], seed, log)
         model.save_pretrained(out, processor)
