@@ -248,7 +248,9 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
     """Drop-in for `recakit.sampling.sample_image_tokens` with a static cache and a captured
     decode step (see the module docstring) -> (count, T) image codes.
 
-    mode: "auto" (a CUDA graph on CUDA, eager elsewhere), "eager", "graph" or "compile"."""
+    mode: "auto" (a CUDA graph on CUDA, eager elsewhere; eager too where capture fails), "eager",
+    "graph" or "compile". "compile" traces the step anew for every batch (each has its own cache
+    tensors), so it pays off only for long runs of large batches; "graph" captures in milliseconds."""
     from tqdm.auto import tqdm
 
     from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating
@@ -271,7 +273,10 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
                 inputs, mask = build_prefix(indices, [False] * rows)
             generators = [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
             prefix_length = mask.shape[1]
-            decoder = StaticDecoder(stack, mask.shape[0], prefix_length + steps, inputs.dtype, device)
+            # a capacity that is a multiple of 16 keeps the attention mask aligned for the fused
+            # attention kernels; the extra slots are never visible
+            capacity = -(-(prefix_length + steps) // 16) * 16
+            decoder = StaticDecoder(stack, mask.shape[0], capacity, inputs.dtype, device)
             hidden = decoder.prefill(inputs, mask)
             codes = torch.empty((rows, steps), dtype=torch.long, device=device)
 
