@@ -304,9 +304,11 @@ def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats
 
 
 def compiled_modules(model) -> list[torch.nn.Module]:
-    """What the fast training path compiles: each decoder layer (they share their code, so one
-    graph serves all) and the frozen encoders that run forward only every step."""
-    return [*model.model.language_model.layers, model.model.vision_model, model.model.vqmodel.encoder]
+    """What the fast training path compiles: each decoder layer and each SigLIP layer (layers of a
+    stack share their code, so one graph serves them all and compiling stays short) and the frozen
+    VQ encoder, which runs forward only."""
+    return [*model.model.language_model.layers, *model.model.vision_model.encoder.layers,
+            model.model.vqmodel.encoder]
 
 
 def mfu(figures: dict, llm_parameters: int, flops: float | None):

@@ -67,3 +67,37 @@ def test_unknown_section_is_refused(tmp_path):
     done = run_benchmark("--tiny", "--sections", "sampling,warp", "--out", str(tmp_path / "x.json"), cwd=tmp_path)
     assert done.returncode != 0
     assert "warp" in done.stderr and "sampling" in done.stderr
+
+
+def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
+    """The GPU run compiles these modules with inductor; tracing them (aot_eager, no code
+    generation) on the CPU checks that they compile without graph breaks and change nothing."""
+    import torch
+    import torch._dynamo.utils
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from recakit.adapter import adapter_for
+    from recakit.objective import freeze_for_reca
+
+    cpu = torch.device("cpu")
+    losses = []
+    for compiled in (False, True):
+        model, processor = gpu.build_model("tiny", cpu, torch.float32)
+        freeze_for_reca(model)
+        model.train()
+        if compiled:
+            torch._dynamo.reset()
+            torch._dynamo.utils.counters.clear()
+            for module in gpu.compiled_modules(model):
+                module.compile(backend="aot_eager")
+        pixels = gpu.random_pixels(processor, 2, 32, 1, cpu, torch.float32)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        with gpu.chunked_loss(True):
+            losses.append(gpu.run_steps(adapter_for(model, processor), optimizer, pixels, 2, 0, 1, cpu)["loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 3
