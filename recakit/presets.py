@@ -16,6 +16,11 @@ instead of repeating a dozen numbers:
 `recakit.train.train`, `prepare_model(model)` switches on gradient checkpointing, and
 `make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes on CUDA).
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
+
+A caveat of the 1B full fine-tuning preset: its weights are bf16 with no float32 master copy (a
+copy would not fit in 16 GB), and bf16 keeps about 3 significant digits, so an update much smaller
+than 1/256 of a weight is rounded away. At lr 1e-5 that drops part of each step; watch the loss,
+or use the 7B-style LoRA route (float32 adapters) when it stalls.
 """
 from __future__ import annotations
 
