@@ -18,9 +18,10 @@ instead of repeating a dozen numbers:
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
 
 A caveat of the 1B full fine-tuning preset: its weights are bf16 with no float32 master copy (a
-copy would not fit in 16 GB), and bf16 keeps about 3 significant digits, so an update much smaller
-than 1/256 of a weight is rounded away. At lr 1e-5 that drops part of each step; watch the loss,
-or use the 7B-style LoRA route (float32 adapters) when it stalls.
+copy would not fit in 16 GB), and bf16 keeps 8 significant bits, so an update smaller than about
+1/256 of a weight is rounded away. Adam moves each weight by roughly lr per step, so at lr 1e-5
+only weights smaller than about 0.003 move at all. Watch the loss; where it stalls, use the LoRA
+route (float32 adapters) or an optimizer with stochastic rounding or compensated summation.
 """
 from __future__ import annotations
 
