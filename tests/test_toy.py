@@ -78,7 +78,7 @@ def test_reca_loss_trains_only_the_generation_side(shipped, scenes):
                 frozen = name.startswith(("vq.", "vision.", "aligner.", "understanding.", "queries", "describer."))
                 assert (parameter.grad is None) == frozen, name
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert losses[-1] < losses[0] * 0.8
 
 
