@@ -36,6 +36,7 @@ CELLS = opening(
         SCORER: str = "shapes"    # "shapes" for GenEval-mini, "mask2former" for real images
         N_PER_PROMPT: int = 0     # images per prompt; 0 means 1 in quick mode, 4 otherwise (the paper used 12 seeds)
         CFG_SCALE: float = 3.0    # classifier-free guidance scale used for both models
+        RUN_DPG: bool = False     # also sample and score DPG-Bench (downloads its questions and a VQA model)
         OUT_DIR: str = "runs/04_benchmarks"  # samples, scores and figures
         '''),
     SETUP_TEXT,
@@ -186,7 +187,9 @@ CELLS = opening(
         The Mask2Former scorer applies the official rules (score above 0.3, above 0.9 for counting;
         colours by CLIP on the masked object) without mmdet, which avoids the official scorer's known
         trouble with mmcv builds on new GPUs. DPG-Bench (1065 dense prompts, judged by a VQA model) is
-        sampled and scored the same way with `recakit dpg`. Expect about 10 s per 384 px image at batch 1
+        sampled and scored by the next cell when `RUN_DPG` is true (or with `recakit dpg`); its default
+        VQA model is BLIP rather than the paper's mPLUG, so compare its scores between runs, not with
+        the published DPG numbers. Expect about 10 s per 384 px image at batch 1
         and 0.7 s per image at batch 16 on an H200 for Janus-Pro-1B with the plain KV-cache sampler.
         """,
         """
@@ -209,7 +212,20 @@ CELLS = opening(
 
         Mask2Former 打分器执行的是官方规则（置信度高于 0.3，计数任务高于 0.9；颜色由 CLIP 在抠出的物体上判断），
         但不依赖 mmdet，因此避开了官方评测脚本在新一代 GPU 上编译 mmcv 的老问题。DPG-Bench（1065 条长提示词，
-        由 VQA 模型判分）用 `recakit dpg` 以同样的方式采样和打分。Janus-Pro-1B 使用朴素的 KV 缓存采样器时，
+        由 VQA 模型判分）在 `RUN_DPG` 为真时由下一个单元格采样和打分（也可以用 `recakit dpg` 命令）；
+        它默认的 VQA 模型是 BLIP 而不是论文用的 mPLUG，所以它的分数只适合在不同运行之间比较，
+        不宜与论文公开的 DPG 分数直接对比。Janus-Pro-1B 使用朴素的 KV 缓存采样器时，
         在 H200 上批大小为 1 时每张 384 像素的图约需 10 秒，批大小为 16 时每张约 0.7 秒。
         """),
+    code('''
+        if RUN_DPG:
+            from recakit import dpg
+
+            items, vqa = dpg.load_items(), dpg.BlipVQA(device=DEVICE)
+            for name, model in [("base", base), ("RecA", reca)]:
+                folder = OUT_DIR / "dpg" / name
+                dpg.sample_items(model, processor, items, folder, n_per_prompt=N_PER_PROMPT, seed=SEED, cfg_scale=CFG_SCALE)
+                summaries[name]["dpg"] = dpg.score_folder(folder, vqa, items, n_per_prompt=N_PER_PROMPT)["dpg"]
+            display(Markdown(report.results_table(summaries, published=["Harmon-1.5B", "OpenUni-2-1.6B"])))
+        '''),
 ]
