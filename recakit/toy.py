@@ -8,7 +8,8 @@ query states of an image and of its description agree, the condition RecA feeds 
 earlier pilots lacked (see docs/toy_study.md).
 
 Parts, all built from the library classes real models use:
-- `vq`: a `JanusVQVAE` tokenizer, 64 px images -> 8 x 8 = 64 codes.
+- `vq`: the image tokenizer, 64 px images -> 8 x 8 = 64 codes: the learned `PatchTokenizer`
+  (shipped) or a `JanusVQVAE` (config "tokenizer": "janus_vq").
 - `vision`: a `SiglipVisionModel` (64 px, patch 16, 16 patch embeddings) + an MLP aligner.
 - `understanding`: a Llama decoder that reads [bos, image embeddings or caption tokens, Q1..Qk]
   and whose states at the k learnable query positions are "what the model understood".
