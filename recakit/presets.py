@@ -99,11 +99,12 @@ class Preset:
         return config
 
     def train_options(self, model=None) -> dict:
-        """Keywords for recakit.train.train(model, loss_fn, data, **options). The optimizer is not
-        among them: train builds plain AdamW; use make_optimizer where a loop takes one."""
+        """Keywords for recakit.train.train(model, loss_fn, data, **options), the preset's
+        optimizer included."""
         options = {"steps": self.steps, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
                    "lr": self.lr, "betas": tuple(self.betas), "weight_decay": self.weight_decay,
-                   "warmup_steps": self.warmup_steps, "max_grad_norm": self.max_grad_norm}
+                   "warmup_steps": self.warmup_steps, "max_grad_norm": self.max_grad_norm,
+                   "optimizer_factory": self.make_optimizer}
         if self.lora is not None:
             if model is None:
                 raise ValueError(f"preset {self.name!r} uses LoRA: pass the model so its targets can be found")

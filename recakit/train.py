@@ -90,7 +90,8 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
           grad_accum: int = 1, weight_decay: float = 0.0, betas=(0.9, 0.95), warmup_steps: int = 0,
           schedule: str = "cosine", max_grad_norm: float | None = 1.0, seed: int = 0,
           out_dir=None, save_every: int | None = None, resume: bool = True, lora=None,
-          progress: bool = True, callback=None, mixed_precision: str | None = None) -> list[dict]:
+          progress: bool = True, callback=None, mixed_precision: str | None = None,
+          optimizer_factory=None) -> list[dict]:
     """Train the parameters of `model` that require gradients; returns the history, one dict per
     optimizer step: `step` (steps done), `loss` (mean over the global batch), `lr`, `grad_norm`.
 
@@ -102,7 +103,9 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     may also be passed directly. With `out_dir`, a checkpoint is saved every `save_every` steps,
     at the end and on KeyboardInterrupt or SIGTERM, the history goes to `out_dir/history.jsonl`, and
     `resume=True` continues from an existing checkpoint. `callback(record)` runs after every step
-    on every process. The model keeps the train/eval mode it arrives in.
+    on every process. The model keeps the train/eval mode it arrives in. `optimizer_factory`
+    (trainable parameters -> optimizer, e.g. a preset's 8-bit AdamW) replaces the default AdamW
+    built from `lr`, `betas` and `weight_decay`.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
@@ -154,10 +157,13 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     # the module accelerate wraps (this also puts the loss under mixed-precision autocast).
     loss_module = accelerator.prepare_model(_LossModule(plain_model, loss_fn),
                                             device_placement=not _placed_by_loader(plain_model))
-    # Weight decay is for weight matrices; biases and norm scales are left alone.
-    groups = [{"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
+    if optimizer_factory is not None:
+        optimizer = optimizer_factory([p for _, p in trainable])
+    else:
+        # Weight decay is for weight matrices; biases and norm scales are left alone.
+        groups = [{"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+                  {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
     # The scheduler is kept away from accelerate, which would step it once per process.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(schedule, warmup_steps, steps))
     optimizer = accelerator.prepare_optimizer(optimizer)

@@ -93,6 +93,20 @@ def test_loss_fn_gets_the_global_batch_in_micro_batches_with_its_seeds():
         assert [s for _, seeds in calls for s in seeds] == sample_seeds(8, step, seed=0)
 
 
+def test_an_optimizer_factory_replaces_the_default_adamw():
+    model, built = TinyNet(), []
+
+    def sgd_with_momentum(parameters):
+        built.append(torch.optim.SGD(parameters, lr=1e-2, momentum=0.9))
+        return built[-1]
+
+    model.fc1.requires_grad_(False)
+    train(model, noisy_mse, make_data(), steps=3, batch_size=8, optimizer_factory=sgd_with_momentum, **quiet())
+    (optimizer,) = built
+    stepped = [p for p, state in optimizer.state.items() if "momentum_buffer" in state]
+    assert {id(p) for p in stepped} == {id(p) for p in model.fc2.parameters()}
+
+
 def test_gradient_accumulation_matches_the_full_batch():
     whole, accumulated = TinyNet(), TinyNet()
     options = quiet(steps=8, batch_size=8, lr=1e-2, warmup_steps=2)
