@@ -384,7 +384,7 @@ def preset_step(preset, model, processor, device, dtype, args) -> dict:
     """Two optimizer steps (each `args.preset_micro_steps` micro-batches) under `preset` -> figures."""
     from recakit.adapter import adapter_for
     from recakit.objective import freeze_for_reca
-    from recakit.train import add_lora
+    from recakit.training import add_lora
 
     freeze_for_reca(model)
     preset.prepare_model(model)

@@ -82,7 +82,7 @@ CELLS = opening(
     code('''
         from recakit.images import load_images
         from recakit.shapes import scene_dataset
-        from recakit.train import image_files
+        from recakit.training import image_files
 
         IMAGE_SIZE = 64 if IS_TOY else 384
         if DATA_DIR:
@@ -136,13 +136,13 @@ CELLS = opening(
         """),
     code('''
         from recakit.reproduce import arm_loss
-        from recakit.train import reca_loss_fn
+        from recakit.training import reca_loss_fn
 
         # scenes with captions: the toy recipe (half RecA, half text-to-image); a folder of images: RecA alone
         loss_fn = reca_loss_fn(processor) if DATA_DIR else arm_loss("reca", processor)
         '''),
     code('''
-        from recakit.train import default_lora_targets, train
+        from recakit.training import default_lora_targets, train
 
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
         # LoRA goes on the linear layers RecA trains (after freeze_for_reca), never on the frozen encoders

@@ -88,7 +88,7 @@ CELLS = opening(
         from recakit.reproduce import arm_loss
         from recakit.shapes import scene_dataset
         from recakit.toy import load_toy
-        from recakit.train import train
+        from recakit.training import train
         '''),
     code('''
         base, processor = load_model(BASE_MODEL, device=DEVICE)

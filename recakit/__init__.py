@@ -16,7 +16,7 @@ _PUBLIC = {
     "generate_images": "recakit.sampling",
     "reconstruct": "recakit.sampling",
     "caption": "recakit.sampling",
-    "train": "recakit.train",
+    "train": "recakit.training",
     "adapter_for": "recakit.adapter",
     "UnifiedAdapter": "recakit.adapter",
 }

@@ -11,7 +11,7 @@ COMMAND_MODULES = [
     "recakit.geneval",    # recakit geneval prompts | sample | score
     "recakit.dpg",        # recakit dpg ...
     "recakit.shapes",     # recakit shapes render
-    "recakit.train",      # recakit train
+    "recakit.training",   # recakit train
     "recakit.toy_train",  # recakit toy train-base
     "recakit.reproduce",  # recakit reproduce --preset toy
 ]
@@ -21,13 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recakit", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue
-        module.add_commands(commands)
+        import_module(name).add_commands(commands)
     return parser
 
 

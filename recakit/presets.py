@@ -13,7 +13,7 @@ instead of repeating a dozen numbers:
   trained part, gradient checkpointing, fused AdamW on the adapters.
 
 `load_options()` gives the keywords of `recakit.janus.load_model`, `train_options(model)` those of
-`recakit.train.train`, `prepare_model(model)` switches on gradient checkpointing, and
+`recakit.training.train`, `prepare_model(model)` switches on gradient checkpointing, and
 `make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes on CUDA).
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
 
@@ -93,13 +93,13 @@ class Preset:
             return None
         config = dict(self.lora)
         if config.get("target_modules") is None:
-            from recakit.train import default_lora_targets
+            from recakit.training import default_lora_targets
 
             config["target_modules"] = default_lora_targets(model)
         return config
 
     def train_options(self, model=None) -> dict:
-        """Keywords for recakit.train.train(model, loss_fn, data, **options), the preset's
+        """Keywords for recakit.training.train(model, loss_fn, data, **options), the preset's
         optimizer included."""
         options = {"steps": self.steps, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
                    "lr": self.lr, "betas": tuple(self.betas), "weight_decay": self.weight_decay,

@@ -11,7 +11,7 @@ From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
 3. score the images with the GenEval rules and the exact ShapesWorld detector.
 
 Everything is written under `--out`, and every step resumes: training checkpoints through
-`recakit.train.train`, samples and scores through `recakit.geneval`. Outputs:
+`recakit.training.train`, samples and scores through `recakit.geneval`. Outputs:
 `results.json` (per arm: overall and per-task scores, mean and std over seeds, per-seed values),
 `results.md` (the same as a table, with RecA's published per-task gains beside ours) and
 `samples.png` (base vs RecA for the same prompts and seeds).
@@ -33,7 +33,7 @@ from recakit.objective import image_generation_loss, reca_loss
 from recakit.shapes import scene_dataset
 from recakit.toy import load_toy
 from recakit.toy_train import SPARSE_DROP, UNCONDITIONAL_RATE
-from recakit.train import train
+from recakit.training import train
 
 ARMS = ("base", "control", "reca")
 
@@ -62,7 +62,7 @@ def text_to_image_loss(model, processor, images, captions, sample_seeds):
 
 
 def arm_loss(arm: str, processor):
-    """`loss_fn(model, examples, sample_seeds)` for `recakit.train.train`; examples are
+    """`loss_fn(model, examples, sample_seeds)` for `recakit.training.train`; examples are
     ShapesWorld examples (image + sparse caption), and the loss is a mean over them."""
     def control(model, examples, seeds):
         return text_to_image_loss(model, processor, [e.image for e in examples], [e.sparse for e in examples], seeds)

@@ -3,7 +3,7 @@
 Each function returns its matplotlib figure and, given `save_to`, also writes it to that file, so
 a notebook run leaves its figures in its output folder beside the executed notebook.
 Figures: image grids, the coloured token layout of a RecA training sequence, an embedding
-similarity heat map and a live loss curve that doubles as a `recakit.train.train` callback.
+similarity heat map and a live loss curve that doubles as a `recakit.training.train` callback.
 (Benchmark plots beside the published numbers live in `recakit.report`.)
 """
 from __future__ import annotations
@@ -132,7 +132,7 @@ def similarity_heatmap(embeddings, *, labels=None, centered: bool = False, title
 class LiveLossPlot:
     """A loss curve that redraws itself while training runs.
 
-    Call it with each step's record (a dict with "step" and "loss", as `recakit.train.train`
+    Call it with each step's record (a dict with "step" and "loss", as `recakit.training.train`
     reports them) or with `(step, loss)`; pass it as the training callback. Inside a notebook the
     plot updates in place every `every` calls; elsewhere it only records. `finish()` draws the last
     state and saves it."""

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from recakit.train import train
+from recakit.training import train
 
 
 def noisy_mse(model, examples, seeds):

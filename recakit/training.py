@@ -29,7 +29,6 @@ import shutil
 import signal
 import sys
 import threading
-import types
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +133,7 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     if processes != _launched_processes():
         raise RuntimeError(
             f"launched as {_launched_processes()} processes but accelerate joined {processes}: on a "
-            "machine without GPU, create any accelerate state with recakit.train.distributed_state() "
+            "machine without GPU, create any accelerate state with recakit.training.distributed_state() "
             "before calling train, or every process would train alone and overwrite the others' files")
     if batch_size % (grad_accum * processes):
         raise ValueError(f"batch_size {batch_size} must be a multiple of grad_accum x processes "
@@ -247,17 +246,6 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
         # Drops accelerate's references to the optimizer state, so notebooks get the memory back.
         accelerator.free_memory()
     return history
-
-
-class _CallableModule(types.ModuleType):
-    """`recakit.train` names both this module and its `train` function; once the module has been
-    imported, Python binds the name to the module, so the module forwards calls to `train`."""
-
-    def __call__(self, *args, **kwargs):
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 
 class _LossModule(torch.nn.Module):
