@@ -216,17 +216,18 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
     """Load a Janus-Pro checkpoint -> (model, processor), in eval mode.
 
     name_or_path: a hub id (e.g. "deepseek-community/Janus-Pro-1B"), a local folder written by
-    `save_pretrained`, or "toy" for the ShapesWorld toy model.
+    `save_pretrained`, or "toy" for the shipped ShapesWorld toy model (a folder of a saved toy,
+    one with processor.json, loads as the toy too).
     device: default cuda if available, else cpu. dtype: default bfloat16 on cuda, float32 on cpu.
     quantization: None, "nf4" or "int8" (bitsandbytes; works on the CPU too)."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)} or None")
     name = str(name_or_path)
     device = _default_device(device)
-    if name == "toy":
+    if name == "toy" or (Path(name).expanduser() / "processor.json").is_file():
         from recakit.toy import load_toy
 
-        return load_toy(device=device)
+        return load_toy(None if name == "toy" else Path(name).expanduser(), device=device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 

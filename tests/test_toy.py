@@ -97,6 +97,16 @@ def test_save_load_round_trip(tmp_path, scenes):
     assert a.image_tokens(scenes).shape == (4, 64)
 
 
+def test_load_model_recognises_a_saved_toy_folder(tmp_path):
+    from recakit.janus import load_model
+
+    processor = ToyProcessor.from_captions(["a photo of a red circle"])
+    model = ToyUnifiedModel(default_config(len(processor), num_queries=4))
+    model.save_pretrained(tmp_path, processor)
+    loaded, loaded_processor = load_model(tmp_path, device="cpu")
+    assert isinstance(loaded, ToyUnifiedModel) and loaded_processor.vocab == processor.vocab
+
+
 def test_load_toy_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_toy(tmp_path / "nothing")
