@@ -33,6 +33,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from recakit.geneval import relative_position
+
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross", "ring", "semicircle")
 
 # The ten GenEval colours. Each value is far from the others and from the background in RGB and in
@@ -113,28 +115,14 @@ class Scene:
 # --------------------------------------------------------------------------------------------
 
 def relations_between(a: ShapeObject, b: ShapeObject) -> set[str]:
-    """Every relation "a <relation> b" that GenEval's position rule grants.
+    """Every relation "a <relation> b" that GenEval's position rule grants, applied to the two
+    objects' bounding squares by the same code that judges detections."""
+    return relative_position(_box(a), _box(b))
 
-    The rule: shrink the centre offset by 10 % of the two boxes' summed extent on each axis,
-    normalise by the offset's length, and call a component beyond 0.5 a relation.
-    """
-    offset = (a.cx - b.cx, a.cy - b.cy)
-    extent = (a.size + b.size, a.size + b.size)
-    reduced = [max(abs(o) - 0.1 * e, 0.0) * math.copysign(1, o) for o, e in zip(offset, extent)]
-    if all(abs(r) < 1e-3 for r in reduced):
-        return set()
-    length = math.hypot(*offset)
-    dx, dy = reduced[0] / length, reduced[1] / length
-    found = set()
-    if dx < -0.5:
-        found.add("left of")
-    if dx > 0.5:
-        found.add("right of")
-    if dy < -0.5:
-        found.add("above")
-    if dy > 0.5:
-        found.add("below")
-    return found
+
+def _box(obj: ShapeObject) -> tuple[float, float, float, float]:
+    half = obj.size / 2
+    return (obj.cx - half, obj.cy - half, obj.cx + half, obj.cy + half)
 
 
 def clear_relation(a: ShapeObject, b: ShapeObject) -> str | None:
