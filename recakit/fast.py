@@ -253,7 +253,7 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
     tensors), so it pays off only for long runs of large batches; "graph" captures in milliseconds."""
     from tqdm.auto import tqdm
 
-    from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating
+    from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
 
     stack = generation_stack(adapter)
     batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -264,14 +264,8 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
     mode = _resolve_mode(mode, device)
     results = []
     with evaluating(adapter.model), tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
-        for start in range(0, count, batch_size):
-            indices = list(range(start, min(start + batch_size, count)))
-            rows = len(indices)
-            if guided:
-                inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
-            else:
-                inputs, mask = build_prefix(indices, [False] * rows)
-            generators = [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
+        for inputs, mask, generators in prefix_batches(build_prefix, count, batch_size, guided, seeds, device):
+            rows = len(generators)
             prefix_length = mask.shape[1]
             # a capacity that is a multiple of 16 keeps the attention mask aligned for the fused
             # attention kernels; the extra slots are never visible

@@ -74,6 +74,20 @@ def evaluating(model: torch.nn.Module):
         model.train(was_training)
 
 
+def prefix_batches(build_prefix, count: int, batch_size: int, guided: bool, seeds: list[int], device):
+    """Yield (inputs_embeds, attention_mask, generators) per batch of rows: with guidance the
+    unconditional copies of the rows follow the conditional ones in the same batch, and each row
+    gets its own generator seeded from its seed, so no draw depends on the batch."""
+    for start in range(0, count, batch_size):
+        indices = list(range(start, min(start + batch_size, count)))
+        rows = len(indices)
+        if guided:
+            inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
+        else:
+            inputs, mask = build_prefix(indices, [False] * rows)
+        yield inputs, mask, [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
+
+
 @torch.no_grad()
 def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
                         temperature: float, top_k: int | None, batch_size: int | None,
@@ -97,14 +111,8 @@ def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, 
     device = adapter.device
     results = []
     with evaluating(adapter.model), tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar:
-        for start in range(0, count, batch_size):
-            indices = list(range(start, min(start + batch_size, count)))
-            rows = len(indices)
-            if guided:
-                inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
-            else:
-                inputs, mask = build_prefix(indices, [False] * rows)
-            generators = [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
+        for inputs, mask, generators in prefix_batches(build_prefix, count, batch_size, guided, seeds, device):
+            rows = len(generators)
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
             cache = DynamicCache()
             codes = torch.empty((rows, steps), dtype=torch.long, device=device)
