@@ -59,6 +59,8 @@ BACKGROUND = (165, 165, 165)
 RELATIONS = ("left of", "right of", "above", "below")
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+# Share of multi-object random scenes that hold a group of identical objects (counts to caption).
+REPEAT_RATE = 0.3
 
 # Empty space kept between object boxes, and between a box and the canvas edge (canvas fractions).
 GAP = 0.06
@@ -186,6 +188,11 @@ def random_scene(rng, n_objects: int | None = None, *, max_objects: int = 4) -> 
     if not 1 <= n_objects <= 4:
         raise ValueError(f"ShapesWorld scenes hold 1 to 4 objects, got {n_objects}")
     specs = [(rng.choice(SHAPES), rng.choice(tuple(COLORS))) for _ in range(n_objects)]
+    if n_objects >= 2 and rng.random() < REPEAT_RATE:
+        # Independent draws almost never repeat a (shape, colour) pair, and then no caption
+        # would ever say "three circles": let a group of 2..n objects share one.
+        repeats = rng.randint(2, n_objects)
+        specs[:repeats] = [specs[0]] * repeats
     return Scene(_place(specs, rng))
 
 
