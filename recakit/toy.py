@@ -10,7 +10,7 @@ earlier pilots lacked (see docs/toy_study.md).
 Parts, all built from the library classes real models use:
 - `vq`: the image tokenizer, 64 px images -> 8 x 8 = 64 codes: the learned `PatchTokenizer`
   (shipped) or a `JanusVQVAE` (config "tokenizer": "janus_vq").
-- `vision`: a `SiglipVisionModel` (64 px, patch 16, 16 patch embeddings) + an MLP aligner.
+- `vision`: a small convolutional encoder (64 px -> 4 x 4 = 16 patch embeddings) + an MLP aligner.
 - `understanding`: a Llama decoder that reads [bos, image embeddings or caption tokens, Q1..Qk]
   and whose states at the k learnable query positions are "what the model understood".
 - `describer`: a small Llama decoder that writes a caption from the query states only, so the
@@ -36,7 +36,6 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCausalLM, LlamaModel
-from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from recakit.adapter import UnifiedAdapter
 
@@ -218,6 +217,58 @@ def _kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Gene
     return centres
 
 
+# -- the generator's view of patch codes ----------------------------------------------------------
+class FactoredCodeEmbedding(nn.Module):
+    """A patch code (pattern, colour) embedded as pattern vector + colour vector: what the
+    generator learns about "red" is shared by every pattern, instead of 160 separate red codes."""
+
+    def __init__(self, num_masks: int, num_colors: int, width: int):
+        super().__init__()
+        self.num_colors = num_colors
+        self.pattern = nn.Embedding(num_masks, width)
+        self.color = nn.Embedding(num_colors, width)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.pattern(codes // self.num_colors) + self.color(codes % self.num_colors)
+
+
+class FactoredCodeHead(nn.Module):
+    """Next-code logits as pattern logit + colour logit, flattened in the tokenizer's code order
+    (pattern-major), so the sampler and the loss still see one distribution over every code."""
+
+    def __init__(self, width: int, num_masks: int, num_colors: int):
+        super().__init__()
+        self.pattern = nn.Linear(width, num_masks, bias=False)
+        self.color = nn.Linear(width, num_colors, bias=False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return (self.pattern(hidden)[..., :, None] + self.color(hidden)[..., None, :]).flatten(-2)
+
+
+# -- the vision encoder ---------------------------------------------------------------------------
+class ConvImageEncoder(nn.Module):
+    """Stride-2 convolution blocks (64 px -> 4 x 4) plus a learned position per cell: 16 patch
+    embeddings for the understanding LM. A SigLIP ViT of the same width (patch 16 or 8) learned to
+    tell the shapes apart far too slowly for a CPU budget: a probe classifying the shape of single
+    objects reached 47 % / 52 % held-out accuracy after 400 steps, this encoder 100 % after 300."""
+
+    def __init__(self, channels=(32, 64, 128, 128), image_size: int = IMAGE_SIZE):
+        super().__init__()
+        layers, width = [], 3
+        for out in channels:
+            layers += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.GroupNorm(8, out), nn.GELU(),
+                       nn.Conv2d(out, out, 3, padding=1), nn.GroupNorm(8, out), nn.GELU()]
+            width = out
+        self.layers = nn.Sequential(*layers)
+        side = image_size // 2 ** len(channels)
+        self.position = nn.Parameter(torch.zeros(side * side, width))
+        self.hidden_size = width
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, cells, width)."""
+        return self.layers(pixels).flatten(2).transpose(1, 2) + self.position
+
+
 # -- the model ------------------------------------------------------------------------------------
 def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
@@ -226,17 +277,17 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
         "num_queries": num_queries,
         "tokenizer": "patch",  # or "janus_vq" (see PatchTokenizer for why)
         "patch_tokenizer": dict(num_masks=160, num_colors=12),
+        "generator_head": "factored",  # pattern + colour logits (FactoredCodeHead); "plain": one per code
         "vq_norm_groups": 4,
         "vq": dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=32,
                    channel_multiplier=[1, 1, 2, 2], num_res_blocks=1, num_patches=8,
                    projection_dim=gen_width, image_token_embed_dim=gen_width),
-        "vision": dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-                       num_attention_heads=4, image_size=IMAGE_SIZE, patch_size=16),
+        "vision": dict(channels=[32, 64, 128, width], image_size=IMAGE_SIZE),
         "understanding": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
                               num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
                               max_position_embeddings=128, tie_word_embeddings=False),
         "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
-                          num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                          num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=True),
         "generator": dict(vocab_size=160 * 12, hidden_size=gen_width, intermediate_size=3 * gen_width,
                           num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
@@ -259,10 +310,10 @@ class ToyUnifiedModel(nn.Module):
         else:
             self.vq = self._janus_vq(config)
         attention = {"attn_implementation": "sdpa"}
-        self.vision = SiglipVisionModel(SiglipVisionConfig(**config["vision"], vision_use_head=False, **attention))
+        self.vision = ConvImageEncoder(**config["vision"])
         understanding_config = LlamaConfig(**config["understanding"], **attention)
         width = understanding_config.hidden_size
-        self.aligner = _mlp(config["vision"]["hidden_size"], width)
+        self.aligner = _mlp(self.vision.hidden_size, width)
         self.understanding = LlamaModel(understanding_config)
         self.queries = nn.Parameter(torch.randn(config["num_queries"], width) * 0.02)
         self.describer = LlamaForCausalLM(LlamaConfig(**config["describer"], **attention))
@@ -272,6 +323,11 @@ class ToyUnifiedModel(nn.Module):
         self.null_condition = nn.Parameter(torch.randn(config["num_queries"], gen_width) * 0.02)
         self.begin_of_image = nn.Parameter(torch.randn(gen_width) * 0.02)
         self.generator = LlamaForCausalLM(generator_config)
+        if config.get("generator_head") == "factored":
+            tokenizer = config["patch_tokenizer"]
+            self.generator.model.embed_tokens = FactoredCodeEmbedding(
+                tokenizer["num_masks"], tokenizer["num_colors"], gen_width)
+            self.generator.lm_head = FactoredCodeHead(gen_width, tokenizer["num_masks"], tokenizer["num_colors"])
         self.codebook_size = self.generator.config.vocab_size
         self.tokens_per_side = config["vq"]["num_patches"]
         self._token_cache: dict[bytes, torch.Tensor] = {}
@@ -361,7 +417,7 @@ class ToyUnifiedModel(nn.Module):
 
     def understand_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64) -> query states (B, k, D)."""
-        patches = self.aligner(self.vision(pixel_values=pixels).last_hidden_state)
+        patches = self.aligner(self.vision(pixels))
         bos = self.understanding.embed_tokens(torch.full((patches.shape[0], 1), BOS, device=pixels.device))
         embeds = torch.cat([bos, patches], dim=1)
         return self._query_states(embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=pixels.device))
