@@ -273,10 +273,11 @@ class ConvImageEncoder(nn.Module):
 def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
     width, gen_width = 128, 128
+    tokenizer = dict(num_masks=160, num_colors=12)
     return {
         "num_queries": num_queries,
         "tokenizer": "patch",  # or "janus_vq" (see PatchTokenizer for why)
-        "patch_tokenizer": dict(num_masks=160, num_colors=12),
+        "patch_tokenizer": tokenizer,
         "generator_head": "factored",  # pattern + colour logits (FactoredCodeHead); "plain": one per code
         "vq_norm_groups": 4,
         "vq": dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=32,
@@ -289,7 +290,7 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
         "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
                           num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=True),
-        "generator": dict(vocab_size=160 * 12, hidden_size=gen_width, intermediate_size=3 * gen_width,
+        "generator": dict(vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"], hidden_size=gen_width, intermediate_size=3 * gen_width,
                           num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=False),
     }
@@ -324,6 +325,9 @@ class ToyUnifiedModel(nn.Module):
         self.begin_of_image = nn.Parameter(torch.randn(gen_width) * 0.02)
         self.generator = LlamaForCausalLM(generator_config)
         if config.get("generator_head") == "factored":
+            if not isinstance(self.vq, PatchTokenizer):
+                raise ValueError('generator_head "factored" reads codes as (pattern, colour): it needs '
+                                 'the patch tokenizer (config "tokenizer": "patch")')
             tokenizer = config["patch_tokenizer"]
             self.generator.model.embed_tokens = FactoredCodeEmbedding(
                 tokenizer["num_masks"], tokenizer["num_colors"], gen_width)

@@ -116,12 +116,13 @@ def train_vq(model: ToyUnifiedModel, pixels: torch.Tensor, steps: int, batch_siz
 
 # -- stage 1 --------------------------------------------------------------------------------------
 def object_map(scene, side: int = 4) -> torch.Tensor:
-    """What the vision encoder should see in each of its side x side cells: 0 for no object
-    centred there, else 1 + shape index * 10 + colour index (the larger object wins a tie)."""
-    targets = torch.zeros(side * side, dtype=torch.long)
+    """What the vision encoder should see in each of its side x side cells: (shape index, colour
+    index) of the object centred there, or (-1, -1) for none (the larger object wins a tie)."""
+    colors = list(COLORS)
+    targets = torch.full((side * side, 2), -1, dtype=torch.long)
     for obj in sorted(scene.objects, key=lambda o: o.size):
         cell = min(side - 1, int(obj.cy * side)) * side + min(side - 1, int(obj.cx * side))
-        targets[cell] = 1 + SHAPES.index(obj.shape) * len(COLORS) + list(COLORS).index(obj.color)
+        targets[cell] = torch.tensor([SHAPES.index(obj.shape), colors.index(obj.color)])
     return targets
 
 
@@ -137,10 +138,9 @@ def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3
     def batch_loss(step):
         rows = _batch_indices(step, batch_size, len(scenes), seed + 3)
         logits, targets = head(model.vision(pixels[rows])), maps[rows]
-        occupied = targets > 0
+        occupied = targets[..., 0] >= 0
         loss = F.binary_cross_entropy_with_logits(logits[..., 0], occupied.float())
-        shape, colour = (targets[occupied] - 1) // len(COLORS), (targets[occupied] - 1) % len(COLORS)
-        picked = logits[occupied]
+        picked, (shape, colour) = logits[occupied], targets[occupied].T
         shape_loss = F.cross_entropy(picked[:, 1:1 + len(SHAPES)], shape)
         loss = loss + shape_loss + F.cross_entropy(picked[:, 1 + len(SHAPES):], colour)
         return loss, {"shape_loss": float(shape_loss.detach())}
