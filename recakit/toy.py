@@ -46,6 +46,7 @@ PAD, BOS, EOS, UNK = range(4)
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 # Pixel distance (in [-1, 1] units) beyond which a pixel is not background.
 FOREGROUND_DISTANCE = 0.35
+EMPTY_PATTERN = 0  # the PatchTokenizer's all-background coverage pattern
 TOKEN_CACHE_LIMIT = 100_000  # images whose VQ codes are kept (64 ids each)
 
 
@@ -168,7 +169,8 @@ class PatchTokenizer(nn.Module):
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         color_ids, coverage = self._color_and_coverage(self._patches(pixels))
         mask_ids = torch.cdist(coverage, self.masks[None].expand(len(coverage), -1, -1)).argmin(-1)
-        return mask_ids * self.num_colors + color_ids
+        # an empty pattern paints nothing, so it has one code whatever colour the patch leaned to
+        return mask_ids * self.num_colors + color_ids.masked_fill(mask_ids == EMPTY_PATTERN, 0)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -193,7 +195,7 @@ class PatchTokenizer(nn.Module):
         _, coverage = self._color_and_coverage(patches)
         coverage = coverage.reshape(-1, coverage.shape[-1])
         occupied = coverage[coverage.sum(-1) > 0]
-        # pattern 0 stays the empty patch, so background always has an exact code
+        # pattern EMPTY_PATTERN (0) stays the empty patch, so background always has an exact code
         self.masks.copy_(torch.cat([torch.zeros(1, coverage.shape[-1]),
                                     _kmeans(occupied, self.num_masks - 1, iterations, generator)]))
 
@@ -220,7 +222,8 @@ def _kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Gene
 # -- the generator's view of patch codes ----------------------------------------------------------
 class FactoredCodeEmbedding(nn.Module):
     """A patch code (pattern, colour) embedded as pattern vector + colour vector: what the
-    generator learns about "red" is shared by every pattern, instead of 160 separate red codes."""
+    generator learns about "red" is shared by every pattern, instead of 160 separate red codes.
+    The empty pattern has no colour, so it gets the pattern vector alone."""
 
     def __init__(self, num_masks: int, num_colors: int, width: int):
         super().__init__()
@@ -229,12 +232,18 @@ class FactoredCodeEmbedding(nn.Module):
         self.color = nn.Embedding(num_colors, width)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.pattern(codes // self.num_colors) + self.color(codes % self.num_colors)
+        patterns = codes // self.num_colors
+        colored = (patterns != EMPTY_PATTERN).unsqueeze(-1).to(self.color.weight.dtype)
+        return self.pattern(patterns) + colored * self.color(codes % self.num_colors)
 
 
 class FactoredCodeHead(nn.Module):
     """Next-code logits as pattern logit + colour logit, flattened in the tokenizer's code order
-    (pattern-major), so the sampler and the loss still see one distribution over every code."""
+    (pattern-major), so the sampler and the loss still see one distribution over every code.
+
+    The empty pattern is one code, (empty, colour 0), scored by its pattern logit alone; its other
+    colours are ruled out. Were it scored empty + colour 0 like the rest, the four patches in five
+    that are background would train colour 0 up, and every object would come out in colour 0."""
 
     def __init__(self, width: int, num_masks: int, num_colors: int):
         super().__init__()
@@ -242,7 +251,11 @@ class FactoredCodeHead(nn.Module):
         self.color = nn.Linear(width, num_colors, bias=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return (self.pattern(hidden)[..., :, None] + self.color(hidden)[..., None, :]).flatten(-2)
+        pattern, color = self.pattern(hidden), self.color(hidden)
+        logits = pattern[..., :, None] + color[..., None, :]
+        ruled_out = torch.full_like(color[..., 1:], torch.finfo(color.dtype).min)
+        empty = torch.cat([pattern[..., EMPTY_PATTERN, None], ruled_out], dim=-1)
+        return torch.cat([empty[..., None, :], logits[..., EMPTY_PATTERN + 1:, :]], dim=-2).flatten(-2)
 
 
 # -- the vision encoder ---------------------------------------------------------------------------

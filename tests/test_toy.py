@@ -190,11 +190,50 @@ def test_factored_head_scores_every_code_as_pattern_plus_colour():
     assert logits.shape == (2, 4, 15)
     pattern, colour = head.pattern(hidden), head.color(hidden)
     # code = pattern * num_colors + colour, the PatchTokenizer's order
-    for code in range(15):
+    for code in range(3, 15):
         assert torch.allclose(logits[..., code], pattern[..., code // 3] + colour[..., code % 3])
+    # the empty pattern is one colourless code; its other colours can never be drawn
+    assert torch.allclose(logits[..., 0], pattern[..., 0])
+    assert (logits.softmax(-1)[..., 1:3] == 0).all()
     codes = torch.tensor([[0, 4, 14]])
     expected = embedding.pattern(torch.tensor([[0, 1, 4]])) + embedding.color(torch.tensor([[0, 1, 2]]))
+    expected[0, 0] = embedding.pattern.weight[0]
     assert torch.allclose(embedding(codes), expected)
+
+
+def test_background_does_not_lend_objects_its_colour():
+    """Four patches in five are background. Scored as empty + colour 0, they trained colour 0 up
+    for every pattern, and objects came out in colour 0 (brown) four times as often as in their
+    own colour; with a colourless empty code the head learns the true split."""
+    from recakit.toy import FactoredCodeHead
+
+    torch.manual_seed(0)
+    head = FactoredCodeHead(8, num_masks=4, num_colors=3)
+    hidden = torch.randn(1, 8).expand(50, 8)
+    targets = torch.tensor([0] * 40 + [1 * 3 + 2] * 10)  # background, and (pattern 1, colour 2)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(200):
+        loss = torch.nn.functional.cross_entropy(head(hidden), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    probabilities = head(hidden[:1]).softmax(-1).view(4, 3).detach()
+    assert probabilities[0, 0] == pytest.approx(0.8, abs=0.02)
+    assert probabilities[1, 2] == pytest.approx(0.2, abs=0.02)
+    assert probabilities[1, 0] < 0.01
+
+
+def test_patch_tokenizer_gives_empty_patches_one_code(shipped, scenes):
+    from recakit.toy import EMPTY_PATTERN
+
+    model, processor = shipped
+    pixels = processor.pixel_values(scenes)
+    # faint specks: not background to the colour rule, yet nearest to the empty pattern
+    specks = (torch.rand(pixels.shape, generator=torch.Generator().manual_seed(0)) < 0.01) * 0.5
+    codes = model.vq.encode(pixels + specks)
+    empty = codes // model.vq.num_colors == EMPTY_PATTERN
+    assert empty.any() and (~empty).any()
+    assert (codes[empty] == 0).all()
 
 
 def test_factored_generator_trains_and_round_trips(tmp_path, scenes):
