@@ -2,9 +2,9 @@
 
 From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
 1. train two arms at the same compute (same steps, same number of images per step):
-   - `reca`: half of each batch is unlabeled images trained with the RecA loss (the image's own
-     query states -> regenerate it), the other half sparse text-to-image, mixed through
-     `recakit.objective.reca_loss(..., t2i=...)`;
+   - `reca`: part of each batch (`reca_share`, half by default) is unlabeled images trained with
+     the RecA loss (the image's own query states -> regenerate it), the rest sparse text-to-image,
+     mixed through `recakit.objective.reca_loss(..., t2i=...)`;
    - `control`: continued training on sparse text-to-image only;
 2. sample every GenEval-mini prompt from base, control and RecA with the same fixed seeds
    (`recakit.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
@@ -37,12 +37,13 @@ from recakit.training import train
 
 ARMS = ("base", "control", "reca")
 
-# The full run: sized so one seed takes about ten minutes on two CPU cores.
-FULL = dict(steps=200, batch_size=32, lr=1e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
-            cfg_scale=3.0, prompts_per_task=None)
+# The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
+# stop before the generator learns to read image states (docs/toy_study.md, measurement 3).
+FULL = dict(steps=400, batch_size=32, lr=2e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
+            cfg_scale=3.0, prompts_per_task=None, reca_share=0.5)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
 QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_prompt=1,
-             cfg_scale=3.0, prompts_per_task=1)
+             cfg_scale=3.0, prompts_per_task=1, reca_share=0.5)
 
 # Training images for the arms come from scenes the base never saw.
 ARM_DATA_SEED = 1000
@@ -61,20 +62,25 @@ def text_to_image_loss(model, processor, images, captions, sample_seeds):
     return image_generation_loss(adapter, prefix, mask, targets)
 
 
-def arm_loss(arm: str, processor):
+def arm_loss(arm: str, processor, reca_share: float = 0.5):
     """`loss_fn(model, examples, sample_seeds)` for `recakit.training.train`; examples are
-    ShapesWorld examples (image + sparse caption), and the loss is a mean over them."""
+    ShapesWorld examples (image + sparse caption), and the loss is a mean over them. In the RecA
+    arm the first `reca_share` of each batch are unlabeled images, the rest sparse text-to-image."""
+    if not 0 < reca_share <= 1:
+        raise ValueError(f"reca_share is the unlabeled part of a batch, in (0, 1]; got {reca_share}")
+
     def control(model, examples, seeds):
         return text_to_image_loss(model, processor, [e.image for e in examples], [e.sparse for e in examples], seeds)
 
     def reca(model, examples, seeds):
-        half = len(examples) // 2
-        unlabeled, captioned = examples[:half], examples[half:]
-        # RecA sees only the pixels of its half; reca_loss adds the text-to-image half.
-        loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:half],
+        n_unlabeled = max(1, round(len(examples) * reca_share))
+        unlabeled, captioned = examples[:n_unlabeled], examples[n_unlabeled:]
+        # RecA sees only the pixels of its part; reca_loss adds the text-to-image part.
+        loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:n_unlabeled],
                          instruction_dropout=UNCONDITIONAL_RATE,
-                         t2i=([e.image for e in captioned], [e.sparse for e in captioned]))
-        return loss / 2
+                         t2i=([e.image for e in captioned], [e.sparse for e in captioned]) if captioned else None,
+                         t2i_weight=len(captioned) / max(1, n_unlabeled))
+        return loss * n_unlabeled / len(examples)
 
     return {"control": control, "reca": reca}[arm]
 
@@ -84,7 +90,7 @@ def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Pat
     model.freeze_for_reca()
     model.train()
     data = scene_dataset(settings["n_images"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
-    history = train(model, arm_loss(arm, processor), data, steps=settings["steps"],
+    history = train(model, arm_loss(arm, processor, settings["reca_share"]), data, steps=settings["steps"],
                     batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
                     weight_decay=0.0, seed=seed, out_dir=out_dir, mixed_precision="no",
                     progress=True)

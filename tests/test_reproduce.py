@@ -51,3 +51,31 @@ def test_evaluation_entries_one_per_task():
     entries = evaluation_entries(1)
     assert sorted(e["tag"] for e in entries) == sorted(geneval.TASKS)
     assert len(evaluation_entries(None)) > len(entries)
+
+
+
+def test_reca_arm_splits_its_batch_by_share():
+    """The RecA arm's loss: RecA on the first `reca_share` of the batch, sparse text-to-image on
+    the rest, as a mean over examples; share 1 is RecA alone, and a bad share is refused."""
+    import torch
+
+    from recakit.objective import reca_loss
+    from recakit.reproduce import arm_loss
+    from recakit.shapes import scene_dataset
+    from recakit.toy import load_toy
+    from recakit.toy_train import UNCONDITIONAL_RATE
+
+    model, processor = load_toy()
+    data = scene_dataset(4, seed=3)
+    examples, seeds = [data[i] for i in range(4)], [10, 11, 12, 13]
+    images, captions = [e.image for e in examples], [e.sparse for e in examples]
+    with torch.no_grad():
+        alone = reca_loss(model, processor, images, sample_seeds=seeds, instruction_dropout=UNCONDITIONAL_RATE)
+        assert torch.allclose(arm_loss("reca", processor, 1.0)(model, examples, seeds), alone)
+        half = reca_loss(model, processor, images[:2], sample_seeds=seeds[:2], instruction_dropout=UNCONDITIONAL_RATE,
+                         t2i=(images[2:], captions[2:])) / 2
+        assert torch.allclose(arm_loss("reca", processor, 0.5)(model, examples, seeds), half)
+        quarter = arm_loss("reca", processor, 0.25)(model, examples, seeds)
+        assert not torch.allclose(quarter, half)
+    with pytest.raises(ValueError, match="reca_share"):
+        arm_loss("reca", processor, 0.0)
