@@ -228,6 +228,11 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     settings = {**(QUICK if quick else FULL), **(settings or {})}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # a rerun resumes checkpoints and reuses samples, which is only right with the same settings
+    settings_path = out / "settings.json"
+    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        raise ValueError(f"{out} holds a run with other settings ({settings_path}); use another --out")
+    settings_path.write_text(json.dumps(settings, indent=1))
     base, processor = load_toy(base_path)
     entries = evaluation_entries(settings["prompts_per_task"])
     detector = geneval.make_detector("shapes")
@@ -256,7 +261,8 @@ def _run_reproduce(args) -> int:
         raise ValueError(f"unknown preset {args.preset!r}; available: toy")
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = reproduce_toy(args.out, seeds=args.seeds, quick=args.quick, base_path=args.base)
+    settings = {"steps": args.steps} if args.steps else None
+    results = reproduce_toy(args.out, seeds=args.seeds, quick=args.quick, base_path=args.base, settings=settings)
     print((Path(args.out) / "results.md").read_text())
     return 0 if results["reca"]["overall"] is not None else 1
 
@@ -267,6 +273,8 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder (rerunning resumes)")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (results report mean ± std)")
     parser.add_argument("--quick", action="store_true", help="a few steps and prompts: checks that everything runs")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"training steps of each arm (default {FULL['steps']}; 600 gains more and takes longer)")
     parser.add_argument("--base", default=None, help="a toy base folder (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(run=_run_reproduce)

@@ -7,7 +7,7 @@ from recakit import geneval
 from recakit.reproduce import aggregate, evaluation_entries, results_markdown
 
 
-def test_quick_reproduce_writes_valid_results(tmp_path):
+def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
     from recakit.cli import main
 
     out = tmp_path / "run"
@@ -24,6 +24,11 @@ def test_quick_reproduce_writes_valid_results(tmp_path):
     for arm in ("control", "reca"):
         history = (out / "seed0" / f"{arm}_train" / "history.jsonl").read_text().splitlines()
         assert len(history) == 2
+    # the same folder with other settings would mix two runs' checkpoints and samples
+    assert main(["reproduce", "--preset", "toy", "--out", str(out), "--quick", "--steps", "3"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert main(["reproduce", "--preset", "toy", "--out", str(tmp_path / "longer"), "--quick", "--steps", "3"]) == 0
+    assert len((tmp_path / "longer" / "seed0" / "reca_train" / "history.jsonl").read_text().splitlines()) == 3
 
 
 def test_aggregate_mean_std_and_per_seed():
