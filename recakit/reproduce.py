@@ -39,7 +39,7 @@ ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
 # stop before the generator learns to read image states (docs/toy_study.md, measurement 3).
-FULL = dict(steps=400, batch_size=32, lr=2e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
+FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
             cfg_scale=3.0, prompts_per_task=None, reca_share=0.5)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
 QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_prompt=1,
@@ -274,7 +274,7 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (results report mean ± std)")
     parser.add_argument("--quick", action="store_true", help="a few steps and prompts: checks that everything runs")
     parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps of each arm (default {FULL['steps']}; 600 gains more and takes longer)")
+                        help=f"training steps of each arm (default {FULL['steps']})")
     parser.add_argument("--base", default=None, help="a toy base folder (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(run=_run_reproduce)
