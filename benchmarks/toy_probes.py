@@ -41,9 +41,10 @@ def condition_losses(model, processor, n_scenes: int = 256, seed: int = 777) -> 
     pixels = processor.pixel_values([e.image for e in examples])
     codes = model.encode_image_tokens(pixels)
     rng = random.Random(0)
+    image_states = model.understand_images(pixels)
     conditions = {
-        "null": (model.understand_images(pixels), torch.ones(n_scenes)),
-        "image": (model.understand_images(pixels), None),
+        "null": (image_states, torch.ones(n_scenes)),  # the states are replaced by the null condition
+        "image": (image_states, None),
         "dense caption": (model.understand_text([processor.encode(e.dense) for e in examples]), None),
         "dense, colours swapped": (model.understand_text([processor.encode(swap_colours(e.dense, rng))
                                                           for e in examples]), None),
@@ -52,9 +53,14 @@ def condition_losses(model, processor, n_scenes: int = 256, seed: int = 777) -> 
             for name, (states, drop) in conditions.items()}
 
 
+def tokenizer_rgb(model) -> torch.Tensor:
+    """The patch tokenizer's colours in 0..255 RGB."""
+    return (model.vq.colors + 1) * 127.5
+
+
 def colour_ids(model) -> dict[str, int]:
     """Each probe colour's nearest colour in the model's patch tokenizer."""
-    centroids = (model.vq.colors + 1) * 127.5
+    centroids = tokenizer_rgb(model)
     return {name: int(torch.cdist(torch.tensor([COLORS[name]], dtype=torch.float), centroids).argmin())
             for name in PROBE_COLOURS}
 
@@ -71,7 +77,7 @@ def prompted_colour_share(model, processor, images_per_prompt: int = 16, cfg_sca
             drawn = codes % num_colors
             shares[form][colour] = round(float((drawn == ids[colour])[foreground].float().mean()), 3)
             histogram += torch.bincount(drawn[foreground], minlength=num_colors)
-    rgb = ((model.vq.colors + 1) * 127.5).round().int().tolist()
+    rgb = tokenizer_rgb(model).round().int().tolist()
     total = max(1, int(histogram.sum()))
     return {"share in the named colour": shares,
             "foreground share per tokenizer colour (RGB)": {

@@ -79,7 +79,7 @@ def arm_loss(arm: str, processor, reca_share: float = 0.5):
         loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:n_unlabeled],
                          instruction_dropout=UNCONDITIONAL_RATE,
                          t2i=([e.image for e in captioned], [e.sparse for e in captioned]) if captioned else None,
-                         t2i_weight=len(captioned) / max(1, n_unlabeled))
+                         t2i_weight=len(captioned) / n_unlabeled)
         return loss * n_unlabeled / len(examples)
 
     return {"control": control, "reca": reca}[arm]

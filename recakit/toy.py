@@ -163,7 +163,7 @@ class PatchTokenizer(nn.Module):
         coverage = (offset * direction[:, :, None]).sum(-1) / direction.pow(2).sum(-1, keepdim=True).clamp(min=1e-6)
         empty = strength.amax(dim=-1) < FOREGROUND_DISTANCE
         coverage = torch.where(empty[..., None], torch.zeros_like(coverage), coverage.clamp(0, 1))
-        return color_ids.masked_fill(empty, 0), coverage
+        return color_ids, coverage
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -253,9 +253,10 @@ class FactoredCodeHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         pattern, color = self.pattern(hidden), self.color(hidden)
         logits = pattern[..., :, None] + color[..., None, :]
-        ruled_out = torch.full_like(color[..., 1:], torch.finfo(color.dtype).min)
-        empty = torch.cat([pattern[..., EMPTY_PATTERN, None], ruled_out], dim=-1)
-        return torch.cat([empty[..., None, :], logits[..., EMPTY_PATTERN + 1:, :]], dim=-2).flatten(-2)
+        empty = torch.full_like(color, torch.finfo(color.dtype).min)
+        empty[..., 0] = pattern[..., EMPTY_PATTERN]
+        is_empty = torch.arange(pattern.shape[-1], device=hidden.device) == EMPTY_PATTERN
+        return torch.where(is_empty[:, None], empty[..., None, :], logits).flatten(-2)
 
 
 # -- the vision encoder ---------------------------------------------------------------------------
@@ -303,8 +304,8 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
         "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
                           num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=True),
-        "generator": dict(vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"], hidden_size=gen_width, intermediate_size=3 * gen_width,
-                          num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+        "generator": dict(vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"], hidden_size=gen_width,
+                          intermediate_size=3 * gen_width, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
                           max_position_embeddings=128, tie_word_embeddings=False),
     }
 
