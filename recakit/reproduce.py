@@ -39,10 +39,10 @@ ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
 # stop before the generator learns to read image states (docs/toy_study.md, measurement 3).
-FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_images=2000, n_per_prompt=2,
+FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_per_prompt=2,
             cfg_scale=3.0, prompts_per_task=None, reca_share=0.5)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
-QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_images=16, n_per_prompt=1,
+QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_per_prompt=1,
              cfg_scale=3.0, prompts_per_task=1, reca_share=0.5)
 
 # Training images for the arms come from scenes the base never saw.
@@ -89,7 +89,9 @@ def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Pat
     model = copy.deepcopy(base)
     model.freeze_for_reca()
     model.train()
-    data = scene_dataset(settings["n_images"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
+    # One epoch of steps x batch_size scenes: each is seen once. Cycling 2000 scenes ten times over,
+    # both arms memorised them (docs/toy_study.md); and unlabeled images are what RecA never lacks.
+    data = scene_dataset(settings["steps"] * settings["batch_size"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
     history = train(model, arm_loss(arm, processor, settings["reca_share"]), data, steps=settings["steps"],
                     batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
                     weight_decay=0.0, seed=seed, out_dir=out_dir, mixed_precision="no",

@@ -31,6 +31,32 @@ def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
     assert len((tmp_path / "longer" / "seed0" / "reca_train" / "history.jsonl").read_text().splitlines()) == 3
 
 
+def test_arms_never_see_a_training_scene_twice(tmp_path, monkeypatch):
+    # Cycling a few thousand scenes, both arms memorised them; every step must bring new ones.
+    from recakit import reproduce
+    from recakit.toy import load_toy
+
+    seen = []
+    real_dataset = reproduce.scene_dataset
+
+    class Recorded:
+        def __init__(self, n, **options):
+            self.data = real_dataset(n, **options)
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, index):
+            seen.append(index)
+            return self.data[index]
+
+    monkeypatch.setattr(reproduce, "scene_dataset", Recorded)
+    base, processor = load_toy()
+    settings = dict(reproduce.QUICK, steps=3, batch_size=2)
+    reproduce.train_arm(base, processor, "reca", 0, settings, tmp_path / "reca")
+    assert sorted(seen) == list(range(6))
+
+
 def test_aggregate_mean_std_and_per_seed():
     tasks = {task: 0.5 for task in geneval.TASKS}
     runs = [{"seed": 0, "overall": 0.4, "tasks": dict(tasks, position=0.2)},
