@@ -42,6 +42,7 @@ QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, vision_steps=3, understanding_
 
 SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
 UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
+GENERATOR_DATA_SEED = 500  # stage 2's stream of fresh scenes (reproduce's arms draw from 1000 + seed)
 
 
 def cosine_lr(step: int, steps: int, peak: float, warmup: int = 30, floor: float = 0.1) -> float:
@@ -200,15 +201,20 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
 
 
 # -- stage 2 --------------------------------------------------------------------------------------
-def train_generator(model, processor, scenes, tokens, steps, batch_size, seed, log, lr=2e-3):
+def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-3):
+    """Sparse text-to-image on scenes never seen before: step s draws examples s * batch_size ...
+    of `data`, rendered and tokenized on demand (under a millisecond a scene). Cycling through the
+    6000 stage-1 scenes instead, 16 times over, the generator memorised them (training loss 0.61,
+    0.98 on unseen scenes) and scored unseen scenes better with no condition than with a caption."""
     def batch_loss(step):
         rng = random.Random(f"generator-{seed}-{step}")
-        rows = _batch_indices(step, batch_size, len(scenes), seed + 2)
-        captions = [sparse_caption(scenes[i], rng, SPARSE_DROP) for i in rows]
-        drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in rows])
+        examples = [data[step * batch_size + i] for i in range(batch_size)]
+        captions = [sparse_caption(example.scene, rng, SPARSE_DROP) for example in examples]
+        drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in examples])
         with torch.no_grad():
+            tokens = model.encode_image_tokens(processor.pixel_values([example.image for example in examples]))
             states = model.understand_text([processor.encode(c) for c in captions])
-        loss = model.generation_loss(model.condition_prefix(states, drop), tokens[rows])
+        loss = model.generation_loss(model.condition_prefix(states, drop), tokens)
         return loss, {}
 
     model.freeze_for_reca()
@@ -222,18 +228,6 @@ def _render_training_set(n_scenes: int, seed: int):
     dataset = scene_dataset(n_scenes, seed=seed, p_drop=SPARSE_DROP)
     examples = [dataset[i] for i in tqdm(range(n_scenes), desc="rendering scenes")]
     return [e.scene for e in examples], [e.image for e in examples], [e.dense for e in examples]
-
-
-def training_set_codes(model, pixels: torch.Tensor, path: Path) -> torch.Tensor:
-    """VQ codes of every training image, kept in `path` (encoding them is minutes of CPU)."""
-    if path.exists():
-        tokens = torch.load(path)
-        if len(tokens) == len(pixels):
-            return tokens
-    tokens = torch.cat([model.encode_image_tokens(pixels[i:i + 128])
-                        for i in tqdm(range(0, len(pixels), 128), desc="VQ-encoding the training set")])
-    torch.save(tokens, path)
-    return tokens
 
 
 def caption_vocabulary(scenes, dense) -> list[str]:
@@ -274,9 +268,8 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
             train_understanding(model, processor, scenes, pixels, dense, sizes["understanding_steps"],
                                 sizes["understanding_batch"], seed, log)
         else:
-            tokens = training_set_codes(model, pixels, out / "image_tokens.pt")
-            train_generator(model, processor, scenes, tokens, sizes["generator_steps"],
-                            sizes["generator_batch"], seed, log)
+            stream = scene_dataset(sizes["generator_steps"] * sizes["generator_batch"], seed=GENERATOR_DATA_SEED + seed)
+            train_generator(model, processor, stream, sizes["generator_steps"], sizes["generator_batch"], seed, log)
         model.save_pretrained(out, processor)
         progress["done"].append(stage)
         progress["seconds"][stage] = round(time.time() - started, 1)
