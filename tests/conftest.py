@@ -1,4 +1,5 @@
-"""Shared test fixtures: a tiny Janus built offline once per session, and small test images."""
+"""Shared test fixtures: a tiny Janus built offline once per session, small test images, and a
+dataset wrapper that records which examples a training loop reads."""
 import numpy as np
 import pytest
 import torch
@@ -55,3 +56,17 @@ def odd_mode_images():
         "CMYK": Image.new("CMYK", (8, 6), (0, 255, 255, 0)),
         "I;16": sixteen,
     }
+
+
+class RecordedReads:
+    """A dataset that records the index of every example read from it, in order (`.read`)."""
+
+    def __init__(self, data):
+        self.data, self.read = data, []
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        self.read.append(index)
+        return self.data[index]

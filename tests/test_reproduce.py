@@ -33,27 +33,23 @@ def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
 
 def test_arms_never_see_a_training_scene_twice(tmp_path, monkeypatch):
     # Cycling a few thousand scenes, both arms memorised them; every step must bring new ones.
+    from conftest import RecordedReads
+
     from recakit import reproduce
     from recakit.toy import load_toy
 
-    seen = []
+    datasets = []
     real_dataset = reproduce.scene_dataset
 
-    class Recorded:
-        def __init__(self, n, **options):
-            self.data = real_dataset(n, **options)
+    def recorded_dataset(n, **options):
+        datasets.append(RecordedReads(real_dataset(n, **options)))
+        return datasets[-1]
 
-        def __len__(self):
-            return len(self.data)
-
-        def __getitem__(self, index):
-            seen.append(index)
-            return self.data[index]
-
-    monkeypatch.setattr(reproduce, "scene_dataset", Recorded)
+    monkeypatch.setattr(reproduce, "scene_dataset", recorded_dataset)
     base, processor = load_toy()
     settings = dict(reproduce.QUICK, steps=3, batch_size=2)
     reproduce.train_arm(base, processor, "reca", 0, settings, tmp_path / "reca")
+    seen = datasets[0].read
     assert sorted(seen) == list(range(6))
 
 
@@ -82,7 +78,6 @@ def test_evaluation_entries_one_per_task():
     entries = evaluation_entries(1)
     assert sorted(e["tag"] for e in entries) == sorted(geneval.TASKS)
     assert len(evaluation_entries(None)) > len(entries)
-
 
 
 def test_reca_arm_splits_its_batch_by_share():

@@ -184,21 +184,17 @@ def test_train_base_stages_resume(tmp_path):
 def test_generator_stage_draws_unseen_scenes_every_step():
     # Cycling a fixed set of scenes, the stage-2 generator memorised them; each step must take
     # new examples of the stream.
+    from conftest import RecordedReads
+
     from recakit.shapes import scene_dataset
     from recakit.toy_train import train_generator
 
     model, processor = load_toy()
-    stream = scene_dataset(100, seed=3)
-    read = []
-
-    class Recorded:
-        def __getitem__(self, index):
-            read.append(index)
-            return stream[index]
-
+    stream = RecordedReads(scene_dataset(100, seed=3))
     before = model.generator.lm_head.pattern.weight.clone()
     log = []
-    train_generator(model, processor, Recorded(), steps=3, batch_size=4, seed=0, log=log)
+    train_generator(model, processor, stream, steps=3, batch_size=4, seed=0, log=log)
+    read = stream.read
     assert read == list(range(12))
     assert len(log) == 3 and all(math.isfinite(record["loss"]) for record in log)
     assert not torch.equal(model.generator.lm_head.pattern.weight, before)
