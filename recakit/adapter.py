@@ -19,6 +19,8 @@ Conventions every adapter follows:
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from PIL import Image
 
@@ -86,6 +88,12 @@ class UnifiedAdapter:
     def caption(self, images: list[Image.Image], max_new_tokens: int = 32) -> list[str]:
         """Greedy image-to-text on the understanding side (what `recakit.sampling.caption` shows)."""
         raise NotImplementedError
+
+
+def cache_argument(module) -> str:
+    """transformers renamed `past_key_values` to `cache`; the keyword `module.forward` takes."""
+    parameters = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def adapter_for(model, processor=None) -> UnifiedAdapter:

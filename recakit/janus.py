@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.adapter import UnifiedAdapter
+from recakit.adapter import UnifiedAdapter, cache_argument
 from recakit.images import fit_longest_side, load_images
 
 #: what Janus-Pro checkpoints are called on the hub
@@ -308,12 +307,6 @@ def _user_turn_ids(processor, text: str, with_image: bool) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def _cache_argument(module) -> str:
-    """transformers renamed `past_key_values` to `cache`; use whichever this version has."""
-    parameters = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
 class JanusAdapter(UnifiedAdapter):
     """RecA's view of a `JanusForConditionalGeneration` (see recakit.adapter for the contract).
 
@@ -341,7 +334,7 @@ class JanusAdapter(UnifiedAdapter):
         self.eos_id = self.tokenizer.eos_token_id
         if self.pad_id is None:
             raise ValueError("the Janus tokenizer has no pad token; classifier-free guidance needs one")
-        self._cache_argument = _cache_argument(model.model.language_model)
+        self._cache_argument = cache_argument(model.model.language_model)
         self._last_pixels = ([], None)
 
     @property

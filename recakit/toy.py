@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCausalLM, LlamaModel
 
-from recakit.adapter import UnifiedAdapter
+from recakit.adapter import UnifiedAdapter, cache_argument
 
 SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
 IMAGE_SIZE = 64
@@ -590,10 +590,11 @@ class ToyAdapter(UnifiedAdapter):
         return self._prefix(states, drop)
 
     def forward_generation(self, inputs_embeds, attention_mask, position_ids, past_key_values=None):
-        output = self.model.generator.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                            position_ids=position_ids, past_key_values=past_key_values,
-                                            use_cache=True)
-        return output.last_hidden_state, output.past_key_values
+        stack = self.model.generator.model
+        keyword = cache_argument(stack)
+        output = stack(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                       use_cache=True, **{keyword: past_key_values})
+        return output.last_hidden_state, getattr(output, keyword)
 
     def embed_image_tokens(self, tokens):
         return self.model.generator.model.embed_tokens(tokens)
