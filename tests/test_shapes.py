@@ -1,5 +1,6 @@
 """ShapesWorld renderer, captions, scenes from GenEval metadata, and `recakit shapes render`."""
 import argparse
+import itertools
 import json
 import random
 from pathlib import Path
@@ -98,6 +99,16 @@ def test_dense_caption_names_objects_counts_and_relations():
     caption = dense_caption(many)
     assert caption.startswith("a photo of two red circles and a green cross.")
     assert "the red circles are above the green cross." in caption
+
+
+def test_dense_caption_does_not_depend_on_drawing_order():
+    objects = [ShapeObject("star", "blue", 0.8, 0.2, 0.25), ShapeObject("circle", "red", 0.2, 0.8, 0.25),
+               ShapeObject("square", "red", 0.2, 0.2, 0.2)]
+    captions = {dense_caption(Scene(list(order))) for order in itertools.permutations(objects)}
+    assert captions == {"a photo of a red circle, a red square and a blue star. "
+                        "the red circle is below the red square. the red square is left of the blue star."}
+    pair = [ShapeObject("star", "blue", 0.8, 0.5, 0.25), ShapeObject("circle", "red", 0.2, 0.5, 0.25)]
+    assert dense_caption(Scene(pair)) == dense_caption(Scene(pair[::-1])) == "a photo of a red circle left of a blue star"
 
 
 def test_dense_caption_mentions_every_object():
