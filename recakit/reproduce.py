@@ -38,12 +38,14 @@ from recakit.training import train
 ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
-# stop before the generator learns to read image states (docs/toy_study.md, measurement 3).
+# stop before the generator learns to read image states (docs/toy_study.md, measurement 3). RecA's
+# images reach the understanding encoder at 32 px, the information bottleneck upstream advises:
+# a condition that cannot hold every pixel teaches the generator to fill in what it leaves open.
 FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_per_prompt=2,
-            cfg_scale=3.0, prompts_per_task=None, reca_share=0.5)
+            cfg_scale=3.0, prompts_per_task=None, reca_share=0.5, reca_resolution=32)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
 QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_per_prompt=1,
-             cfg_scale=3.0, prompts_per_task=1, reca_share=0.5)
+             cfg_scale=3.0, prompts_per_task=1, reca_share=0.5, reca_resolution=32)
 
 # Training images for the arms come from scenes the base never saw.
 ARM_DATA_SEED = 1000
@@ -62,10 +64,11 @@ def text_to_image_loss(model, processor, images, captions, sample_seeds):
     return image_generation_loss(adapter, prefix, mask, targets)
 
 
-def arm_loss(arm: str, processor, reca_share: float = 0.5):
+def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int | None = None):
     """`loss_fn(model, examples, sample_seeds)` for `recakit.training.train`; examples are
     ShapesWorld examples (image + sparse caption), and the loss is a mean over them. In the RecA
-    arm the first `reca_share` of each batch are unlabeled images, the rest sparse text-to-image."""
+    arm the first `reca_share` of each batch are unlabeled images, which the understanding encoder
+    sees at `reca_resolution` px (None: full size), the rest sparse text-to-image."""
     if not 0 < reca_share <= 1:
         raise ValueError(f"reca_share is the unlabeled part of a batch, in (0, 1]; got {reca_share}")
 
@@ -77,7 +80,7 @@ def arm_loss(arm: str, processor, reca_share: float = 0.5):
         unlabeled, captioned = examples[:n_unlabeled], examples[n_unlabeled:]
         # RecA sees only the pixels of its part; reca_loss adds the text-to-image part.
         loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:n_unlabeled],
-                         instruction_dropout=UNCONDITIONAL_RATE,
+                         instruction_dropout=UNCONDITIONAL_RATE, resolution=reca_resolution,
                          t2i=([e.image for e in captioned], [e.sparse for e in captioned]) if captioned else None,
                          t2i_weight=len(captioned) / n_unlabeled)
         return loss * n_unlabeled / len(examples)
@@ -92,7 +95,8 @@ def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Pat
     # One epoch of steps x batch_size scenes: each is seen once. Cycling 2000 scenes ten times over,
     # both arms memorised them (docs/toy_study.md); and unlabeled images are what RecA never lacks.
     data = scene_dataset(settings["steps"] * settings["batch_size"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
-    history = train(model, arm_loss(arm, processor, settings["reca_share"]), data, steps=settings["steps"],
+    loss_fn = arm_loss(arm, processor, settings["reca_share"], settings["reca_resolution"])
+    history = train(model, loss_fn, data, steps=settings["steps"],
                     batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
                     weight_decay=0.0, seed=seed, out_dir=out_dir, mixed_precision="no",
                     progress=True)

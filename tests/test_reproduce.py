@@ -82,7 +82,8 @@ def test_evaluation_entries_one_per_task():
 
 def test_reca_arm_splits_its_batch_by_share():
     """The RecA arm's loss: RecA on the first `reca_share` of the batch, sparse text-to-image on
-    the rest, as a mean over examples; share 1 is RecA alone, and a bad share is refused."""
+    the rest, as a mean over examples; share 1 is RecA alone, `reca_resolution` shrinks what the
+    understanding encoder sees, and a bad share is refused."""
     import torch
 
     from recakit.objective import reca_loss
@@ -103,5 +104,10 @@ def test_reca_arm_splits_its_batch_by_share():
         assert torch.allclose(arm_loss("reca", processor, 0.5)(model, examples, seeds), half)
         quarter = arm_loss("reca", processor, 0.25)(model, examples, seeds)
         assert not torch.allclose(quarter, half)
+        # the understanding encoder sees the unlabeled images at reca_resolution; the targets stay full size
+        shrunk = reca_loss(model, processor, images, sample_seeds=seeds, instruction_dropout=UNCONDITIONAL_RATE,
+                           resolution=32)
+        assert torch.allclose(arm_loss("reca", processor, 1.0, 32)(model, examples, seeds), shrunk)
+        assert not torch.allclose(shrunk, alone)
     with pytest.raises(ValueError, match="reca_share"):
         arm_loss("reca", processor, 0.0)
