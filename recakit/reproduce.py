@@ -3,8 +3,9 @@
 From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
 1. train two arms at the same compute (same steps, same number of images per step):
    - `reca`: part of each batch (`reca_share`, half by default) is unlabeled images trained with
-     the RecA loss (the image's own query states -> regenerate it), the rest sparse text-to-image,
-     mixed through `recakit.objective.reca_loss(..., t2i=...)`;
+     the RecA loss (the query states of the image, seen at `reca_resolution` px -> regenerate it
+     at full size), the rest sparse text-to-image, mixed through
+     `recakit.objective.reca_loss(..., t2i=...)`;
    - `control`: continued training on sparse text-to-image only;
 2. sample every GenEval-mini prompt from base, control and RecA with the same fixed seeds
    (`recakit.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
