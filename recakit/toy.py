@@ -564,6 +564,7 @@ class ToyAdapter(UnifiedAdapter):
         self.processor = processor
         self.num_image_tokens = model.tokens_per_side ** 2
         self.codebook_size = model.codebook_size
+        self._cache_argument = cache_argument(model.generator.model)
 
     def _pixels(self, images, resolution=None) -> torch.Tensor:
         return self.processor.pixel_values(list(images), resolution).to(self.device)
@@ -590,11 +591,10 @@ class ToyAdapter(UnifiedAdapter):
         return self._prefix(states, drop)
 
     def forward_generation(self, inputs_embeds, attention_mask, position_ids, past_key_values=None):
-        stack = self.model.generator.model
-        keyword = cache_argument(stack)
-        output = stack(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                       use_cache=True, **{keyword: past_key_values})
-        return output.last_hidden_state, getattr(output, keyword)
+        output = self.model.generator.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                            position_ids=position_ids, use_cache=True,
+                                            **{self._cache_argument: past_key_values})
+        return output.last_hidden_state, getattr(output, self._cache_argument)
 
     def embed_image_tokens(self, tokens):
         return self.model.generator.model.embed_tokens(tokens)
