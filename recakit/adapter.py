@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 
@@ -79,6 +80,13 @@ class UnifiedAdapter:
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, D) hidden states -> (B, T, codebook_size) next-image-token logits."""
         raise NotImplementedError
+
+    def image_token_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) hidden states, (B, T) image ids -> (B, T) cross-entropy per position, in
+        float32. Here through the full logits; a family whose head has a cheaper exact form (the
+        toy's factored head) overrides it."""
+        logits = self.image_logits(hidden).float()
+        return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
 
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:

@@ -19,7 +19,6 @@ import types
 import warnings
 
 import torch
-import torch.nn.functional as F
 
 from recakit.adapter import adapter_for
 from recakit.images import load_images
@@ -114,8 +113,7 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
 
     if use_chunked_loss(adapter):  # large codebooks: never hold all the float32 logits at once
         return chunked_image_loss(adapter, hidden[:, prefix_length - 1:], targets)
-    logits = adapter.image_logits(hidden[:, prefix_length - 1:]).float()
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    return adapter.image_token_loss(hidden[:, prefix_length - 1:], targets).mean()
 
 
 def _check_pairs(name: str, pair) -> tuple[list, list]:

@@ -221,6 +221,50 @@ def test_factored_head_scores_every_code_as_pattern_plus_colour():
     assert torch.allclose(embedding(codes), expected)
 
 
+def test_factored_loss_equals_cross_entropy_over_every_code():
+    """The head's loss from its pattern and colour logits alone is the cross-entropy over the
+    full patterns x colours table, in value and in gradient."""
+    from recakit.toy import FactoredCodeHead, code_loss
+
+    torch.manual_seed(0)
+    head = FactoredCodeHead(16, num_masks=7, num_colors=4)
+    hidden = (3 * torch.randn(3, 5, 16)).requires_grad_()
+    patterns, colours = torch.randint(0, 7, (3, 5)), torch.randint(0, 4, (3, 5))
+    colours[patterns == 0] = 0  # the empty pattern has one code
+    targets = patterns * 4 + colours
+    assert (targets == 0).any() and (targets > 0).any()
+
+    full = torch.nn.functional.cross_entropy(head(hidden).flatten(0, 1), targets.flatten(), reduction="none")
+    factored = code_loss(head, hidden, targets)
+    assert factored.shape == targets.shape
+    assert torch.allclose(factored.flatten(), full, atol=1e-5, rtol=1e-5)
+    full_grad, = torch.autograd.grad(full.sum(), hidden)
+    factored_grad, = torch.autograd.grad(factored.sum(), hidden)
+    assert torch.allclose(factored_grad, full_grad, atol=1e-5, rtol=1e-4)
+    # a code the head rules out, (empty, colour 2), costs as much as the full table says
+    assert code_loss(head, hidden[:1, :1], torch.tensor([[2]])).item() > 1e30
+
+
+def test_toy_generation_loss_takes_the_factored_shortcut(shipped, scenes):
+    """reca_loss and the training loops reach the head through adapter.image_token_loss: the
+    toy's shortcut gives what the adapter's default (full logits) gives."""
+    from recakit.adapter import UnifiedAdapter
+    from recakit.objective import image_generation_loss
+
+    model, processor = shipped
+    adapter = model.reca_adapter(processor)
+    with torch.no_grad():
+        targets = adapter.image_tokens(scenes[:2])
+        hidden = torch.randn(2, targets.shape[1], model.generator.config.hidden_size)
+        assert torch.allclose(adapter.image_token_loss(hidden, targets),
+                              UnifiedAdapter.image_token_loss(adapter, hidden, targets), atol=1e-5)
+        prefix, mask = adapter.prefix_from_embeddings(adapter.understanding_embeddings(scenes[:2]))
+        reference = UnifiedAdapter.image_token_loss
+        loss = image_generation_loss(adapter, prefix, mask, targets)
+        adapter.image_token_loss = lambda h, t: reference(adapter, h, t)
+        assert loss.item() == pytest.approx(image_generation_loss(adapter, prefix, mask, targets).item(), abs=1e-5)
+
+
 def test_background_does_not_lend_objects_its_colour():
     """Four patches in five are background. Scored as empty + colour 0, they trained colour 0 up
     for every pattern, and objects came out in colour 0 (brown) four times as often as in their
