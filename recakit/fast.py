@@ -70,8 +70,12 @@ def chunked_image_loss(adapter, hidden: torch.Tensor, targets: torch.Tensor,
 
 def use_chunked_loss(adapter) -> bool:
     """Whether `recakit.objective.image_generation_loss` should take the chunked path: only where
-    the full logits are large, since chunking costs a second pass through the head."""
-    return adapter.codebook_size >= CHUNKED_LOSS_MIN_CODES and torch.is_grad_enabled()
+    the full logits are large, since chunking costs a second pass through the head, and the
+    adapter has no cheaper exact loss of its own."""
+    from recakit.adapter import UnifiedAdapter
+
+    own_loss = type(adapter).image_token_loss is not UnifiedAdapter.image_token_loss
+    return adapter.codebook_size >= CHUNKED_LOSS_MIN_CODES and torch.is_grad_enabled() and not own_loss
 
 
 # -- sampling: a static KV cache and a captured decode step -------------------------------------

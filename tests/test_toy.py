@@ -263,6 +263,13 @@ def test_toy_generation_loss_takes_the_factored_shortcut(shipped, scenes):
         loss = image_generation_loss(adapter, prefix, mask, targets)
         adapter.image_token_loss = lambda h, t: reference(adapter, h, t)
         assert loss.item() == pytest.approx(image_generation_loss(adapter, prefix, mask, targets).item(), abs=1e-5)
+    # a 1024-pattern head has 12 288 codes, past the size where full logits are chunked: the
+    # shortcut is still taken, since it never builds them
+    from recakit.fast import CHUNKED_LOSS_MIN_CODES, use_chunked_loss
+
+    large = model.reca_adapter(processor)
+    large.codebook_size = CHUNKED_LOSS_MIN_CODES * 3
+    assert not use_chunked_loss(large)
 
 
 def test_background_does_not_lend_objects_its_colour():
