@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.geneval import _check_run_settings, _write_image, cached_download, sha256_of
+from recakit.geneval import FAST_HELP, _check_run_settings, _write_image, cached_download, sampler_options, sha256_of
 
 DPG_CSV_URL = "https://raw.githubusercontent.com/TencentQQGYLab/ELLA/main/dpg_bench/dpg_bench.csv"
 CSV_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
@@ -271,22 +271,23 @@ class BlipVQA:
 # -- sampling ---------------------------------------------------------------------------------------
 def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Path, *, n_per_prompt: int = 4,
                  seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None, rewrite: str | None = None,
-                 run_info: dict | None = None, generate=None) -> int:
+                 run_info: dict | None = None, fast: bool = False, generate=None) -> int:
     """Draw `n_per_prompt` (1-4) images per prompt into `OUT/<item_id>.png` grids; returns how many
     prompts were drawn now. Seeds follow the prompt's position (seed + index * n + k), and prompts
-    already drawn are skipped, so an interrupted run resumes with the same images."""
+    already drawn are skipped, so an interrupted run resumes with the same images. `fast` as in
+    `recakit.geneval.sample_prompts`."""
     if not 1 <= n_per_prompt <= 4:
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
     if rewrite is not None and "{prompt}" not in rewrite:
         raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
-    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
+    options = sampler_options(cfg_scale, fast)
     if generate is None:
         from recakit.sampling import generate_images as generate
 
         options["progress"] = False  # this driver shows one bar for the whole run
     out_dir = Path(out_dir)
     _check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
-                                      cfg_scale=cfg_scale, rewrite=rewrite, n_prompts=len(items),
+                                      cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
                                       seed_rule="seed + prompt_index * n_per_prompt + k"))
     todo = [(index, item) for index, item in enumerate(items.values())
             if not (out_dir / f"{item.item_id}.png").exists()]
@@ -339,7 +340,7 @@ def _run_sample(args) -> int:
     model, processor = load_model(args.model, device=args.device)
     drawn = sample_items(model, processor, items, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
                          batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                         run_info=dict(_source(args), model=args.model, limit=args.limit))
+                         run_info=dict(_source(args), model=args.model, limit=args.limit), fast=args.fast)
     print(f"drew {drawn} prompts into {args.out}")
     return 0
 
@@ -387,6 +388,7 @@ def add_commands(subparsers) -> None:
     sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')
     sample.add_argument("--device", default=None)
+    sample.add_argument("--fast", action="store_true", help=FAST_HELP)
     sample.set_defaults(run=_run_sample)
 
     score = commands.add_parser("score", help="score a folder of DPG-Bench grids with a VQA model")

@@ -179,6 +179,11 @@ def test_sampling_writes_grids_with_positional_seeds_and_resumes(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["benchmark"] == "dpg"
     with pytest.raises(ValueError, match="one to four"):
         dpg.sample_items(None, None, items, tmp_path / "x", n_per_prompt=5, generate=fake_generate)
+    seen = []
+    dpg.sample_items(None, None, items, tmp_path / "fast", n_per_prompt=1, fast=True,
+                     generate=lambda *args, seed, **options: seen.append(options) or fake_generate(*args, seed=seed))
+    assert seen and all(options.get("fast") is True for options in seen)
+    assert json.loads((tmp_path / "fast" / "run.json").read_text())["fast"] is True
 
 
 def test_blip_vqa_wiring_with_a_tiny_random_model():

@@ -193,6 +193,15 @@ def test_rewrite_is_recorded_and_cfg_is_passed(tmp_path):
         geneval.sample_prompts(None, None, ENTRIES, tmp_path / "x", rewrite="no slot", generate=fake)
 
 
+def test_fast_reaches_the_sampler_and_a_resume_must_match_it(tmp_path):
+    fake = FakeGenerator()
+    geneval.sample_prompts(None, None, ENTRIES[:1], tmp_path, n_per_prompt=1, fast=True, generate=fake)
+    assert fake.calls == [(["a photo of a circle"], [0], {"fast": True})]
+    assert json.loads((tmp_path / "run.json").read_text())["fast"] is True
+    with pytest.raises(ValueError, match="fast"):
+        geneval.sample_prompts(None, None, ENTRIES[:1], tmp_path, n_per_prompt=1, generate=FakeGenerator())
+
+
 def test_sample_command_uses_load_model(tmp_path, monkeypatch):
     import sys
     import types
@@ -211,6 +220,11 @@ def test_sample_command_uses_load_model(tmp_path, monkeypatch):
     assert loaded == [("toy", None)]
     assert len(list(out.glob("*/samples/*.png"))) == 6
     assert json.loads((out / "run.json").read_text())["set"] == "mini"
+    assert all("fast" not in options for _, _, options in fake.calls)
+    fast_out = tmp_path / "fast"
+    assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--limit", "1", "--n-per-prompt", "1",
+                 "--out", str(fast_out), "--fast"]) == 0
+    assert fake.calls[-1][2]["fast"] is True
     assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--out", str(out), "--shard", "1"]) == 2
 
 
