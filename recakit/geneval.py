@@ -422,11 +422,15 @@ FAST_HELP = ("the static-cache sampler (recakit.fast): a captured CUDA graph on 
              "(H200, Janus-Pro-1B size); in bf16 its random draws differ from the plain loop's")
 
 
+#: settings added after run.json files were first written: a file without one ran with this value
+LATER_SETTINGS = {"fast": False}
+
+
 def _check_run_settings(out_dir: Path, settings: dict) -> None:
     """Write run.json, or make sure a run resumed in the same folder used the same settings."""
     run_file = out_dir / RUN_FILE
     if run_file.exists():
-        previous = json.loads(run_file.read_text(encoding="utf-8"))
+        previous = {**LATER_SETTINGS, **json.loads(run_file.read_text(encoding="utf-8"))}
         differing = sorted(key for key in settings if previous.get(key) != settings[key])
         if differing:
             raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); "

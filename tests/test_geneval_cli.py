@@ -200,6 +200,16 @@ def test_fast_reaches_the_sampler_and_a_resume_must_match_it(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["fast"] is True
     with pytest.raises(ValueError, match="fast"):
         geneval.sample_prompts(None, None, ENTRIES[:1], tmp_path, n_per_prompt=1, generate=FakeGenerator())
+    # a folder written before the setting existed ran the plain loop: it resumes without --fast only
+    older = tmp_path / "older"
+    geneval.sample_prompts(None, None, ENTRIES[:2], older, n_per_prompt=1, generate=FakeGenerator())
+    (older / "00001" / "samples" / "0000.png").unlink()
+    run = json.loads((older / "run.json").read_text())
+    del run["fast"]
+    (older / "run.json").write_text(json.dumps(run))
+    assert geneval.sample_prompts(None, None, ENTRIES[:2], older, n_per_prompt=1, generate=FakeGenerator()) == 1
+    with pytest.raises(ValueError, match="fast"):
+        geneval.sample_prompts(None, None, ENTRIES[:2], older, n_per_prompt=1, fast=True, generate=FakeGenerator())
 
 
 def test_sample_command_uses_load_model(tmp_path, monkeypatch):
