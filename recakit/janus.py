@@ -503,6 +503,8 @@ class JanusAdapter(UnifiedAdapter):
         """Greedy image-to-text with the language-model head and a KV cache."""
         from transformers import DynamicCache
 
+        from recakit.sampling import decode_attention
+
         images = load_images(images)
         prompt, embeddings = self._caption_prefix(images)
         ids, mask = self._left_pad([prompt] * len(images))
@@ -512,7 +514,8 @@ class JanusAdapter(UnifiedAdapter):
         answers = [[] for _ in images]
         finished = torch.zeros(len(images), dtype=torch.bool, device=self.device)
         for _ in range(max_new_tokens):
-            hidden, cache = self.forward_generation(inputs, mask, position_ids, cache)
+            with decode_attention():
+                hidden, cache = self.forward_generation(inputs, mask, position_ids, cache)
             next_ids = self.model.lm_head(hidden[:, -1]).argmax(-1)
             for i, token in enumerate(next_ids.tolist()):
                 if not finished[i] and token != self.eos_id:

@@ -119,26 +119,23 @@ def test_sampling_right_after_training_uses_eval_mode_and_restores_it(square_ima
     assert model.training and model.model.language_model.training
 
 
-def test_decoding_leaves_cudnn_attention_out_and_restores_it(janus_tiny):
+def test_decoding_leaves_cudnn_attention_out_and_restores_it(janus_tiny, square_images, monkeypatch):
     """cuDNN's attention plans every new key length on the CPU, which made the plain loop's step
-    several times slower on a GPU; the loop runs without it, and puts it back afterwards."""
+    several times slower on a GPU; image and caption decoding run without it, and put it back."""
+    from recakit.janus import JanusAdapter
+
     model, processor = janus_tiny
-    adapter = adapter_for(model, processor)
     seen = []
-    original = adapter.forward_generation
+    original = JanusAdapter.forward_generation
 
-    def recording(*args, **kwargs):
+    def recording(self, *args, **kwargs):
         seen.append(torch.backends.cuda.cudnn_sdp_enabled())
-        return original(*args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    adapter.forward_generation = recording
+    monkeypatch.setattr(JanusAdapter, "forward_generation", recording)
     before = torch.backends.cuda.cudnn_sdp_enabled()
-    from recakit.sampling import sample_image_tokens
-
-    def build_prefix(indices, drop):
-        return adapter.prefix_from_text([PROMPTS[i] for i in indices], torch.tensor(drop))
-
-    sample_image_tokens(adapter, build_prefix, 1, cfg_scale=3.0, seeds=[0], temperature=1.0, top_k=None,
-                        batch_size=1, progress=False)
-    assert seen and not any(seen)
+    generate_image_tokens(model, processor, PROMPTS[:1], cfg_scale=3.0, **QUIET)
+    sampled = len(seen)
+    caption(model, processor, square_images[:1], max_new_tokens=3)
+    assert sampled and len(seen) > sampled and not any(seen)
     assert torch.backends.cuda.cudnn_sdp_enabled() == before
