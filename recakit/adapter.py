@@ -85,8 +85,7 @@ class UnifiedAdapter:
         """(B, T, D) hidden states, (B, T) image ids -> (B, T) cross-entropy per position, in
         float32. Here through the full logits; a family whose head has a cheaper exact form (the
         toy's factored head) overrides it."""
-        logits = self.image_logits(hidden).float()
-        return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+        return per_position_cross_entropy(self.image_logits(hidden), targets)
 
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:
@@ -96,6 +95,11 @@ class UnifiedAdapter:
     def caption(self, images: list[Image.Image], max_new_tokens: int = 32) -> list[str]:
         """Greedy image-to-text on the understanding side (what `recakit.sampling.caption` shows)."""
         raise NotImplementedError
+
+
+def per_position_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(..., V) logits, (...) ids -> (...) cross-entropy, computed in float32."""
+    return F.cross_entropy(logits.float().flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
 
 
 def cache_argument(module) -> str:

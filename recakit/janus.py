@@ -513,17 +513,17 @@ class JanusAdapter(UnifiedAdapter):
         cache = DynamicCache()
         answers = [[] for _ in images]
         finished = torch.zeros(len(images), dtype=torch.bool, device=self.device)
-        for _ in range(max_new_tokens):
-            with decode_attention():
+        with decode_attention():
+            for _ in range(max_new_tokens):
                 hidden, cache = self.forward_generation(inputs, mask, position_ids, cache)
-            next_ids = self.model.lm_head(hidden[:, -1]).argmax(-1)
-            for i, token in enumerate(next_ids.tolist()):
-                if not finished[i] and token != self.eos_id:
-                    answers[i].append(token)
-            finished |= next_ids == self.eos_id
-            if finished.all():
-                break
-            inputs = self.model.model.get_input_embeddings()(next_ids[:, None])
-            position_ids = position_ids[:, -1:] + 1
-            mask = torch.cat([mask, mask.new_ones(len(images), 1)], dim=1)
+                next_ids = self.model.lm_head(hidden[:, -1]).argmax(-1)
+                for i, token in enumerate(next_ids.tolist()):
+                    if not finished[i] and token != self.eos_id:
+                        answers[i].append(token)
+                finished |= next_ids == self.eos_id
+                if finished.all():
+                    break
+                inputs = self.model.model.get_input_embeddings()(next_ids[:, None])
+                position_ids = position_ids[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones(len(images), 1)], dim=1)
         return [self.tokenizer.decode(answer, skip_special_tokens=True).strip() for answer in answers]

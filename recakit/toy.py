@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCausalLM, LlamaModel
 
-from recakit.adapter import UnifiedAdapter, cache_argument
+from recakit.adapter import UnifiedAdapter, cache_argument, per_position_cross_entropy
 
 SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
 IMAGE_SIZE = 64
@@ -268,8 +268,7 @@ class FactoredCodeHead(nn.Module):
         pattern, color = self.pattern(hidden).float(), self.color(hidden).float()
         num_colors = color.shape[-1]
         target_pattern, target_color = targets.div(num_colors, rounding_mode="floor"), targets % num_colors
-        is_empty = torch.zeros(pattern.shape[-1], dtype=torch.bool, device=pattern.device)
-        is_empty[EMPTY_PATTERN] = True
+        is_empty = torch.arange(pattern.shape[-1], device=pattern.device) == EMPTY_PATTERN
         objects = pattern.masked_fill(is_empty, float("-inf")).logsumexp(-1) + color.logsumexp(-1)
         log_z = torch.logaddexp(pattern[..., EMPTY_PATTERN], objects)
         picked = pattern.gather(-1, target_pattern[..., None])[..., 0]
@@ -285,8 +284,7 @@ def code_loss(head: nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> t
     exact shortcut where it has one)."""
     if isinstance(head, FactoredCodeHead):
         return head.token_loss(hidden, targets)
-    logits = head(hidden).float()
-    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+    return per_position_cross_entropy(head(hidden), targets)
 
 
 # -- the vision encoder ---------------------------------------------------------------------------
