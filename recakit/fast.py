@@ -105,6 +105,23 @@ def _resolve_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
+def one_query_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor,
+                        scale: float) -> torch.Tensor:
+    """Attention of one new token over the whole cache, as two matrix products and a softmax.
+
+    query (B, H, 1, d), keys / values (B, K, capacity, d) with H a multiple of K, visible
+    (B, 1, 1, capacity) -> (B, H, 1, d). On an H200 at Janus-Pro-1B size the fused
+    memory-efficient kernel took 29 us a layer for this shape (one query tile per row and head,
+    walking every key in turn), a fifth of the whole decode step; the three plain kernels take a
+    few microseconds each."""
+    if query.shape[1] != keys.shape[1]:
+        keys = keys.repeat_interleave(query.shape[1] // keys.shape[1], dim=1)
+        values = values.repeat_interleave(query.shape[1] // values.shape[1], dim=1)
+    scores = torch.matmul(query, keys.transpose(-1, -2)).float() * scale
+    weights = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
+    return torch.matmul(weights.to(values.dtype), values)
+
+
 class StaticDecoder:
     """A Llama stack with a preallocated KV cache of `capacity` positions for `rows` rows.
 
@@ -146,9 +163,12 @@ class StaticDecoder:
             query, key = apply_rotary_pos_emb(query, key, cos, sin)
             self.keys[index].index_copy_(2, slots, key.to(self.keys[index].dtype))
             self.values[index].index_copy_(2, slots, value.to(self.values[index].dtype))
-            attended = F.scaled_dot_product_attention(
-                query, self.keys[index], self.values[index], attn_mask=mask,
-                scale=attention.scaling, enable_gqa=self.heads != self.kv_heads)
+            if length == 1:
+                attended = one_query_attention(query, self.keys[index], self.values[index], mask, attention.scaling)
+            else:
+                attended = F.scaled_dot_product_attention(
+                    query, self.keys[index], self.values[index], attn_mask=mask,
+                    scale=attention.scaling, enable_gqa=self.heads != self.kv_heads)
             attended = attended.transpose(1, 2).reshape(rows, length, self.heads * self.head_dim)
             hidden = hidden + attention.o_proj(attended)
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from recakit.adapter import adapter_for
-from recakit.fast import chunked_image_loss, fast_sample_image_tokens, generation_stack, use_chunked_loss
+from recakit.fast import (chunked_image_loss, fast_sample_image_tokens, generation_stack, one_query_attention,
+                          use_chunked_loss)
 from recakit.janus import tiny_janus
 from recakit.sampling import generate_image_tokens, reconstruct
 
@@ -28,6 +29,21 @@ def test_fast_sampler_draws_the_plain_codes(tiny, options):
     fast = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False,
                                  fast=True, **options)
     assert torch.equal(plain, fast)
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_one_query_attention_is_masked_attention(kv_heads):
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(3, 4, 1, 8, generator=generator)
+    keys, values = (torch.randn(3, kv_heads, 20, 8, generator=generator) for _ in range(2))
+    visible = torch.rand(3, 1, 1, 20, generator=generator) < 0.6
+    visible[..., 0] = True
+    expected = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible, scale=0.3,
+                                              enable_gqa=kv_heads != 4)
+    assert torch.allclose(one_query_attention(query, keys, values, visible, 0.3), expected, atol=1e-6)
+    # hidden slots do not count, whatever they hold
+    keys[~visible[:, 0, 0][:, None, :].expand(-1, kv_heads, -1)] = 1e4
+    assert torch.allclose(one_query_attention(query, keys, values, visible, 0.3), expected, atol=1e-6)
 
 
 def test_fast_codes_do_not_depend_on_the_batch(tiny):
