@@ -113,13 +113,13 @@ def one_query_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.T
     (B, 1, 1, capacity) -> (B, H, 1, d). On an H200 at Janus-Pro-1B size the fused
     memory-efficient kernel took 29 us a layer for this shape (one query tile per row and head,
     walking every key in turn), a fifth of the whole decode step; the three plain kernels take a
-    few microseconds each."""
-    if query.shape[1] != keys.shape[1]:
-        keys = keys.repeat_interleave(query.shape[1] // keys.shape[1], dim=1)
-        values = values.repeat_interleave(query.shape[1] // values.shape[1], dim=1)
-    scores = torch.matmul(query, keys.transpose(-1, -2)).float() * scale
+    few microseconds each. Heads that share a key/value head are stacked as that head's queries,
+    so the cache is read in place, never copied per head."""
+    rows, heads, _, head_dim = query.shape
+    grouped = query.reshape(rows, keys.shape[1], heads // keys.shape[1], head_dim)
+    scores = torch.matmul(grouped, keys.transpose(-1, -2)).float() * scale
     weights = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
-    return torch.matmul(weights.to(values.dtype), values)
+    return torch.matmul(weights.to(values.dtype), values).view(rows, heads, 1, head_dim)
 
 
 class StaticDecoder:
