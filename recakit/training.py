@@ -429,14 +429,55 @@ def _restart_history(path: Path, done: int, accelerator) -> list[dict]:
 
 
 # -- RecA on a folder of images: the `recakit train` command -------------------------------------
-def reca_loss_fn(processor, **reca_options):
+def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_options):
     """A `loss_fn` for `train` whose examples are image paths (or PIL images): it returns
-    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`."""
+    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`.
+
+    `i2t_pairs` [(image, caption), ...] mixes image-to-text in, one pair per RecA image (upstream's
+    1:1 for models whose understanding and generation share parameters), weighted by `i2t_weight`.
+    Image j's pair is drawn from its own sample seed, so a batch gets the same pairs in one process,
+    in micro-batches or across ranks."""
     from recakit.objective import reca_loss
 
+    if i2t_pairs is not None and not i2t_pairs:
+        raise ValueError("i2t_pairs is empty")
+    if i2t_weight < 0:
+        raise ValueError(f"i2t_weight scales a loss and cannot be negative; got {i2t_weight}")
+
     def loss_fn(model, examples, seeds):
-        return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
+        if i2t_pairs is None:
+            return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
+        drawn = [i2t_pairs[random.Random(f"i2t-pair:{seed}").randrange(len(i2t_pairs))] for seed in seeds]
+        return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
+                         i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
     return loss_fn
+
+
+def read_pairs(path) -> list[tuple[Path, str]]:
+    """Captioned images from a JSON-lines file, one {"image": PATH, "caption": TEXT} per line;
+    a relative PATH is taken from the file's folder. Every image must exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pairs file {path} does not exist")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str) \
+                or not isinstance(record.get("caption"), str) or not record["caption"].strip():
+            raise ValueError(f'{path}, line {number}: expected {{"image": PATH, "caption": TEXT}} '
+                             f"with a non-empty caption")
+        image = path.parent / record["image"]
+        if not image.is_file():
+            raise FileNotFoundError(f"{path}, line {number}: image {image} does not exist")
+        pairs.append((image, record["caption"]))
+    if not pairs:
+        raise ValueError(f"no pairs in {path}")
+    return pairs
 
 
 def image_files(folder) -> list[Path]:
@@ -504,6 +545,12 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--instruction-dropout", type=float, default=0.1)
     parser.add_argument("--resolution", type=int, default=None,
                         help="side the understanding encoder sees (the information bottleneck)")
+    parser.add_argument("--i2t", default=None, metavar="PAIRS.jsonl",
+                        help='mix image-to-text in, one pair per RecA image: a JSON-lines file of '
+                             '{"image": PATH, "caption": TEXT} (paths relative to the file); what '
+                             "upstream does for models whose understanding and generation share "
+                             "parameters (Janus, Show-o, Harmon), so understanding is not forgotten")
+    parser.add_argument("--i2t-weight", type=float, default=1.0, help="weight of the image-to-text loss")
     parser.add_argument("--lora-r", type=int, default=None, help="train LoRA adapters of this rank")
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     parser.add_argument("--lora-targets", default=None,
@@ -524,10 +571,12 @@ def add_commands(subparsers) -> None:
 def run_train_command(args) -> int:
     from recakit.janus import load_model
     from recakit.objective import freeze_for_reca
+    from recakit.toy import ToyUnifiedModel
 
     if args.quantization and not args.lora_r:
         raise ValueError("quantized weights cannot be trained: add --lora-r (e.g. 16) to train LoRA adapters")
     images = image_files(args.images)
+    i2t_pairs = read_pairs(args.i2t) if args.i2t else None
     state = distributed_state()
     # Full fine-tuning keeps float32 weights under bf16 autocast by default: AdamW updates at RecA's
     # learning rates are mostly below bfloat16's resolution and would be rounded away.
@@ -537,6 +586,9 @@ def run_train_command(args) -> int:
         dtype = None if args.quantization else torch.float32
     model, processor = load_model(args.model, device=args.device or str(state.device), dtype=dtype,
                                   quantization=args.quantization)
+    if i2t_pairs and isinstance(model, ToyUnifiedModel):
+        raise ValueError("--i2t would train nothing on the toy: its understanding side is frozen and "
+                         "shares no parameters with its generator")
     freeze_for_reca(model)
     model.train()  # the frozen encoder and tokenizer stay in eval: freeze_for_reca pins them
     if args.gradient_checkpointing:
@@ -551,7 +603,7 @@ def run_train_command(args) -> int:
                                  "target_modules": targets})
     out = Path(args.out)
     loss_fn = reca_loss_fn(processor, instruction_dropout=args.instruction_dropout,
-                           resolution=args.resolution)
+                           resolution=args.resolution, i2t_pairs=i2t_pairs, i2t_weight=args.i2t_weight)
     history = train(model, loss_fn, images, steps=args.steps, batch_size=args.batch_size,
                     lr=args.lr, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
                     warmup_steps=args.warmup_steps, schedule=args.schedule,
@@ -562,7 +614,8 @@ def run_train_command(args) -> int:
         _save_final(model, processor, out / "final", lora=bool(args.lora_r),
                     quantized=bool(args.quantization))
         last = f", last loss {history[-1]['loss']:.4f}" if history else ""
-        print(f"trained {args.steps} steps on {len(images)} images{last}; saved to {out / 'final'}")
+        mixed = f" (+ image-to-text from {len(i2t_pairs)} pairs)" if i2t_pairs else ""
+        print(f"trained {args.steps} steps on {len(images)} images{mixed}{last}; saved to {out / 'final'}")
     state.wait_for_everyone()
     return 0
 

@@ -372,6 +372,85 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     assert changed and not any(name.startswith("model.vision_model.") for name in changed)
 
 
+def write_pairs(tmp_path, images, captions=("a pale square", "a bright square")):
+    """A pairs file beside `images`' folder, with relative image paths."""
+    lines = [json.dumps({"image": f"{image.parent.name}/{image.name}", "caption": caption})
+             for image, caption in zip(images, captions)]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path / "pairs.jsonl"
+
+
+def test_read_pairs_resolves_paths_and_names_the_bad_line(tmp_path):
+    images = tiny_images(tmp_path / "images", count=2)
+    pairs = train_module.read_pairs(write_pairs(tmp_path, images))
+    assert pairs == [(images[0], "a pale square"), (images[1], "a bright square")]
+    bad = {
+        '{"image": "images/0.png", "caption": "ok"}\nnot json': "line 2: not JSON",
+        '{"image": "images/0.png"}': "line 1: expected",
+        '{"image": "images/0.png", "caption": "  "}': "non-empty caption",
+        '{"image": "images/9.png", "caption": "gone"}': "line 1: image .* does not exist",
+        "\n\n": "no pairs",
+    }
+    for text, message in bad.items():
+        (tmp_path / "bad.jsonl").write_text(text)
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            train_module.read_pairs(tmp_path / "bad.jsonl")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train_module.read_pairs(tmp_path / "missing.jsonl")
+
+
+@needs_reca
+def test_i2t_pairs_are_drawn_per_image_so_micro_batches_agree(tmp_path):
+    import recakit
+
+    model, processor = recakit.tiny_janus()
+    model.eval()
+    images = tiny_images(tmp_path / "images")
+    pairs = train_module.read_pairs(write_pairs(tmp_path, images[:2]))
+    seeds = [11, 12, 13, 14]
+    with torch.no_grad():
+        plain = train_module.reca_loss_fn(processor)(model, images, seeds).item()
+        mixed_fn = train_module.reca_loss_fn(processor, i2t_pairs=pairs)
+        mixed = mixed_fn(model, images, seeds).item()
+        halves = [mixed_fn(model, images[:2], seeds[:2]).item(), mixed_fn(model, images[2:], seeds[2:]).item()]
+        unweighted = train_module.reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=0.0)(model, images, seeds).item()
+    assert mixed > plain + 0.5  # an untrained model's caption loss is large
+    assert mixed == pytest.approx(sum(halves) / 2, rel=1e-5)
+    assert unweighted == pytest.approx(plain, abs=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        train_module.reca_loss_fn(processor, i2t_pairs=[])
+    with pytest.raises(ValueError, match="negative"):
+        train_module.reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=-1.0)
+
+
+@needs_reca
+def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(tmp_path, capsys):
+    # tiny_janus ties the text head to the input embeddings, so RecA alone moves the rows of the
+    # instruction tokens it embeds; image-to-text's softmax over the vocabulary moves every row
+    import recakit
+    from recakit.cli import main
+
+    model, processor = recakit.tiny_janus()
+    model.save_pretrained(tmp_path / "base")
+    processor.save_pretrained(tmp_path / "base")
+    images = tiny_images(tmp_path / "images")
+    pairs = write_pairs(tmp_path, images[:2])
+    head = model.get_output_embeddings().weight
+    rows_changed = {}
+    for mixed in (False, True):
+        out = tmp_path / f"run_{mixed}"
+        assert main(["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
+                     "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(out),
+                     "--device", "cpu", "--mixed-precision", "no"]
+                    + (["--i2t", str(pairs)] if mixed else [])) == 0
+        reloaded, _ = recakit.load_model(str(out / "final"), device="cpu")
+        changed = (reloaded.get_output_embeddings().weight != head).any(dim=1)
+        rows_changed[mixed] = changed.float().mean().item()
+    assert 0 < rows_changed[False] < 0.5
+    assert rows_changed[True] == 1.0
+    assert "image-to-text from 2 pairs" in capsys.readouterr().out
+
+
 def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
     from recakit.cli import main
 
@@ -381,6 +460,10 @@ def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
     assert "no image files" in capsys.readouterr().err
     assert main(command + ["--quantization", "nf4"]) == 2
     assert "--lora-r" in capsys.readouterr().err
+    tiny_images(tmp_path / "more")
+    command = ["train", "--model", "toy", "--images", str(tmp_path / "more"), "--out", str(tmp_path / "run")]
+    assert main(command + ["--i2t", str(tmp_path / "none.jsonl")]) == 2
+    assert "none.jsonl does not exist" in capsys.readouterr().err
 
 
 def shipped_toy_exists():
@@ -402,3 +485,15 @@ def test_cli_trains_the_toy_with_lora(tmp_path):
                  "--device", "cpu", "--mixed-precision", "no"]) == 0
     assert (out / "final" / "adapter" / "adapter_config.json").exists()
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
+def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
+    from recakit.cli import main
+
+    images = tiny_images(tmp_path / "images")
+    command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "1",
+               "--out", str(tmp_path / "run"), "--i2t", str(write_pairs(tmp_path, images))]
+    assert main(command) == 2
+    assert "would train nothing on the toy" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
