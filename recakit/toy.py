@@ -222,7 +222,7 @@ def _kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Gene
 # -- the generator's view of patch codes ----------------------------------------------------------
 class FactoredCodeEmbedding(nn.Module):
     """A patch code (pattern, colour) embedded as pattern vector + colour vector: what the
-    generator learns about "red" is shared by every pattern, instead of 160 separate red codes.
+    generator learns about "red" is shared by every pattern, instead of 640 separate red codes.
     The empty pattern has no colour, so it gets the pattern vector alone."""
 
     def __init__(self, num_masks: int, num_colors: int, width: int):
@@ -315,7 +315,7 @@ class ConvImageEncoder(nn.Module):
 def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
     width, gen_width = 128, 128
-    tokenizer = dict(num_masks=160, num_colors=12)
+    tokenizer = dict(num_masks=640, num_colors=12)
     return {
         "num_queries": num_queries,
         "tokenizer": "patch",  # or "janus_vq" (see PatchTokenizer for why)

@@ -135,12 +135,6 @@ def test_blurred_and_noisy_renderings_still_score_high(detector, truth):
     assert summarize(results)["overall"] >= 0.95
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known shortfall: the shipped patch tokenizer (160 coverage patterns x 12 colours) keeps 90.5 % of "
-    "GenEval-mini ground truth scorable (counting suffers: small stars and diamonds lose their points); "
-    "the target is 95 %. Refitted with 512 patterns x 10 colours: 94.2 %; 1024 x 12: 98.6 %, but on a base "
-    "built with it RecA gains +5.4, not +10 (docs/toy_study.md, measurement 10); 768 x 12: 96.6 % and +9.1 "
-    "(measurement 12); so the shipped base keeps 160. Strict: fails once met."))
 def test_vq_roundtrip_renderings_score_at_least_95_percent(detector, truth):
     toy = pytest.importorskip("recakit.toy")
     try:
