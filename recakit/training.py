@@ -437,7 +437,7 @@ def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_o
     1:1 for models whose understanding and generation share parameters), weighted by `i2t_weight`.
     Image j's pair is drawn from its own sample seed, so a batch gets the same pairs in one process,
     in micro-batches or across ranks."""
-    from recakit.objective import reca_loss
+    from recakit.objective import _rngs, reca_loss
 
     if i2t_pairs is not None and not i2t_pairs:
         raise ValueError("i2t_pairs is empty")
@@ -447,7 +447,7 @@ def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_o
     def loss_fn(model, examples, seeds):
         if i2t_pairs is None:
             return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
-        drawn = [i2t_pairs[random.Random(f"i2t-pair:{seed}").randrange(len(i2t_pairs))] for seed in seeds]
+        drawn = [i2t_pairs[rng.randrange(len(i2t_pairs))] for rng in _rngs(len(examples), seeds, "i2t-pair")]
         return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
                          i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
     return loss_fn
