@@ -112,19 +112,69 @@ def official_metadata_path() -> Path:
                            sha256=OFFICIAL_METADATA_SHA256)
 
 
-def read_metadata(path: str | Path) -> list[dict]:
-    """Metadata lines of a GenEval jsonl file, checked for the fields the rules read."""
+def read_metadata(path: str | Path, classes=None) -> list[dict]:
+    """Metadata lines of a GenEval jsonl file, each checked by `validate_entry` (blank lines
+    skipped); an error names the file and line."""
     entries = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            entry = json.loads(line)
-            if entry.get("tag") not in TASKS or "prompt" not in entry or "include" not in entry:
-                raise ValueError(f"{path}:{number} is not a GenEval metadata line "
-                                 f"(needs tag in {TASKS}, prompt and include)")
+            try:
+                entry = json.loads(line)
+                validate_entry(entry, classes)
+            except ValueError as error:  # json.JSONDecodeError is one too
+                raise ValueError(f"{path}, line {number}: {error}") from None
             entries.append(entry)
     return entries
+
+
+def validate_entry(entry: dict, classes=None) -> None:
+    """Raise ValueError unless `entry` is a well-formed GenEval metadata line; with `classes`,
+    also require every class to be one of them."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"a metadata line must be an object, got {type(entry).__name__}")
+    expected_keys = ["tag", "include"] + (["exclude"] if "exclude" in entry else []) + ["prompt"]
+    if list(entry) != expected_keys:
+        raise ValueError(f"keys must be {expected_keys} in that order, got {list(entry)}")
+    if entry["tag"] not in TASKS:
+        raise ValueError(f"unknown tag {entry['tag']!r}")
+    if not isinstance(entry["prompt"], str) or not entry["prompt"].startswith("a photo of "):
+        raise ValueError(f"prompt must be a string starting 'a photo of ', got {entry['prompt']!r}")
+    include = entry["include"]
+    if not isinstance(include, list) or not include:
+        raise ValueError("include must be a non-empty list")
+    for index, item in enumerate(include):
+        _validate_item(item, index, len(include), classes)
+    if entry["tag"] == "counting":
+        exclude = entry.get("exclude")
+        if not (isinstance(exclude, list) and len(exclude) == 1 and len(include) == 1
+                and exclude[0] == {"class": include[0]["class"], "count": include[0]["count"] + 1}):
+            raise ValueError("a counting line needs one include item and exclude [{class, count + 1}]")
+    elif "exclude" in entry:
+        raise ValueError(f"only counting lines have exclude, not {entry['tag']}")
+    if entry["tag"] == "position" and not any("position" in item for item in include):
+        raise ValueError("a position line needs an item with a position")
+
+
+def _validate_item(item: dict, index: int, n_items: int, classes) -> None:
+    if not isinstance(item, dict):
+        raise ValueError(f"include items must be objects, got {type(item).__name__}")
+    allowed = ["class", "count", "color", "position"]
+    keys = list(item)
+    if keys[:2] != ["class", "count"] or any(k not in allowed for k in keys) or keys != sorted(keys, key=allowed.index):
+        raise ValueError(f"include items hold class, count, then color / position; got {keys}")
+    if not isinstance(item["class"], str) or (classes is not None and item["class"] not in classes):
+        raise ValueError(f"unknown class {item['class']!r}")
+    if not isinstance(item["count"], int) or isinstance(item["count"], bool) or item["count"] < 1:
+        raise ValueError(f"count must be a positive integer, got {item['count']!r}")
+    if "color" in item and item["color"] not in COLORS:
+        raise ValueError(f"colour {item['color']!r} is not one of GenEval's {', '.join(COLORS)}")
+    if "position" in item:
+        position = item["position"]
+        if not (isinstance(position, list) and len(position) == 2 and position[0] in RELATIONS
+                and isinstance(position[1], int) and 0 <= position[1] < n_items and position[1] != index):
+            raise ValueError(f"position must be [relation, index of another item], got {position!r}")
 
 
 def load_prompts(prompt_set: str = "official") -> list[dict]:

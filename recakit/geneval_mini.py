@@ -32,13 +32,11 @@ from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
 
+from recakit.geneval import MINI_METADATA
 from recakit.shapes import COLORS, RELATIONS, SHAPES, noun_phrase
-
-TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 
 GENEVAL_COLORS = tuple(COLORS)
 
-SHIPPED = Path(__file__).parent / "data" / "geneval_mini.jsonl"
 
 # Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
 POSITION_PROMPTS = 100
@@ -99,72 +97,11 @@ def to_jsonl(entries: list[dict]) -> str:
     return "".join(json.dumps(entry) + "\n" for entry in entries)
 
 
-def write_geneval_mini(path: str | Path = SHIPPED) -> Path:
+def write_geneval_mini(path: str | Path = MINI_METADATA) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_jsonl(build_entries()))
     return path
-
-
-def load_entries(path: str | Path = SHIPPED) -> list[dict]:
-    """Metadata lines of a GenEval-format file, each checked by `validate_entry`."""
-    entries = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            validate_entry(entry)
-        except (json.JSONDecodeError, ValueError) as error:
-            raise ValueError(f"{path}, line {number}: {error}") from None
-        entries.append(entry)
-    return entries
-
-
-def validate_entry(entry: dict, classes=None) -> None:
-    """Raise ValueError unless `entry` is a well-formed GenEval metadata line; with `classes`,
-    also require every class to be one of them."""
-    if not isinstance(entry, dict):
-        raise ValueError(f"a metadata line must be an object, got {type(entry).__name__}")
-    expected_keys = ["tag", "include"] + (["exclude"] if "exclude" in entry else []) + ["prompt"]
-    if list(entry) != expected_keys:
-        raise ValueError(f"keys must be {expected_keys} in that order, got {list(entry)}")
-    if entry["tag"] not in TASKS:
-        raise ValueError(f"unknown tag {entry['tag']!r}")
-    if not isinstance(entry["prompt"], str) or not entry["prompt"].startswith("a photo of "):
-        raise ValueError(f"prompt must be a string starting 'a photo of ', got {entry['prompt']!r}")
-    include = entry["include"]
-    if not isinstance(include, list) or not include:
-        raise ValueError("include must be a non-empty list")
-    for index, item in enumerate(include):
-        _validate_item(item, index, len(include), classes)
-    if entry["tag"] == "counting":
-        exclude = entry.get("exclude")
-        if not (isinstance(exclude, list) and len(exclude) == 1 and len(include) == 1
-                and exclude[0] == {"class": include[0]["class"], "count": include[0]["count"] + 1}):
-            raise ValueError("a counting line needs one include item and exclude [{class, count + 1}]")
-    elif "exclude" in entry:
-        raise ValueError(f"only counting lines have exclude, not {entry['tag']}")
-    if entry["tag"] == "position" and not any("position" in item for item in include):
-        raise ValueError("a position line needs an item with a position")
-
-
-def _validate_item(item: dict, index: int, n_items: int, classes) -> None:
-    allowed = ["class", "count", "color", "position"]
-    keys = list(item)
-    if keys[:2] != ["class", "count"] or any(k not in allowed for k in keys) or keys != sorted(keys, key=allowed.index):
-        raise ValueError(f"include items hold class, count, then color / position; got {keys}")
-    if not isinstance(item["class"], str) or (classes is not None and item["class"] not in classes):
-        raise ValueError(f"unknown class {item['class']!r}")
-    if not isinstance(item["count"], int) or isinstance(item["count"], bool) or item["count"] < 1:
-        raise ValueError(f"count must be a positive integer, got {item['count']!r}")
-    if "color" in item and item["color"] not in GENEVAL_COLORS:
-        raise ValueError(f"colour {item['color']!r} is not one of GenEval's {', '.join(GENEVAL_COLORS)}")
-    if "position" in item:
-        position = item["position"]
-        if not (isinstance(position, list) and len(position) == 2 and position[0] in RELATIONS
-                and isinstance(position[1], int) and 0 <= position[1] < n_items and position[1] != index):
-            raise ValueError(f"position must be [relation, index of another item], got {position!r}")
 
 
 @lru_cache(maxsize=1)

@@ -106,7 +106,7 @@ def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Pat
 
 # -- evaluation ----------------------------------------------------------------------------------
 def evaluation_entries(prompts_per_task: int | None) -> list[dict]:
-    entries = geneval_mini.load_entries()
+    entries = geneval.load_prompts("mini")
     if prompts_per_task is None:
         return entries
     kept, seen = [], {}

@@ -99,7 +99,7 @@ def test_unknown_prompt_set_and_malformed_lines(tmp_path):
         geneval.load_prompts("nonsense")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"tag": "single_object", "prompt": "a cup"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:1"):
+    with pytest.raises(ValueError, match="bad.jsonl, line 1"):
         geneval.load_prompts(str(bad))
 
 

@@ -5,13 +5,14 @@ import random
 
 import pytest
 
-from recakit.geneval_mini import (SHIPPED, TASKS, UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption,
-                                  load_entries, names_unseen_pair, prompt_for, to_jsonl, validate_entry)
+from recakit.geneval import MINI_METADATA, TASKS, read_metadata, validate_entry
+from recakit.geneval_mini import (UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption, names_unseen_pair,
+                                  prompt_for, to_jsonl)
 from recakit.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
 
 
 def test_shipped_file_is_the_builders_output():
-    assert SHIPPED.read_text() == to_jsonl(build_entries())
+    assert MINI_METADATA.read_text() == to_jsonl(build_entries())
 
 
 def test_builder_is_deterministic():
@@ -35,8 +36,7 @@ def test_no_duplicate_prompts_or_requirements():
 
 
 def test_every_line_is_valid_and_worded_like_geneval():
-    for entry in load_entries():
-        validate_entry(entry, classes=SHAPES)
+    for entry in read_metadata(MINI_METADATA, classes=SHAPES):
         assert entry["prompt"] == prompt_for(entry)
 
 
@@ -78,6 +78,7 @@ def _broken(change):
     (lambda e: e["include"][1].update(position=["behind", 0]), "position"),
     (lambda e: e["include"][1].update(position=["above", 1]), "position"),
     (lambda e: e.update(include=[]), "include"),
+    (lambda e: e["include"].__setitem__(0, "circle"), "objects"),
 ])
 def test_validator_rejects_malformed_lines(change, message):
     with pytest.raises(ValueError, match=message):
@@ -100,11 +101,11 @@ def test_validator_checks_counting_and_classes():
         validate_entry(cow, classes=SHAPES)
 
 
-def test_load_entries_names_the_bad_line(tmp_path):
+def test_reader_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(to_jsonl(build_entries()[:2]) + '{"tag": "single_object"}\n')
     with pytest.raises(ValueError, match="line 3"):
-        load_entries(path)
+        read_metadata(path)
 
 
 def test_heldout_check_normalises_text():
