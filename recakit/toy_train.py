@@ -12,6 +12,9 @@ Three stages, each saved before the next starts, so an interrupted run resumes w
    write the DENSE caption of a scene from its query states, from the image and from the caption
    itself, while a contrastive + cosine loss makes the image's and the caption's query states
    agree. This alignment is what lets RecA's image condition teach the text pathway.
+   `shape_check` then captions unseen one-object scenes from their image query states and keeps
+   the share with the right shape and colour in progress.json: the same recipe once lost shape
+   there, and RecA gained nothing on that base.
 2. `generator`: with the understanding side frozen, the connector and generator learn
    text-to-image from SPARSE, web-like captions (colours, counts and relations mostly missing;
    10 % of rows unconditional for classifier-free guidance). The missing detail is the headroom
@@ -29,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recakit.shapes import COLORS, SHAPES, scene_dataset, sparse_caption
+from recakit.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
 from recakit.toy import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
@@ -43,6 +46,7 @@ QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, vision_steps=3, understanding_
 SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
 UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
 GENERATOR_DATA_SEED = 500  # stage 2's stream of fresh scenes (reproduce's arms draw from 1000 + seed)
+SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; the one RecA did not help (measurement 17), 0.19
 
 
 def cosine_lr(step: int, steps: int, peak: float, warmup: int = 30, floor: float = 0.1) -> float:
@@ -200,6 +204,22 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
     model.eval()
 
 
+def shape_check(model, processor, n_scenes: int = 64, seed: int = 9000) -> dict:
+    """What the image query states hold of a lone object: the describer captions `n_scenes`
+    unseen one-object scenes from the image alone; returns the share whose caption names exactly
+    the object's shape, and exactly its colour. A stage 1 whose states kept colour but lost shape
+    made a base on which RecA gained nothing (docs/toy_study.md, measurement 17)."""
+    rng = random.Random(seed)
+    scenes = [random_scene(rng, n_objects=1) for _ in range(n_scenes)]
+    captions = model.reca_adapter(processor).caption([render(scene) for scene in scenes])
+    shape = colour = 0
+    for scene, caption in zip(scenes, captions):
+        words = caption.replace(".", " ").split()
+        shape += [w for w in words if w in SHAPES] == [scene.objects[0].shape]
+        colour += [w for w in words if w in COLORS] == [scene.objects[0].color]
+    return {"shape": shape / n_scenes, "colour": colour / n_scenes}
+
+
 # -- stage 2 --------------------------------------------------------------------------------------
 def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-3):
     """Sparse text-to-image on scenes never seen before: step s draws examples s * batch_size ...
@@ -274,6 +294,8 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         progress["done"].append(stage)
         progress["seconds"][stage] = round(time.time() - started, 1)
         progress["sizes"] = sizes
+        if stage == "understanding":
+            progress["shape_check"] = shape_check(model, processor)
         progress_path.write_text(json.dumps(progress, indent=1))
         with open(out / "train_log.jsonl", "a") as handle:
             for record in log:
@@ -289,6 +311,14 @@ def _run_train_base(args) -> int:
         torch.set_num_threads(args.threads)
     _, _, progress = train_base(args.out, seed=args.seed, quick=args.quick)
     print(f"toy base in {args.out}; seconds per stage: {progress['seconds']}")
+    check = progress.get("shape_check")
+    if check is None:  # a folder whose stage 1 was trained before the check existed
+        return 0
+    print(f"captions from image query states name a lone object's shape for {check['shape'] * 100:.0f} % "
+          f"of unseen scenes, its colour for {check['colour'] * 100:.0f} % (the shipped base: 100 %, 100 %)")
+    if check["shape"] < SHAPE_CHECK_FLOOR and not args.quick:
+        print("warning: this stage 1 lost shape; RecA did not gain on a base like it "
+              "(docs/toy_study.md, measurement 17). Another --seed may do better.")
     return 0
 
 
