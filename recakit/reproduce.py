@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from recakit import geneval, geneval_mini
+from recakit import geneval
 from recakit.adapter import adapter_for
 from recakit.objective import image_generation_loss, reca_loss
 from recakit.shapes import scene_dataset
