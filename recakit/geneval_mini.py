@@ -32,8 +32,8 @@ from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
 
-from recakit.geneval import COLORS as GENEVAL_COLORS, MINI_METADATA
-from recakit.shapes import RELATIONS, SHAPES, noun_phrase
+from recakit.geneval import COLORS as GENEVAL_COLORS, MINI_METADATA, RELATIONS
+from recakit.shapes import SHAPES, noun_phrase
 
 # Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
 POSITION_PROMPTS = 100

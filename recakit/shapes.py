@@ -33,7 +33,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from recakit.geneval import relative_position
+from recakit.geneval import RELATIONS, relative_position
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross", "ring", "semicircle")
 
@@ -55,8 +55,6 @@ COLORS = {
 # A neutral mid-light gray: none of the ten colours, dark enough that white objects stand out and
 # light enough that black ones do.
 BACKGROUND = (165, 165, 165)
-
-RELATIONS = ("left of", "right of", "above", "below")
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 # Share of multi-object random scenes that hold a group of identical objects (counts to caption).
