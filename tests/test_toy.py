@@ -196,6 +196,55 @@ def test_shape_check_tells_the_shipped_stage_1_from_an_untrained_one():
     assert shape_check(untrained, processor)["shape"] < SHAPE_CHECK_FLOOR
 
 
+def test_a_stage_1_that_loses_shape_is_trained_again_from_another_start(tmp_path, monkeypatch):
+    from recakit import toy_train
+
+    verdicts = iter([0.1, 0.9])  # the first stage 1 loses shape, the second keeps it
+    monkeypatch.setattr(toy_train, "shape_check", lambda model, processor: {"shape": next(verdicts), "colour": 1.0})
+    trained = []  # (seed, the queries it ended with) for every stage 1b run
+    original = toy_train.train_understanding
+
+    def recording(model, *args):
+        original(model, *args)
+        trained.append((args[-2], model.queries.detach().clone()))
+    monkeypatch.setattr(toy_train, "train_understanding", recording)
+
+    sizes = dict(toy_train.QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
+    model, _, progress = toy_train.train_base(tmp_path, sizes=sizes, stage1_attempts=3)
+    assert [seed for seed, _ in trained] == [0, toy_train.RETRY_SEED_STRIDE]
+    assert not torch.equal(trained[0][1], trained[1][1])  # a new random start, not more training
+    assert torch.equal(model.queries, trained[1][1])       # the base keeps the stage 1 that passed
+    assert [check["shape"] for check in progress["shape_checks"]] == [0.1, 0.9]
+    saved = json.loads((tmp_path / "progress.json").read_text())
+    assert saved["shape_check"]["shape"] == 0.9 and saved["done"][-1] == "generator"
+
+
+def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch):
+    from recakit import toy_train
+
+    monkeypatch.setattr(toy_train, "shape_check", lambda model, processor: {"shape": 0.1, "colour": 1.0})
+    seeds = []
+    original = toy_train.train_understanding
+
+    def interrupted_on_the_second_attempt(model, *args):
+        seeds.append(args[-2])
+        if len(seeds) == 2:
+            raise KeyboardInterrupt
+        original(model, *args)
+    monkeypatch.setattr(toy_train, "train_understanding", interrupted_on_the_second_attempt)
+    sizes = dict(toy_train.QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
+    with pytest.raises(KeyboardInterrupt):
+        toy_train.train_base(tmp_path, sizes=sizes, stage1_attempts=3)
+    assert len(json.loads((tmp_path / "progress.json").read_text())["shape_checks"]) == 1
+
+    seeds.clear()
+    monkeypatch.setattr(toy_train, "train_understanding", lambda model, *args: seeds.append(args[-2]))
+    progress = toy_train.train_base(tmp_path, sizes=sizes, stage1_attempts=3)[2]
+    stride = toy_train.RETRY_SEED_STRIDE
+    assert seeds == [stride, 2 * stride]  # attempts 2 and 3; the first is not trained again
+    assert len(progress["shape_checks"]) == 3 and progress["done"][-1] == "generator"
+
+
 def test_train_base_command_reports_the_shape_check(tmp_path, capsys):
     from recakit.cli import main
 
