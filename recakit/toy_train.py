@@ -261,8 +261,8 @@ def caption_vocabulary(scenes, dense) -> list[str]:
 
 def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts, progress, save_progress, log):
     """Stages 1a and 1b, then `shape_check`; while the image query states fail it, train stage 1
-    again on the same scenes from another random start (one stage 1 in three lost shape in the
-    study, measurement 17). Every attempt's check is kept in progress["shape_checks"], so an
+    again on the same scenes from another random start (two of the study's four stage 1s lost
+    shape, measurements 17 and 20). Every attempt's check is kept in progress["shape_checks"], so an
     interrupted run resumes at the next attempt. Returns the model of the last attempt."""
     checks = progress.setdefault("shape_checks", [])
     for attempt in range(len(checks), max(attempts, len(checks) + 1)):
