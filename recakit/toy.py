@@ -463,10 +463,15 @@ class ToyUnifiedModel(nn.Module):
 
     def understand_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64) -> query states (B, k, D)."""
-        patches = self.aligner(self.vision(pixels))
-        bos = self.understanding.embed_tokens(torch.full((patches.shape[0], 1), BOS, device=pixels.device))
+        return self.understand_vision_cells(self.vision(pixels))
+
+    def understand_vision_cells(self, cells: torch.Tensor) -> torch.Tensor:
+        """Vision encoder output (B, cells, width) -> query states (B, k, D). Stage 1b, whose
+        encoder is fixed, encodes its scenes once and calls this every step."""
+        patches = self.aligner(cells)
+        bos = self.understanding.embed_tokens(torch.full((patches.shape[0], 1), BOS, device=cells.device))
         embeds = torch.cat([bos, patches], dim=1)
-        return self._query_states(embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=pixels.device))
+        return self._query_states(embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=cells.device))
 
     def understand_text(self, token_lists: list[list[int]]) -> torch.Tensor:
         """Token id lists -> query states (B, k, D); rows are left-padded so padding never moves

@@ -183,6 +183,28 @@ def test_train_base_stages_resume(tmp_path):
     assert (tmp_path / "train_log.jsonl").read_text().splitlines() == lines
 
 
+def test_stage_1b_trains_the_understanding_side_around_a_fixed_vision_encoder():
+    # Trained by stage 1b's caption and alignment losses too, the encoder forgot the shapes stage
+    # 1a had taught it; stage 1b must leave it exactly as it was and still train the rest.
+    from recakit.shapes import scene_dataset
+    from recakit.toy_train import train_understanding
+
+    dataset = scene_dataset(8, seed=0)
+    examples = [dataset[i] for i in range(8)]
+    processor = ToyProcessor.from_captions([e.dense for e in examples])
+    torch.manual_seed(0)
+    model = ToyUnifiedModel(default_config(len(processor)))
+    for p in model.vision.parameters():
+        p.requires_grad_(True)  # as stage 1a leaves it
+    vision = {k: v.clone() for k, v in model.vision.state_dict().items()}
+    queries = model.queries.detach().clone()
+    train_understanding(model, processor, [e.scene for e in examples],
+                        processor.pixel_values([e.image for e in examples]), [e.dense for e in examples],
+                        steps=2, batch_size=4, seed=0, log=[])
+    assert all(torch.equal(vision[k], v) for k, v in model.vision.state_dict().items())
+    assert not torch.equal(model.queries, queries)
+
+
 def test_shape_check_tells_the_shipped_stage_1_from_an_untrained_one():
     # A from-scratch stage 1 whose image states kept colour but lost shape (0.19 here) made a
     # base RecA did not help; the check after stage 1 must tell such a stage 1 from a good one.
