@@ -431,11 +431,12 @@ class ToyUnifiedModel(nn.Module):
         return self.vq_quantize(self.vq_latents(pixels))[2]
 
     @torch.no_grad()
-    def encode_image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode_image_tokens(self, pixels: torch.Tensor, cache: bool = True) -> torch.Tensor:
         """VQ codes (B, 64). Once the tokenizer is frozen, codes are cached by pixel content:
         RecA and its control re-read the same images every epoch, and encoding them again would
-        cost more than the generator's own training step on a CPU."""
-        if any(p.requires_grad for p in self.vq.parameters()):
+        cost more than the generator's own training step on a CPU. Callers whose images never
+        repeat pass `cache=False`: hashing an image costs a quarter of encoding it."""
+        if not cache or any(p.requires_grad for p in self.vq.parameters()):
             return self._encode(pixels)
         keys = [hashlib.sha1(row.detach().cpu().numpy().tobytes()).digest() for row in pixels]
         missing = sorted({i for i, key in enumerate(keys) if key not in self._token_cache})
@@ -486,8 +487,10 @@ class ToyUnifiedModel(nn.Module):
         ids, mask = ids.to(self.device), mask.to(self.device)
         return self._query_states(self.understanding.embed_tokens(ids), mask)
 
-    def describe_loss(self, states: torch.Tensor, token_lists: list[list[int]]) -> torch.Tensor:
-        """Teacher-forced caption loss of a decoder that sees only the query states."""
+    def describe_loss(self, states: torch.Tensor, token_lists: list[list[int]], per_row: bool = False) -> torch.Tensor:
+        """Teacher-forced caption loss of a decoder that sees only the query states: the mean over
+        every caption token, or with `per_row` each row's sum over its tokens (B,), for callers
+        that split one batch into several calls and still want the mean over all of it."""
         length = 2 + max(len(tokens) for tokens in token_lists)
         ids = torch.full((len(token_lists), length), PAD, dtype=torch.long)
         for row, tokens in enumerate(token_lists):
@@ -501,6 +504,8 @@ class ToyUnifiedModel(nn.Module):
         # the state at caption position i predicts token i + 1
         predictions = logits[:, states.shape[1]:-1]
         targets = ids[:, 1:]
+        if per_row:
+            return F.cross_entropy(predictions.transpose(1, 2), targets, ignore_index=PAD, reduction="none").sum(1)
         return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1),
                                ignore_index=PAD)
 

@@ -1,6 +1,7 @@
 """The ShapesWorld toy model: shipped base, adapter contract with reca_loss, save/load, training stages."""
 import json
 import math
+import random
 
 import pytest
 import torch
@@ -203,6 +204,31 @@ def test_stage_1b_trains_the_understanding_side_around_a_fixed_vision_encoder():
                         steps=2, batch_size=4, seed=0, log=[])
     assert all(torch.equal(vision[k], v) for k, v in model.vision.state_dict().items())
     assert not torch.equal(model.queries, queries)
+
+
+def test_length_groups_change_no_row_of_stage_1b(shipped):
+    # Stage 1b runs captions in sets of similar length to waste less compute on padding; every
+    # row's query states and caption loss must come out as one padded call gives them, in order.
+    from recakit.shapes import dense_caption, random_scene, sparse_caption
+    from recakit.toy_train import in_length_groups
+
+    model, processor = shipped
+    scenes = [random_scene(seed) for seed in range(10)]
+    rng = random.Random(0)
+    captions = [processor.encode(dense_caption(s)) for s in scenes]
+    captions += [processor.encode(sparse_caption(s, rng, 0.9)) for s in scenes]
+    assert len({len(c) for c in captions}) > 3  # lengths differ, so the groups reorder rows
+    with torch.no_grad():
+        together = model.understand_text(captions)
+        grouped = in_length_groups(lambda rows: model.understand_text([captions[i] for i in rows]), captions)
+        torch.testing.assert_close(grouped, together, atol=1e-5, rtol=1e-5)
+        row_losses = in_length_groups(
+            lambda rows: model.describe_loss(together[rows], [captions[i] for i in rows], per_row=True), captions)
+        for row, caption in enumerate(captions):  # each row's summed loss, back in its own place
+            alone = model.describe_loss(together[row:row + 1], [caption]) * (len(caption) + 1)  # + end
+            torch.testing.assert_close(row_losses[row], alone, atol=1e-4, rtol=1e-4)
+        tokens = sum(len(c) + 1 for c in captions)
+        torch.testing.assert_close(row_losses.sum() / tokens, model.describe_loss(together, captions))
 
 
 def test_shape_check_tells_the_shipped_stage_1_from_an_untrained_one():
