@@ -393,12 +393,12 @@ def add_commands(subparsers) -> None:
     toy = subparsers.add_parser("toy", help="the ShapesWorld toy unified model")
     commands = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
     parser = commands.add_parser("train-base", help="train a toy base of the shipped design from scratch "
-                                                    "(CPU: 22 minutes on two cores, 13 more per stage 1 retried)")
+                                                    "(CPU: 18 minutes on two cores, 9 more per stage 1 retried)")
     parser.add_argument("--out", required=True, help="folder for the model (resumes if it holds a partial run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a few steps per stage: checks the wiring only")
     parser.add_argument("--stage1-attempts", type=int, default=STAGE1_ATTEMPTS,
                         help="train stage 1 again from another random start, up to this many times in all, "
-                             "while its image query states lose shape (each attempt: about 13 minutes)")
+                             "while its image query states lose shape (each attempt: about 9 minutes)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(run=_run_train_base)
