@@ -138,6 +138,17 @@ def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
     assert error < 12  # mean absolute error on 0..255, over every pixel
 
 
+def test_token_cache_gives_the_codes_encoding_gives(scenes):
+    # RecA re-reads its images through the cache; stage 2's never-repeating scenes skip it.
+    model, processor = load_toy()
+    pixels = processor.pixel_values(scenes)
+    direct = model.encode_image_tokens(pixels, cache=False)
+    assert model._token_cache == {}
+    cached = model.encode_image_tokens(pixels)
+    assert len(model._token_cache) == len(scenes)
+    assert torch.equal(cached, direct) and torch.equal(model.encode_image_tokens(pixels[[2, 0]]), direct[[2, 0]])
+
+
 def test_shipped_base_describes_images(shipped, scenes):
     from recakit.sampling import caption
 
