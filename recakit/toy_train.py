@@ -180,11 +180,8 @@ def in_length_groups(run, token_lists: list[list[int]], groups: int = LENGTH_GRO
     (dense captions run from 5 to 49 tokens), a third of stage 1b's compute went into padding."""
     order = sorted(range(len(token_lists)), key=lambda row: len(token_lists[row]))
     size = -(-len(order) // groups)
-    sets = [order[start:start + size] for start in range(0, len(order), size)]
-    results = torch.cat([run(rows) for rows in sets])
-    position = torch.empty(len(order), dtype=torch.long)
-    position[torch.tensor([row for rows in sets for row in rows])] = torch.arange(len(order))
-    return results[position]
+    results = torch.cat([run(order[start:start + size]) for start in range(0, len(order), size)])
+    return results[torch.tensor(order).argsort()]
 
 
 def train_understanding(model, processor, scenes, pixels, dense, steps, batch_size, seed, log, lr=2e-3):

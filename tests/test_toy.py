@@ -140,7 +140,7 @@ def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
 
 def test_token_cache_gives_the_codes_encoding_gives(scenes):
     # RecA re-reads its images through the cache; stage 2's never-repeating scenes skip it.
-    model, processor = load_toy()
+    model, processor = load_toy()  # its own model: other tests fill the shared one's cache
     pixels = processor.pixel_values(scenes)
     direct = model.encode_image_tokens(pixels, cache=False)
     assert model._token_cache == {}
