@@ -1,5 +1,6 @@
-"""Shared test fixtures: a tiny Janus built offline once per session, small test images, and a
-dataset wrapper that records which examples a training loop reads."""
+"""Shared test fixtures: a tiny Janus built offline once per session (and a copy whose image
+logits matter), small test images, a dataset wrapper that records which examples a training loop
+reads, and the slow reference computations that the fast library paths are checked against."""
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,37 @@ def janus_tiny():
     from recakit.janus import tiny_janus
 
     return tiny_janus(seed=0)
+
+
+@pytest.fixture(scope="session")
+def janus_sensitive():
+    """(model, processor) of a tiny Janus whose image head is scaled 100x. A random tiny model's
+    image logits are nearly flat (std 0.014 over the codebook), so at temperature 1 the seed
+    alone decides the draw and four different prompts give the same image; scaled, their spread
+    is that of a trained model's (std 1.4) and the condition decides the draw. Read-only."""
+    from recakit.janus import tiny_janus
+
+    model, processor = tiny_janus(seed=0)
+    head = model.model.generation_head.vision_head
+    with torch.no_grad():
+        head.weight.mul_(100)
+        head.bias.mul_(100)
+    return model, processor
+
+
+def full_forward_image_logits(adapter, prefix, mask, codes):
+    """(B, T, V) float32 logits for image codes `codes` (B, T) after a prefix, the slow way: one
+    forward over [prefix, codes[:, :-1]] without a cache; position t holds the logits for code t."""
+    embeds = torch.cat([prefix, adapter.embed_image_tokens(codes[:, :-1]).to(prefix.dtype)], dim=1)
+    mask = torch.cat([mask, mask.new_ones(codes[:, :-1].shape)], dim=1)
+    hidden, _ = adapter.forward_generation(embeds, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+    return adapter.image_logits(hidden[:, prefix.shape[1] - 1:]).float()
+
+
+def cross_entropy_by_hand(logits, targets):
+    """Mean over positions of -log softmax(logits)[target], written out: (T, V) logits, (T,) ids."""
+    log_probs = logits.float().log_softmax(-1)
+    return -log_probs[torch.arange(len(targets)), targets].mean()
 
 
 def draw_square_image(color, background=(160, 160, 160), size=32, box=(8, 8, 24, 24)) -> Image.Image:

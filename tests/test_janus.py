@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import cross_entropy_by_hand
 
 from recakit.adapter import adapter_for
-from recakit.janus import JanusAdapter, load_model, tiny_janus
+from recakit.janus import CAPTION_PROMPT, JanusAdapter, load_model, tiny_janus
 from recakit.sampling import generate_image_tokens, generate_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,3 +155,27 @@ def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, 
     adapter.understanding_embeddings(images)  # reused once only: a later call preprocesses again
     adapter.understanding_embeddings(square_images[1:3])
     assert len(calls) == 4  # tokens, fresh tokens, the repeat, the new images
+
+
+def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):
+    """The caption loss against one built by hand from the model's own forward: the processor
+    expands the image into the prompt, and only the caption's tokens and its end-of-sentence
+    are targets; the prompt, the image slots and the left padding of the shorter row are not."""
+    model, processor = janus_tiny
+    tokenizer = processor.tokenizer
+    images, captions = square_images[:2], ["a red square", "a small blue square in the top left corner"]
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": CAPTION_PROMPT}]}],
+        add_generation_prompt=True, tokenize=False)
+    expected = []
+    with torch.no_grad():
+        loss = JanusAdapter(model, processor).caption_loss(images, captions)
+        for image, text in zip(images, captions):
+            encoded = processor(text=[prompt], images=[image], return_tensors="pt")
+            answer = tokenizer(" " + text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            ids = [tokenizer.bos_token_id] + encoded["input_ids"][0].tolist() + answer
+            logits = model(input_ids=torch.tensor([ids]), pixel_values=encoded["pixel_values"]).logits[0]
+            # position i predicts token i + 1: the answer's tokens are predicted from the len(answer)
+            # positions before them
+            expected.append(cross_entropy_by_hand(logits[-len(answer) - 1:-1], torch.tensor(answer)))
+    torch.testing.assert_close(loss, torch.stack(expected).mean(), rtol=0, atol=1e-5)

@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+from conftest import cross_entropy_by_hand, full_forward_image_logits
 
 from recakit.shapes import random_scene, render
 from recakit.toy import (PAD, UNK, ToyAdapter, ToyProcessor, ToyUnifiedModel, default_config, load_toy,
@@ -82,6 +83,46 @@ def test_reca_loss_trains_only_the_generation_side(shipped, scenes):
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0] * 0.8
+
+
+def test_reca_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(shipped, scenes):
+    """The toy's loss takes the factored head's shortcut; the reference takes the full table of
+    logits, one scene at a time, from one forward over [prefix, codes[:-1]]."""
+    from recakit.objective import reca_loss
+
+    model, processor = shipped
+    adapter = model.reca_adapter(processor)
+    expected = []
+    with torch.no_grad():
+        loss = reca_loss(model, processor, scenes, instruction_dropout=0.0, sample_seeds=range(4))
+        for scene in scenes:
+            codes = adapter.image_tokens([scene])
+            prefix, mask = adapter.prefix_from_embeddings(adapter.understanding_embeddings([scene]))
+            logits = full_forward_image_logits(adapter, prefix, mask, codes)
+            expected.append(cross_entropy_by_hand(logits[0], codes[0]))
+    torch.testing.assert_close(loss, torch.stack(expected).mean(), rtol=0, atol=1e-5)
+
+
+def test_caption_loss_counts_each_caption_token_and_its_end_once(shipped, scenes):
+    """The describer's loss against one built by hand, caption by caption: the targets are the
+    caption's words and the end token, never the begin token or the padding of shorter rows."""
+    from recakit.toy import BOS, EOS
+
+    model, processor = shipped
+    adapter = model.reca_adapter(processor)
+    captions = ["a photo of a red circle", "a photo of two blue stars left of a green cross", "three squares"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        loss = adapter.caption_loss(scenes[:3], captions)
+        states = adapter.understanding_embeddings(scenes[:3])
+        for row, text in enumerate(captions):
+            answer = processor.encode(text) + [EOS]
+            ids = torch.tensor([[BOS] + answer[:-1]])
+            embeds = torch.cat([states[row:row + 1], model.describer.model.embed_tokens(ids)], dim=1)
+            logits = model.describer(inputs_embeds=embeds).logits[0, -len(answer):]
+            total += cross_entropy_by_hand(logits, torch.tensor(answer)) * len(answer)
+            count += len(answer)
+    torch.testing.assert_close(loss, total / count, rtol=0, atol=1e-5)
 
 
 def test_save_load_round_trip(tmp_path, scenes):
