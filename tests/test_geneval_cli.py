@@ -10,7 +10,8 @@ from PIL import Image
 import recakit.geneval as geneval
 from recakit.cli import main
 
-OFFICIAL_COPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "geneval" / "evaluation_metadata.jsonl"
+# the official prompt file, kept as test data (MIT; see tests/data/README.md)
+OFFICIAL_COPY = Path(__file__).resolve().parent / "data" / "geneval" / "evaluation_metadata.jsonl"
 CACHED = Path("geneval") / "evaluation_metadata.jsonl"
 
 
@@ -40,10 +41,6 @@ def downloads(monkeypatch):
     return network
 
 
-needs_official = pytest.mark.skipif(not OFFICIAL_COPY.exists(), reason="no local copy of the official metadata")
-
-
-@needs_official
 def test_cached_file_with_the_right_checksum_needs_no_network(cache, downloads):
     (cache / CACHED).parent.mkdir(parents=True)
     shutil.copy(OFFICIAL_COPY, cache / CACHED)
@@ -55,7 +52,6 @@ def test_cached_file_with_the_right_checksum_needs_no_network(cache, downloads):
                       "position": 100, "color_attr": 100}
 
 
-@needs_official
 def test_corrupted_cache_is_reported_and_fetched_again(cache, downloads, capsys):
     (cache / CACHED).parent.mkdir(parents=True)
     (cache / CACHED).write_text('{"tag": "single_object", "include": [], "prompt": "tampered"}\n')
@@ -82,7 +78,6 @@ def test_offline_without_cache_says_where_to_put_the_file(cache, downloads):
     assert main(["geneval", "prompts", "--set", "official", "--out", str(cache / "p.jsonl")]) == 2
 
 
-@needs_official
 def test_prompts_command_writes_the_official_and_mini_sets(cache, downloads, tmp_path):
     downloads.serve = OFFICIAL_COPY.read_bytes()
     out = tmp_path / "official.jsonl"
