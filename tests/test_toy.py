@@ -176,7 +176,7 @@ def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
 
     error = np.mean([np.abs(np.asarray(a, float) - np.asarray(b.convert("RGB"), float)).mean()
                      for a, b in zip(rebuilt, scenes)])
-    assert error < 12  # mean absolute error on 0..255, over every pixel
+    assert error < 3  # mean absolute error on 0..255, over every pixel; the shipped VQ: 1.13
 
 
 def test_token_cache_gives_the_codes_encoding_gives(scenes):
@@ -222,13 +222,14 @@ def test_shipped_understanding_sees_shape_and_colour(shipped):
 
 
 def test_train_base_stages_resume(tmp_path):
-    from recakit.toy_train import QUICK, train_base
+    from recakit.toy_train import QUICK, shape_check, train_base
 
     sizes = dict(QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
     model, processor, progress = train_base(tmp_path, sizes=sizes, quick=True)
     assert progress["done"] == ["vq", "understanding", "generator"]
-    assert set(progress["shape_check"]) == {"shape", "colour"}
-    assert all(0 <= share <= 1 for share in progress["shape_check"].values())
+    # the recorded check is that of the understanding side the base was saved with
+    saved, saved_processor = load_toy(tmp_path)
+    assert progress["shape_check"] == shape_check(saved, saved_processor)
     assert (tmp_path / "model.safetensors").exists()
     # a second run finds every stage done and trains nothing
     lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
@@ -493,4 +494,9 @@ def test_factored_generator_trains_and_round_trips(tmp_path, scenes):
     model.save_pretrained(tmp_path, processor)
     loaded, _ = load_toy(tmp_path)
     assert isinstance(loaded.generator.lm_head, type(model.generator.lm_head))
-    assert torch.allclose(loaded.generation_loss(loaded.condition_prefix(states), tokens), loss, atol=2e-2)
+    # weights are stored in fp16: the loaded model computes what the original does with its
+    # weights rounded to fp16 (the unrounded loss is 1e-4 away)
+    model.load_state_dict({name: value.half().float() for name, value in model.state_dict().items()})
+    rounded = model.generation_loss(model.condition_prefix(states), tokens)
+    torch.testing.assert_close(loaded.generation_loss(loaded.condition_prefix(states), tokens), rounded,
+                               rtol=0, atol=1e-6)
