@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from PIL import Image
 
 from recakit import geneval
 from recakit.reproduce import aggregate, evaluation_entries, results_markdown
@@ -14,9 +15,17 @@ def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
     assert main(["reproduce", "--preset", "toy", "--out", str(out), "--quick"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0]
-    for arm in ("base", "control", "reca"):
-        assert 0.0 <= results[arm]["overall"] <= 1.0
-        assert set(results[arm]["tasks"]) == set(geneval.TASKS)
+    detector = geneval.make_detector("shapes")
+    for arm, folder in (("base", out / "base"), ("control", out / "seed0" / "control"), ("reca", out / "seed0" / "reca")):
+        # the scores are those of judging the arm's images on disk afresh, task by task
+        verdicts = {task: [] for task in geneval.TASKS}
+        for record in map(json.loads, (folder / geneval.RESULTS_FILE).read_text().splitlines()):
+            entry = json.loads((folder / record["filename"]).parents[1].joinpath("metadata.jsonl").read_text())
+            with Image.open(folder / record["filename"]) as image:
+                verdicts[entry["tag"]].append(geneval.judge(entry, detector.detect([image.convert("RGB")])[0])[0])
+        tasks = {task: sum(found) / len(found) for task, found in verdicts.items()}
+        assert results[arm]["tasks"] == pytest.approx(tasks)
+        assert results[arm]["overall"] == pytest.approx(sum(tasks.values()) / len(tasks))
         assert results[arm]["per_seed"][0]["n_images"] == len(geneval.TASKS)
     assert "| reca |" in (out / "results.md").read_text()
     assert (out / "samples.png").stat().st_size > 0
