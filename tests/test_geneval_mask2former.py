@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from recakit.geneval import COLORS, judge
+from recakit.geneval import COLORS, SCORE_THRESHOLD, judge
 from recakit.geneval_mask2former import (CROP_BACKGROUND, Mask2FormerDetector, build_mask2former, color_crop,
                                          geneval_name, mask_box)
 
@@ -71,8 +71,17 @@ def test_tiny_random_models_give_detections_in_the_shared_format():
     alone = detector.detect([images[0]])[0]
     assert [d["class"] for d in alone] == [d["class"] for d in results[0]]
     assert [d["score"] for d in alone] == pytest.approx([d["score"] for d in results[0]], abs=1e-4)
-    # the judge accepts them as they are
-    judge({"tag": "colors", "prompt": "", "include": [{"class": "cup", "count": 1, "color": "red"}]}, results[0])
+    # the judge reads them as they are: a random model's scores stay under the score threshold...
+    def one_cup(color):
+        return {"tag": "colors", "prompt": "", "include": [{"class": "cup", "count": 1, "color": color}]}
+
+    assert max(d["score"] for d in results[0]) < SCORE_THRESHOLD
+    assert judge(one_cup("red"), results[0]) == (False, "expected 1 cup, found 0")
+    # ...and once they clear it, the colour of the most confident cup decides
+    confident = [{**d, "score": 0.95} for d in results[0]]
+    top_cup = next(d for d in results[0] if d["class"] == "cup")
+    for color in ("red", "blue"):
+        assert judge(one_cup(color), confident)[0] == (color == top_cup["color"]), color
 
 
 # -- a scripted segmenter and CLIP, to check geometry, crops and colour logic exactly ----------------------
