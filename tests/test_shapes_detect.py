@@ -120,7 +120,9 @@ def test_renderings_of_another_prompt_mostly_fail(truth):
         others = [n for n, e in enumerate(entries) if e["tag"] == entry["tag"] and e["prompt"] != entry["prompt"]]
         correct.append(judge(entry, detections[rng.choice(others)])[0])
     rate = sum(correct) / len(correct)
-    assert rate < 0.03, rate
+    # 1 of 368 here (0.0027); other draws give 0 to 5, as some other prompts are rightly met too
+    # (the same two shapes named in the other order)
+    assert rate < 0.008, rate
 
 
 def test_blurred_and_noisy_renderings_still_score_high(detector, truth):
