@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
@@ -30,12 +31,7 @@ def tiny_result(tmp_path_factory):
 
 
 def test_every_required_key_is_written_and_every_gap_explained(tiny_result):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from gpu import REQUIRED_KEYS
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    for key in REQUIRED_KEYS:
+    for key in import_benchmark().REQUIRED_KEYS:
         assert key in tiny_result
         if tiny_result[key] is None:
             assert tiny_result["reasons"].get(key), f"{key} is null without a reason"
@@ -43,9 +39,57 @@ def test_every_required_key_is_written_and_every_gap_explained(tiny_result):
     assert not any(key.endswith("_error") for key in tiny_result["details"])
 
 
+def import_benchmark():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return gpu
+
+
+def expected_footprint(model, kind: str) -> float:
+    """Bytes of `model` once its linear layers, all but the VQ model's and the two heads', hold
+    NF4 (half a byte a weight) or INT8 (one byte) weights; every other tensor as it is."""
+    kept = ("model.vqmodel", "model.generation_head", "lm_head")
+    quantized = {f"{name}.weight" for name, module in model.named_modules()
+                 if isinstance(module, torch.nn.Linear) and not name.startswith(kept)}
+    weight_bytes = {"nf4": 0.5, "int8": 1}.get(kind)  # None: unquantized
+    total = sum(buffer.numel() * buffer.element_size() for buffer in model.buffers())
+    for name, parameter in model.named_parameters():
+        per_value = weight_bytes if weight_bytes and name in quantized else parameter.element_size()
+        total += parameter.numel() * per_value
+    return total
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+def test_quantized_footprint_is_that_of_the_packed_weights(kind):
+    gpu = import_benchmark()
+    model, _ = gpu.build_model("tiny", torch.device("cpu"), torch.float32)
+    expected = expected_footprint(model, kind)
+    gpu.quantize_linears(model, kind, torch.float32)
+    assert model.get_memory_footprint() == expected
+
+
 def test_cpu_run_measures_what_needs_no_gpu(tiny_result):
-    for key in ("sampling_speedup_b1", "sampling_speedup_b16", "train_speedup", "bf16_gib", "nf4_gib", "int8_gib"):
-        assert tiny_result[key] is not None and tiny_result[key] > 0, key
+    details = tiny_result["details"]
+    # the headline speedups are the ratios of the timed figures they summarise
+    for batch in ("b1", "b16"):
+        figures = details["sampling"][batch]
+        plain = figures["plain"]["s_per_image"]
+        speedups = [mode["speedup"] for name, mode in figures.items() if name != "plain" and "speedup" in mode]
+        for name, mode in figures.items():
+            if "speedup" in mode:  # both times are rounded to 0.1 ms
+                assert mode["speedup"] == pytest.approx(plain / mode["s_per_image"], rel=1e-2), name
+        assert tiny_result[f"sampling_speedup_{batch}"] == max(speedups)
+    train = details["train"]
+    assert tiny_result["train_speedup"] == pytest.approx(
+        train["fast"]["tokens_per_s"] / train["plain"]["tokens_per_s"], abs=1e-3)
+    # footprints in GiB, to the benchmark's 3 decimals: the tiny model's three all round to
+    # 0.002, so test_quantized_footprint_is_that_of_the_packed_weights checks the exact bytes
+    model, _ = import_benchmark().build_model("tiny", torch.device("cpu"), torch.float32)
+    for kind in ("bf16", "nf4", "int8"):
+        assert tiny_result[f"{kind}_gib"] == round(expected_footprint(model, kind) / 2**30, 3), kind
     # GPU-only figures stay empty on the CPU, with the reason
     assert tiny_result["full_ft_1b_peak_gib"] is None and "CUDA" in tiny_result["reasons"]["full_ft_1b_peak_gib"]
 
@@ -72,14 +116,9 @@ def test_unknown_section_is_refused(tmp_path):
 def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
     """The GPU run compiles these modules with inductor; tracing them (aot_eager, no code
     generation) on the CPU checks that they compile without graph breaks and change nothing."""
-    import torch
     import torch._dynamo.utils
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import gpu
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    gpu = import_benchmark()
     from recakit.adapter import adapter_for
     from recakit.objective import freeze_for_reca
 
