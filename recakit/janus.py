@@ -312,10 +312,15 @@ class JanusAdapter(UnifiedAdapter):
 
     Prefixes follow Janus's chat format. The RecA prefix is a user turn holding the image
     (begin-of-image, the N understanding embeddings, end-of-image) and a reconstruction
-    instruction, then the assistant turn opened with begin-of-image. A dropped row keeps only the
-    first (BOS) and last (begin-of-image) token and turns everything between into pad tokens,
-    which is how Janus builds its unconditional branch for classifier-free guidance.
+    instruction, then the assistant turn opened with begin-of-image; RecA's instruction dropout
+    leaves the instruction empty and keeps the image. A row with its `drop` flag set keeps only
+    the first (BOS) and last (begin-of-image) token and turns everything between into pad
+    tokens, which is how Janus builds its unconditional branch for classifier-free guidance (and
+    what text-to-image dropout trains).
     """
+
+    takes_instructions = True
+    shares_language_model = True
 
     def __init__(self, model, processor):
         if processor is None:

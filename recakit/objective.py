@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from recakit.adapter import adapter_for
-from recakit.images import load_images
+from recakit.images import center_crop_square, load_images
 
 #: Instructions shown next to the understanding embeddings; one is drawn at random per sample so
 #: the model learns that the embeddings, not the wording, carry the content.
@@ -77,6 +77,10 @@ RECONSTRUCTION_INSTRUCTIONS = (
 )
 
 
+#: what a RecA row whose instruction is dropped says beside the image: nothing
+DROPPED_INSTRUCTION = ""
+
+
 def sample_choices(rng: random.Random, instruction_dropout: float) -> tuple[str, bool]:
     """One sample's random choices: the instruction it gets, and whether its condition is dropped."""
     instruction = rng.choice(RECONSTRUCTION_INSTRUCTIONS)
@@ -116,11 +120,17 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
     return adapter.image_token_loss(hidden[:, prefix_length - 1:], targets).mean()
 
 
+def training_images(items) -> list:
+    """Paths or PIL images -> the square RGB images every training loss sees."""
+    # centre-cropped here, before both the generation tokenizer and the understanding encoder
+    return [center_crop_square(image) for image in load_images(items)]
+
+
 def _check_pairs(name: str, pair) -> tuple[list, list]:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(f"{name} must be an (images, texts) pair")
     images, texts = pair
-    images = load_images(images)
+    images = training_images(images)
     texts = [texts] if isinstance(texts, str) else list(texts)
     if len(images) != len(texts):
         raise ValueError(f"{name} has {len(images)} images but {len(texts)} texts")
@@ -134,10 +144,12 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
               sample_seeds=None) -> torch.Tensor:
     """The RecA loss for a batch of images (paths or PIL images), a scalar tensor.
 
-    Each image is encoded by the model's understanding encoder (at `resolution`, see the
-    adapter), paired with a randomly drawn instruction, replaced by the unconditional prefix with
-    probability `instruction_dropout`, and its generation tokens are predicted with the normal
-    image-generation loss. Optional mixing:
+    Every image (RecA, text-to-image and image-to-text alike) is first centre-cropped to a square.
+    Each is encoded by the model's understanding encoder (at `resolution`, see the adapter) and
+    paired with a randomly drawn instruction; with probability `instruction_dropout` the
+    instruction is dropped (the image embeddings stay; a family whose prefix has no instruction,
+    like the toy, gets the unconditional prefix instead), and its generation tokens are predicted
+    with the normal image-generation loss. Optional mixing:
       t2i=(images, prompts): text-to-image loss (same dropout), weighted by t2i_weight;
       i2t=(images, captions): image-to-text caption loss, weighted by i2t_weight.
     sample_seeds: one int per image; every random choice of image j then depends only on its
@@ -145,14 +157,20 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
     if not 0.0 <= instruction_dropout <= 1.0:
         raise ValueError(f"instruction_dropout is a probability, got {instruction_dropout}")
     adapter = adapter_for(model, processor)
-    images = load_images(images)
+    images = training_images(images)
     if not images:
         raise ValueError("reca_loss needs at least one image")
 
     seeds = None if sample_seeds is None else [int(seed) for seed in sample_seeds]
     choices = [sample_choices(rng, instruction_dropout) for rng in _rngs(len(images), seeds, "reca")]
-    instructions = [instruction for instruction, _ in choices]
-    drop = torch.tensor([dropped for _, dropped in choices])
+    if adapter.takes_instructions:
+        # upstream's recipe: dropout blanks the instruction and keeps the image embeddings; the
+        # fully unconditional prefix is left to text-to-image dropout and guidance
+        instructions = [DROPPED_INSTRUCTION if dropped else instruction for instruction, dropped in choices]
+        drop = torch.zeros(len(choices), dtype=torch.bool)
+    else:
+        instructions = [instruction for instruction, _ in choices]
+        drop = torch.tensor([dropped for _, dropped in choices])
     with torch.no_grad():
         targets = adapter.image_tokens(images)
     embeddings = adapter.understanding_embeddings(images, resolution)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recakit.janus import JanusAdapter, tiny_janus
-from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_loss
+from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_loss
 
 
 def test_instructions_are_many_and_distinct():
@@ -54,7 +54,7 @@ def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
             images = [square_images[seed % 4] for seed in seeds]
             reca_loss(recorder, None, images, instruction_dropout=rate, sample_seeds=seeds)
     n = batches * per_batch
-    drops = sum(recorder.drops)
+    drops = sum(instruction == DROPPED_INSTRUCTION for instruction in recorder.instructions)
     tolerance = 4 * math.sqrt(n * rate * (1 - rate))
     assert abs(drops - n * rate) < tolerance, (drops, n * rate)
     assert len(set(recorder.instructions)) > 30  # instructions really are drawn, not fixed
@@ -74,7 +74,10 @@ def test_no_dropout_and_full_dropout(janus_tiny, square_images):
     with torch.no_grad():
         reca_loss(recorder, None, square_images, instruction_dropout=0.0)
         reca_loss(recorder, None, square_images, instruction_dropout=1.0)
-    assert recorder.drops == [False] * 4 + [True] * 4
+    # a dropped Janus row keeps its image and loses only the instruction
+    assert recorder.drops == [False] * 8
+    assert DROPPED_INSTRUCTION not in recorder.instructions[:4]
+    assert recorder.instructions[4:] == [DROPPED_INSTRUCTION] * 4
     with pytest.raises(ValueError, match="probability"):
         reca_loss(model, processor, square_images, instruction_dropout=1.5)
 
