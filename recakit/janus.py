@@ -34,6 +34,14 @@ QUANTIZATIONS = ("nf4", "int8")
 #: the question the understanding side answers when captioning (and when mixing image-to-text in)
 CAPTION_PROMPT = "Describe this image."
 
+#: the system prompt official Janus puts before every understanding conversation, followed by a
+#: blank line (its "deepseek" chat format); image-generation prompts have none
+UNDERSTANDING_SYSTEM_PROMPT = (
+    "You are a helpful language and vision assistant. "
+    "You are able to understand the visual content that the user provides, "
+    "and assist the user with a variety of tasks using natural language."
+)
+
 # Janus-style chat format: "<|User|>: ...\n\n<|Assistant|>:". Newlines are emitted as
 # expressions because Jinja's whitespace control would otherwise swallow them.
 CHAT_TEMPLATE = (
@@ -85,7 +93,7 @@ def _build_tokenizer(vocab_size: int):
 
     from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
 
-    corpus = list(RECONSTRUCTION_INSTRUCTIONS) + [CAPTION_PROMPT, TINY_CORPUS_WORDS] * 4
+    corpus = list(RECONSTRUCTION_INSTRUCTIONS) + [CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, TINY_CORPUS_WORDS] * 4
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -293,13 +301,16 @@ def _say_once(logger: logging.Logger, marker: str) -> None:
 # -- the adapter -------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
-def _user_turn_ids(processor, text: str, with_image: bool) -> tuple[int, ...]:
-    """Rendering the chat template costs about a millisecond; RecA reuses a few dozen
-    instructions every step, so rendered turns are remembered (per processor)."""
+def _user_turn_ids(processor, text: str, with_image: bool, system: str = "") -> tuple[int, ...]:
+    """Rendering the chat template costs about a millisecond; RecA reuses a few hundred
+    instructions every step, so rendered turns are remembered (per processor). A `system` prompt
+    goes before the turn, after BOS, as official Janus writes it."""
     content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
     rendered = processor.apply_chat_template([{"role": "user", "content": content}],
                                              add_generation_prompt=True, tokenize=False)
     tokenizer = processor.tokenizer
+    if system:
+        rendered = system + "\n\n" + rendered.removeprefix(tokenizer.bos_token or "")
     ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
     # some chat templates write the BOS token themselves, others leave it to the tokenizer
     if tokenizer.bos_token_id is not None and (not ids or ids[0] != tokenizer.bos_token_id):
@@ -392,10 +403,10 @@ class JanusAdapter(UnifiedAdapter):
         return images
 
     # -- prefixes ------------------------------------------------------------------------------
-    def _chat_ids(self, text: str, with_image: bool) -> list[int]:
+    def _chat_ids(self, text: str, with_image: bool, system: str = "") -> list[int]:
         """Token ids of one user turn (the image placeholder if `with_image`, then `text`) and
-        the assistant's opening."""
-        return list(_user_turn_ids(self.processor, text, with_image))
+        the assistant's opening, after the `system` prompt if one is given."""
+        return list(_user_turn_ids(self.processor, text, with_image, system))
 
     def _with_image(self, ids: list[int]) -> list[int]:
         """Expand the single image placeholder into begin-of-image, N placeholders, end-of-image."""
@@ -477,12 +488,13 @@ class JanusAdapter(UnifiedAdapter):
     # -- understanding side: image-to-text -----------------------------------------------------
     def _caption_prefix(self, images, resolution=None):
         embeddings = self.understanding_embeddings(images, resolution)
-        ids = self._with_image(self._chat_ids(CAPTION_PROMPT, with_image=True))
+        ids = self._with_image(self._chat_ids(CAPTION_PROMPT, with_image=True, system=UNDERSTANDING_SYSTEM_PROMPT))
         return ids, embeddings
 
     def caption_loss(self, images, captions) -> torch.Tensor:
-        """Teacher-forced cross-entropy of each caption (then end-of-sentence) after the image and
-        CAPTION_PROMPT; the mean over tokens of each caption, then over captions."""
+        """Teacher-forced cross-entropy of each caption (then end-of-sentence) after the
+        understanding system prompt, the image and CAPTION_PROMPT; the mean over tokens of each
+        caption, then over captions."""
         images = load_images(images)
         if len(images) != len(captions):
             raise ValueError(f"{len(images)} images but {len(captions)} captions")

@@ -29,6 +29,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -569,6 +570,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_train_command(args) -> int:
+    from recakit.adapter import adapter_for
     from recakit.janus import load_model
     from recakit.objective import freeze_for_reca
     from recakit.toy import ToyUnifiedModel
@@ -589,6 +591,10 @@ def run_train_command(args) -> int:
     if i2t_pairs and isinstance(model, ToyUnifiedModel):
         raise ValueError("--i2t would train nothing on the toy: its understanding side is frozen and "
                          "shares no parameters with its generator")
+    if not i2t_pairs and adapter_for(model, processor).shares_language_model and state.is_main_process:
+        warnings.warn(f"{type(model).__name__} understands and generates with one language model, so RecA "
+                      "alone lets its image-to-text ability drift; upstream mixes image-to-text pairs in 1:1 "
+                      "for such models. Pass --i2t PAIRS.jsonl to do the same.", stacklevel=2)
     freeze_for_reca(model)
     model.train()  # the frozen encoder and tokenizer stay in eval: freeze_for_reca pins them
     if args.gradient_checkpointing:

@@ -1,13 +1,13 @@
-"""Details of the published RecA recipe that reca_loss follows: square training images, and an
-instruction dropout that keeps the image."""
+"""Details of the published RecA recipe that reca_loss follows: square training images, an
+instruction dropout that keeps the image, and Janus's own system prompt for image-to-text."""
 import copy
 
 import torch
 from PIL import Image
 
 from recakit.images import center_crop_square
-from recakit.janus import JanusAdapter, tiny_janus
-from recakit.objective import DROPPED_INSTRUCTION, reca_loss
+from recakit.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
+from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
 from recakit.shapes import random_scene, render
 from recakit.toy import ToyAdapter, load_toy
 
@@ -96,3 +96,18 @@ def test_dropout_blanks_the_janus_instruction_and_drops_the_toy_condition(janus_
     with torch.no_grad():
         reca_loss(toy, None, scenes, instruction_dropout=1.0)
     assert toy.seen == [True] * 3  # the toy has no instruction: a dropped row is unconditional
+
+
+def test_image_to_text_opens_with_the_official_understanding_system_prompt(janus_tiny, square_images):
+    from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
+
+    assert UNDERSTANDING_SYSTEM_PROMPT + "\n\n" == DEFAULT_SYSTEM_PROMPT  # transformers' copy of the official one
+    adapter = JanusAdapter(*janus_tiny)
+    tokenizer = adapter.tokenizer
+    caption_ids, _ = adapter._caption_prefix(square_images[:1])
+    text = tokenizer.decode([i for i in caption_ids if i != adapter.image_token_id])
+    assert text.startswith(tokenizer.bos_token + UNDERSTANDING_SYSTEM_PROMPT + "\n\n<|User|>:")
+    assert caption_ids.count(tokenizer.bos_token_id) == 1
+    # generation prompts (RecA and text-to-image) carry no system prompt, as in official Janus
+    reca_ids = adapter._chat_ids(RECONSTRUCTION_INSTRUCTIONS[0], with_image=True)
+    assert UNDERSTANDING_SYSTEM_PROMPT not in tokenizer.decode(reca_ids)
