@@ -457,6 +457,28 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
     assert "image-to-text from 2 pairs" in capsys.readouterr().out
 
 
+def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
+    from recakit.cli import build_parser, main
+
+    args = build_parser().parse_args(["train", "--model", "toy", "--images", "x", "--out", "y"])
+    assert (args.lr, tuple(args.adam_betas), args.weight_decay, args.schedule, args.max_grad_norm) == \
+        (1e-5, (0.9, 0.95), 0.02, "cosine", 1.0)
+    received = {}
+
+    def fake_train(model, loss_fn, data, **options):
+        received.update(options)
+        return []
+    monkeypatch.setattr(train_module, "train", fake_train)
+    monkeypatch.setattr(train_module, "_save_final", lambda *args, **kwargs: None)
+    tiny_images(tmp_path / "images")
+    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run"),
+                 "--steps", "400", "--device", "cpu"]) == 0
+    assert {key: received[key] for key in ("lr", "betas", "weight_decay", "warmup_steps", "schedule",
+                                           "max_grad_norm")} == \
+        {"lr": 1e-5, "betas": (0.9, 0.95), "weight_decay": 0.02, "warmup_steps": 4, "schedule": "cosine",
+         "max_grad_norm": 1.0}
+
+
 def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
     from recakit.cli import main
 
