@@ -57,10 +57,14 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|Assistant|>:' -}}{%- endif -%}"
 )
 
+#: the token official Janus pads with, looked up by name (its VLChatProcessor's pad_tag): it fills
+#: the unconditional row of classifier-free guidance and the left padding of a batch
+JANUS_PAD_TOKEN = "<\uff5c\u2581pad\u2581\uff5c>"
+
 SPECIAL_TOKENS = {
     "bos_token": "<bos>",
     "eos_token": "<eos>",
-    "pad_token": "<pad>",
+    "pad_token": JANUS_PAD_TOKEN,
     "image_token": "<image_placeholder>",
     "boi_token": "<begin_of_image>",
     "eoi_token": "<end_of_image>",
@@ -265,12 +269,30 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
             f"({first_line}). On a machine with internet, fetch it with `hf download {name}` (or "
             f"`huggingface-cli download {name} --local-dir DIR`), then run again, or copy DIR here and "
             f"pass the folder instead of the id.") from None
+    check_pad_token(processor.tokenizer, name)
     if quantization is None:
         model.to(device)
     model.eval()
     print(f"loaded {name} ({quantization or str(dtype).replace('torch.', '')}) on {device}: "
           f"{format_footprint(model.get_memory_footprint())}")
     return model, processor
+
+
+def check_pad_token(tokenizer, name: str = "the checkpoint") -> None:
+    """Raise ValueError unless the tokenizer's pad token is the one official Janus pads with.
+
+    recakit pads with `tokenizer.pad_token_id`, official Janus with the id of JANUS_PAD_TOKEN;
+    where they differ, the unconditional branch of guidance would not be the one the model was
+    trained with."""
+    official = tokenizer.get_vocab().get(JANUS_PAD_TOKEN)
+    if official is None:
+        raise ValueError(f"{name}: the tokenizer has no {JANUS_PAD_TOKEN} token, which official Janus pads "
+                         "with (classifier-free guidance needs it): is this a Janus checkpoint?")
+    if tokenizer.pad_token_id != official:
+        raise ValueError(f"{name}: the tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}) "
+                         f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}); fix pad_token in "
+                         "the folder's tokenizer_config.json, or load the tokenizer with "
+                         f"pad_token={JANUS_PAD_TOKEN!r}")
 
 
 def format_footprint(num_bytes: int) -> str:

@@ -1,4 +1,5 @@
 """recakit.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
+import json
 import os
 import subprocess
 import sys
@@ -154,3 +155,18 @@ def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, 
     adapter.understanding_embeddings(images)  # reused once only: a later call preprocesses again
     adapter.understanding_embeddings(square_images[1:3])
     assert len(calls) == 4  # tokens, fresh tokens, the repeat, the new images
+
+
+def test_loading_checks_the_pad_token_official_janus_uses(tmp_path, janus_tiny):
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    _, loaded_processor = load_model(tmp_path, device="cpu")
+    assert loaded_processor.tokenizer.pad_token == "<\uff5c\u2581pad\u2581\uff5c>"  # as the official code spells it
+
+    config_file = tmp_path / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["pad_token"] = "<eos>"  # a folder whose tokenizer pads with another token
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match="official Janus pads with"):
+        load_model(tmp_path, device="cpu")
