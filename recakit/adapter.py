@@ -37,6 +37,15 @@ class UnifiedAdapter:
     num_image_tokens: int
     codebook_size: int
 
+    #: whether the RecA prefix carries instruction text beside the understanding embeddings. If
+    #: so, RecA's instruction dropout blanks only that text and the image stays; if not (the toy),
+    #: there is nothing but the image to drop, so a dropped row gets the unconditional prefix.
+    takes_instructions: bool = False
+
+    #: whether understanding and generation share the language model, so that RecA alone would
+    #: let the understanding side drift and image-to-text pairs should be mixed in
+    shares_language_model: bool = False
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device

@@ -93,3 +93,16 @@ def fit_longest_side(image: Image.Image, side: int) -> Image.Image:
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.BICUBIC)
+
+
+def center_crop_square(image: Image.Image) -> Image.Image:
+    """The largest centred square of `image` (the image itself when already square).
+
+    Training targets are cropped rather than padded or stretched: the models generate square
+    images, and a letterboxed target would teach them to draw bars."""
+    width, height = image.size
+    side = min(width, height)
+    if width == height:
+        return image
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))

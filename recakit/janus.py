@@ -34,6 +34,14 @@ QUANTIZATIONS = ("nf4", "int8")
 #: the question the understanding side answers when captioning (and when mixing image-to-text in)
 CAPTION_PROMPT = "Describe this image."
 
+#: the system prompt official Janus puts before every understanding conversation, followed by a
+#: blank line (its "deepseek" chat format); image-generation prompts have none
+UNDERSTANDING_SYSTEM_PROMPT = (
+    "You are a helpful language and vision assistant. "
+    "You are able to understand the visual content that the user provides, "
+    "and assist the user with a variety of tasks using natural language."
+)
+
 # Janus-style chat format: "<|User|>: ...\n\n<|Assistant|>:". Newlines are emitted as
 # expressions because Jinja's whitespace control would otherwise swallow them.
 CHAT_TEMPLATE = (
@@ -49,10 +57,14 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|Assistant|>:' -}}{%- endif -%}"
 )
 
+#: the token official Janus pads with, looked up by name (its VLChatProcessor's pad_tag): it fills
+#: the unconditional row of classifier-free guidance and the left padding of a batch
+JANUS_PAD_TOKEN = "<\uff5c\u2581pad\u2581\uff5c>"
+
 SPECIAL_TOKENS = {
     "bos_token": "<bos>",
     "eos_token": "<eos>",
-    "pad_token": "<pad>",
+    "pad_token": JANUS_PAD_TOKEN,
     "image_token": "<image_placeholder>",
     "boi_token": "<begin_of_image>",
     "eoi_token": "<end_of_image>",
@@ -85,7 +97,7 @@ def _build_tokenizer(vocab_size: int):
 
     from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
 
-    corpus = list(RECONSTRUCTION_INSTRUCTIONS) + [CAPTION_PROMPT, TINY_CORPUS_WORDS] * 4
+    corpus = list(RECONSTRUCTION_INSTRUCTIONS) + [CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, TINY_CORPUS_WORDS] * 4
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -257,12 +269,30 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
             f"({first_line}). On a machine with internet, fetch it with `hf download {name}` (or "
             f"`huggingface-cli download {name} --local-dir DIR`), then run again, or copy DIR here and "
             f"pass the folder instead of the id.") from None
+    check_pad_token(processor.tokenizer, name)
     if quantization is None:
         model.to(device)
     model.eval()
     print(f"loaded {name} ({quantization or str(dtype).replace('torch.', '')}) on {device}: "
           f"{format_footprint(model.get_memory_footprint())}")
     return model, processor
+
+
+def check_pad_token(tokenizer, name: str = "the checkpoint") -> None:
+    """Raise ValueError unless the tokenizer's pad token is the one official Janus pads with.
+
+    recakit pads with `tokenizer.pad_token_id`, official Janus with the id of JANUS_PAD_TOKEN;
+    where they differ, the unconditional branch of guidance would not be the one the model was
+    trained with."""
+    official = tokenizer.get_vocab().get(JANUS_PAD_TOKEN)
+    if official is None:
+        raise ValueError(f"{name}: the tokenizer has no {JANUS_PAD_TOKEN} token, which official Janus pads "
+                         "with (classifier-free guidance needs it): is this a Janus checkpoint?")
+    if tokenizer.pad_token_id != official:
+        raise ValueError(f"{name}: the tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}) "
+                         f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}); fix pad_token in "
+                         "the folder's tokenizer_config.json, or load the tokenizer with "
+                         f"pad_token={JANUS_PAD_TOKEN!r}")
 
 
 def format_footprint(num_bytes: int) -> str:
@@ -293,13 +323,16 @@ def _say_once(logger: logging.Logger, marker: str) -> None:
 # -- the adapter -------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=4096)
-def _user_turn_ids(processor, text: str, with_image: bool) -> tuple[int, ...]:
-    """Rendering the chat template costs about a millisecond; RecA reuses a few dozen
-    instructions every step, so rendered turns are remembered (per processor)."""
+def _user_turn_ids(processor, text: str, with_image: bool, system: str = "") -> tuple[int, ...]:
+    """Rendering the chat template costs about a millisecond; RecA reuses a few hundred
+    instructions every step, so rendered turns are remembered (per processor). A `system` prompt
+    goes before the turn, after BOS, as official Janus writes it."""
     content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
     rendered = processor.apply_chat_template([{"role": "user", "content": content}],
                                              add_generation_prompt=True, tokenize=False)
     tokenizer = processor.tokenizer
+    if system:
+        rendered = system + "\n\n" + rendered.removeprefix(tokenizer.bos_token or "")
     ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
     # some chat templates write the BOS token themselves, others leave it to the tokenizer
     if tokenizer.bos_token_id is not None and (not ids or ids[0] != tokenizer.bos_token_id):
@@ -312,10 +345,15 @@ class JanusAdapter(UnifiedAdapter):
 
     Prefixes follow Janus's chat format. The RecA prefix is a user turn holding the image
     (begin-of-image, the N understanding embeddings, end-of-image) and a reconstruction
-    instruction, then the assistant turn opened with begin-of-image. A dropped row keeps only the
-    first (BOS) and last (begin-of-image) token and turns everything between into pad tokens,
-    which is how Janus builds its unconditional branch for classifier-free guidance.
+    instruction, then the assistant turn opened with begin-of-image; RecA's instruction dropout
+    leaves the instruction empty and keeps the image. A row with its `drop` flag set keeps only
+    the first (BOS) and last (begin-of-image) token and turns everything between into pad
+    tokens, which is how Janus builds its unconditional branch for classifier-free guidance (and
+    what text-to-image dropout trains).
     """
+
+    takes_instructions = True
+    shares_language_model = True
 
     def __init__(self, model, processor):
         if processor is None:
@@ -387,10 +425,10 @@ class JanusAdapter(UnifiedAdapter):
         return images
 
     # -- prefixes ------------------------------------------------------------------------------
-    def _chat_ids(self, text: str, with_image: bool) -> list[int]:
+    def _chat_ids(self, text: str, with_image: bool, system: str = "") -> list[int]:
         """Token ids of one user turn (the image placeholder if `with_image`, then `text`) and
-        the assistant's opening."""
-        return list(_user_turn_ids(self.processor, text, with_image))
+        the assistant's opening, after the `system` prompt if one is given."""
+        return list(_user_turn_ids(self.processor, text, with_image, system))
 
     def _with_image(self, ids: list[int]) -> list[int]:
         """Expand the single image placeholder into begin-of-image, N placeholders, end-of-image."""
@@ -472,12 +510,13 @@ class JanusAdapter(UnifiedAdapter):
     # -- understanding side: image-to-text -----------------------------------------------------
     def _caption_prefix(self, images, resolution=None):
         embeddings = self.understanding_embeddings(images, resolution)
-        ids = self._with_image(self._chat_ids(CAPTION_PROMPT, with_image=True))
+        ids = self._with_image(self._chat_ids(CAPTION_PROMPT, with_image=True, system=UNDERSTANDING_SYSTEM_PROMPT))
         return ids, embeddings
 
     def caption_loss(self, images, captions) -> torch.Tensor:
-        """Teacher-forced cross-entropy of each caption (then end-of-sentence) after the image and
-        CAPTION_PROMPT; the mean over tokens of each caption, then over captions."""
+        """Teacher-forced cross-entropy of each caption (then end-of-sentence) after the
+        understanding system prompt, the image and CAPTION_PROMPT; the mean over tokens of each
+        caption, then over captions."""
         images = load_images(images)
         if len(images) != len(captions):
             raise ValueError(f"{len(images)} images but {len(captions)} captions")

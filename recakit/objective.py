@@ -21,60 +21,46 @@ import warnings
 import torch
 
 from recakit.adapter import adapter_for
-from recakit.images import load_images
+from recakit.images import center_crop_square, load_images
 
-#: Instructions shown next to the understanding embeddings; one is drawn at random per sample so
-#: the model learns that the embeddings, not the wording, carry the content.
-RECONSTRUCTION_INSTRUCTIONS = (
-    "Describe every visual detail of this image.",
-    "Reproduce this image exactly as it is.",
-    "Recreate the picture you see, keeping every detail.",
-    "Draw this image again with the same content and layout.",
-    "Generate an image identical to this one.",
-    "Render this scene once more, faithful in color, shape and position.",
-    "Capture every visual attribute of this image in a new rendering.",
-    "Rebuild this picture from what you see.",
-    "Paint this exact scene again.",
-    "Make a copy of this image, matching all objects and colors.",
-    "Regenerate this image with the same composition.",
-    "Reconstruct the image shown above.",
-    "Show me this same picture again.",
-    "Produce a faithful reproduction of this image.",
-    "Recreate this photo with all of its visual details.",
-    "Redraw everything in this image where it is.",
-    "Generate this image again, keeping objects, colors and layout unchanged.",
-    "Describe this picture in full visual detail by drawing it.",
-    "Reproduce the objects, colors and arrangement of this image.",
-    "Create an image that looks exactly like this one.",
-    "Copy this scene faithfully.",
-    "Render the same image with every attribute preserved.",
-    "Repaint this picture without changing anything.",
-    "Draw what this image shows, as precisely as you can.",
-    "Restore this image from your understanding of it.",
-    "Generate a picture with the same content, style and layout as this image.",
-    "Rebuild every part of this scene: shapes, colors, positions and background.",
-    "Turn your understanding of this image back into the image.",
-    "Reproduce this view in full detail.",
-    "Regenerate the scene you are looking at.",
-    "Make this image again, detail for detail.",
-    "Produce the image described by what you see here.",
-    "Visualize this exact image once more.",
-    "Recreate the layout, objects and colors of this picture.",
-    "Draw a replica of this image.",
-    "Render a faithful copy of this scene.",
-    "Generate the image again so that nothing is missing.",
-    "Reconstruct every visual element of this picture.",
-    "Show this scene again with the same objects in the same places.",
-    "Repeat this image as closely as possible.",
-    "Re-create this image, paying attention to every color and shape.",
-    "Draw this picture once more, keeping sizes and positions.",
-    "Paint a duplicate of this image.",
-    "Generate an exact visual match of this image.",
-    "Depict this same scene again in every detail.",
-    "Recompose this image exactly as shown.",
-    "Reproduce what you see: every object, color, count and position.",
-    "Make a faithful redraw of this picture.",
+#: How a reconstruction request opens; each is followed by one of the SUBJECTS below.
+REQUESTS = (
+    "Describe", "Analyse", "Catalogue", "List", "Detail", "Document", "Examine and describe",
+    "Inspect and report on", "Give a full account of", "Write out", "Spell out", "Go through",
+    "Take stock of", "Break down", "Itemise", "Survey", "Record", "Explain", "Set out", "Point out",
+    "Walk me through", "Tell me about", "Provide an inventory of", "Summarise, leaving nothing out,",
 )
+
+#: What the request asks about: the image as a whole, its objects, their attributes and layout.
+SUBJECTS = (
+    "every visual detail of this image",
+    "all the objects in this picture and where each one sits",
+    "the colours, shapes and sizes of everything in this image",
+    "the layout of this scene, from the background to the foreground",
+    "each element of this image and its position relative to the others",
+    "what this picture shows, part by part",
+    "the visual attributes of every object you can see here",
+    "the composition of this image: what is where, and how large",
+    "the textures, colours and lighting in this picture",
+    "the number of things in this image and what each of them looks like",
+    "the scene in this image as precisely as you can",
+    "everything visible in this picture, the background included",
+    "the arrangement of objects in this image, left to right and top to bottom",
+    "the content of this image in enough detail to redraw it",
+    "the style, palette and subject matter of this picture",
+    "the fine details of this image that a quick glance would miss",
+)
+
+#: Instructions shown next to the understanding embeddings, in the describe / analyse / catalogue
+#: style of the published recipe; one is drawn at random per sample so the model learns that the
+#: embeddings, not the wording, carry the content. Their number is kept at 48 x 2**k (here
+#: 24 x 16 = 384): `random.choice` then consumes a generator exactly as over 48 items, so the
+#: dropout draw after it is the one the toy's reproduction numbers were measured with.
+RECONSTRUCTION_INSTRUCTIONS = tuple(f"{request} {subject}." for request in REQUESTS for subject in SUBJECTS)
+
+
+#: what a RecA row whose instruction is dropped says beside the image: nothing
+DROPPED_INSTRUCTION = ""
 
 
 def sample_choices(rng: random.Random, instruction_dropout: float) -> tuple[str, bool]:
@@ -116,11 +102,17 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
     return adapter.image_token_loss(hidden[:, prefix_length - 1:], targets).mean()
 
 
+def training_images(items) -> list:
+    """Paths or PIL images -> the square RGB images every training loss sees."""
+    # centre-cropped here, before both the generation tokenizer and the understanding encoder
+    return [center_crop_square(image) for image in load_images(items)]
+
+
 def _check_pairs(name: str, pair) -> tuple[list, list]:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(f"{name} must be an (images, texts) pair")
     images, texts = pair
-    images = load_images(images)
+    images = training_images(images)
     texts = [texts] if isinstance(texts, str) else list(texts)
     if len(images) != len(texts):
         raise ValueError(f"{name} has {len(images)} images but {len(texts)} texts")
@@ -134,10 +126,12 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
               sample_seeds=None) -> torch.Tensor:
     """The RecA loss for a batch of images (paths or PIL images), a scalar tensor.
 
-    Each image is encoded by the model's understanding encoder (at `resolution`, see the
-    adapter), paired with a randomly drawn instruction, replaced by the unconditional prefix with
-    probability `instruction_dropout`, and its generation tokens are predicted with the normal
-    image-generation loss. Optional mixing:
+    Every image (RecA, text-to-image and image-to-text alike) is first centre-cropped to a square.
+    Each is encoded by the model's understanding encoder (at `resolution`, see the adapter) and
+    paired with a randomly drawn instruction; with probability `instruction_dropout` the
+    instruction is dropped (the image embeddings stay; a family whose prefix has no instruction,
+    like the toy, gets the unconditional prefix instead), and its generation tokens are predicted
+    with the normal image-generation loss. Optional mixing:
       t2i=(images, prompts): text-to-image loss (same dropout), weighted by t2i_weight;
       i2t=(images, captions): image-to-text caption loss, weighted by i2t_weight.
     sample_seeds: one int per image; every random choice of image j then depends only on its
@@ -145,14 +139,20 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
     if not 0.0 <= instruction_dropout <= 1.0:
         raise ValueError(f"instruction_dropout is a probability, got {instruction_dropout}")
     adapter = adapter_for(model, processor)
-    images = load_images(images)
+    images = training_images(images)
     if not images:
         raise ValueError("reca_loss needs at least one image")
 
     seeds = None if sample_seeds is None else [int(seed) for seed in sample_seeds]
     choices = [sample_choices(rng, instruction_dropout) for rng in _rngs(len(images), seeds, "reca")]
-    instructions = [instruction for instruction, _ in choices]
-    drop = torch.tensor([dropped for _, dropped in choices])
+    if adapter.takes_instructions:
+        # upstream's recipe: dropout blanks the instruction and keeps the image embeddings; the
+        # fully unconditional prefix is left to text-to-image dropout and guidance
+        instructions = [DROPPED_INSTRUCTION if dropped else instruction for instruction, dropped in choices]
+        drop = torch.zeros(len(choices), dtype=torch.bool)
+    else:
+        instructions = [instruction for instruction, _ in choices]
+        drop = torch.tensor([dropped for _, dropped in choices])
     with torch.no_grad():
         targets = adapter.image_tokens(images)
     embeddings = adapter.understanding_embeddings(images, resolution)

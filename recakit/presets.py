@@ -7,21 +7,30 @@ instead of repeating a dozen numbers:
 
 - `cpu-tiny`: the ShapesWorld toy on a laptop CPU (the tutorials' setting).
 - `janus-pro-1b-full-16gb`: full fine-tuning of Janus-Pro-1B's language model and generation
-  modules on one 16 GB GPU: bf16 weights, paged 8-bit AdamW (bitsandbytes), gradient
-  checkpointing, micro-batches of 4 with gradient accumulation.
+  modules on one 16 GB GPU: bf16 weights updated by `recakit.optim.CompensatedAdamW8bit` (8-bit
+  moments, Kahan-compensated steps, so no update is rounded away), gradient checkpointing,
+  micro-batches of 4 with gradient accumulation.
 - `janus-pro-7b-qlora-16gb`: RecA on Janus-Pro-7B on one 16 GB GPU: NF4 weights, LoRA r16 on the
   trained part, gradient checkpointing, fused AdamW on the adapters.
 
 `load_options()` gives the keywords of `recakit.janus.load_model`, `train_options(model)` those of
 `recakit.training.train`, `prepare_model(model)` switches on gradient checkpointing, and
-`make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes on CUDA).
+`make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes).
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
 
-A caveat of the 1B full fine-tuning preset: its weights are bf16 with no float32 master copy (a
-copy would not fit in 16 GB), and bf16 keeps 8 significant bits, so an update smaller than about
-1/256 of a weight is rounded away. Adam moves each weight by roughly lr per step, so at lr 1e-5
-only weights smaller than about 0.003 move at all. Watch the loss; where it stalls, use the LoRA
-route (float32 adapters) or an optimizer with stochastic rounding or compensated summation.
+Memory of the 1B full fine-tuning preset, at Janus-Pro-1B size (GiB = 2**30 bytes). The model
+has about 2.08 B weights with an untied text head (1.87 B tied): 3.9 GiB in bf16. RecA's loss
+reaches 1.485 B of them (language model with its input embeddings 1.443 B, generation head,
+aligner and embeddings 0.042 B; the text head gets no gradient and so no optimizer state). Each of
+those costs 2 bytes of bf16 gradient, 2 bytes of 8-bit Adam moments (plus one float32 maximum per
+256 values), and 2 bytes of bf16 compensation: 6.03 bytes, 8.3 GiB. Weights + training state:
+12.2 GiB; activations under gradient checkpointing at micro-batch 4 (about 1,180 positions) add
+roughly 1 to 1.5 GiB, inside the 15 GiB budget. A float32 master copy instead of the compensation
+(4 bytes) would give 14.9 GiB before any activation, which does not fit. Mixing image-to-text in
+trains an untied text head too (0.21 B weights, +1.2 GiB): close to the budget, so measure it.
+Why the compensation: bf16 keeps 8 significant bits, so on plain bf16 weights an update smaller than
+about 1/256 of a weight rounds away, and at lr 1e-5 only weights below ~0.003 would move at all.
+`benchmarks/gpu.py` measures the real peak on a GPU.
 """
 from __future__ import annotations
 
@@ -29,7 +38,9 @@ import dataclasses
 
 import torch
 
-OPTIMIZERS = ("adamw", "adamw_fused", "adamw_8bit", "paged_adamw_8bit")
+from recakit.optim import CompensatedAdamW8bit
+
+OPTIMIZERS = ("adamw", "adamw_fused", "adamw_8bit", "paged_adamw_8bit", "compensated_adamw_8bit")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -146,6 +157,8 @@ class Preset:
         except ImportError:
             raise ImportError(f"preset {self.name!r} uses the {self.optimizer} optimizer from bitsandbytes: "
                               "pip install bitsandbytes") from None
+        if self.optimizer == "compensated_adamw_8bit":
+            return CompensatedAdamW8bit(groups, **options)
         if self.optimizer == "adamw_8bit":
             return bnb.optim.AdamW8bit(groups, **options)
         return bnb.optim.PagedAdamW8bit(groups, **options)
@@ -160,7 +173,7 @@ PRESETS = {preset.name: preset.validate() for preset in (
     Preset(
         name="janus-pro-1b-full-16gb",
         description="full fine-tuning of Janus-Pro-1B (language model + generation modules) on a 16 GB GPU",
-        model="deepseek-community/Janus-Pro-1B", dtype="bfloat16", optimizer="paged_adamw_8bit",
+        model="deepseek-community/Janus-Pro-1B", dtype="bfloat16", optimizer="compensated_adamw_8bit",
         gradient_checkpointing=True, batch_size=32, micro_batch=4, lr=1e-5, weight_decay=0.02,
         warmup_steps=50, steps=5000, memory_budget_gib=15.0),
     Preset(

@@ -29,6 +29,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -525,7 +526,9 @@ def add_commands(subparsers) -> None:
         "train", help="RecA post-training on a folder of unlabeled images",
         description="RecA post-training: the model regenerates each image of --images from its "
                     "own understanding embeddings. Several processes (GPUs, or CPU with gloo): "
-                    "`torchrun --nproc_per_node N -m recakit.cli train ...`.")
+                    "`torchrun --nproc_per_node N -m recakit.cli train ...`. The optimizer defaults "
+                    "are Harmon's RecA recipe: AdamW, lr 1e-5, betas (0.9, 0.95), weight decay 0.02, "
+                    "1 % of the steps warmup then cosine decay, gradient clipping at 1.0.")
     parser.add_argument("--model", required=True, help="'toy', a hub id or a local folder")
     parser.add_argument("--images", required=True, help="folder of training images (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: checkpoint/, history.jsonl, final/")
@@ -533,11 +536,15 @@ def add_commands(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="global batch per optimizer step")
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-5,
-                        help="upstream full fine-tuning recipes use 1e-5 to 4e-5; LoRA usually wants more")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--warmup-steps", type=int, default=0)
-    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+                        help="default 1e-5 (Harmon); upstream full fine-tuning recipes use 1e-5 to 4e-5, "
+                             "LoRA usually wants more")
+    parser.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.95), metavar=("BETA1", "BETA2"),
+                        help="AdamW betas (default 0.9 0.95, Harmon and BAGEL)")
+    parser.add_argument("--weight-decay", type=float, default=0.02, help="default 0.02 (Harmon)")
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="linear warmup steps (default 1 %% of --steps, Harmon)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="after the warmup (default cosine)")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (default 1.0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -569,6 +576,7 @@ def add_commands(subparsers) -> None:
 
 
 def run_train_command(args) -> int:
+    from recakit.adapter import adapter_for
     from recakit.janus import load_model
     from recakit.objective import freeze_for_reca
     from recakit.toy import ToyUnifiedModel
@@ -589,6 +597,10 @@ def run_train_command(args) -> int:
     if i2t_pairs and isinstance(model, ToyUnifiedModel):
         raise ValueError("--i2t would train nothing on the toy: its understanding side is frozen and "
                          "shares no parameters with its generator")
+    if not i2t_pairs and adapter_for(model, processor).shares_language_model and state.is_main_process:
+        warnings.warn(f"{type(model).__name__} understands and generates with one language model, so RecA "
+                      "alone lets its image-to-text ability drift; upstream mixes image-to-text pairs in 1:1 "
+                      "for such models. Pass --i2t PAIRS.jsonl to do the same.", stacklevel=2)
     freeze_for_reca(model)
     model.train()  # the frozen encoder and tokenizer stay in eval: freeze_for_reca pins them
     if args.gradient_checkpointing:
@@ -605,8 +617,9 @@ def run_train_command(args) -> int:
     loss_fn = reca_loss_fn(processor, instruction_dropout=args.instruction_dropout,
                            resolution=args.resolution, i2t_pairs=i2t_pairs, i2t_weight=args.i2t_weight)
     history = train(model, loss_fn, images, steps=args.steps, batch_size=args.batch_size,
-                    lr=args.lr, grad_accum=args.grad_accum, weight_decay=args.weight_decay,
-                    warmup_steps=args.warmup_steps, schedule=args.schedule,
+                    lr=args.lr, betas=tuple(args.adam_betas), grad_accum=args.grad_accum,
+                    weight_decay=args.weight_decay, schedule=args.schedule,
+                    warmup_steps=round(args.steps / 100) if args.warmup_steps is None else args.warmup_steps,
                     max_grad_norm=args.max_grad_norm, seed=args.seed, out_dir=out,
                     save_every=args.save_every, resume=args.resume,
                     mixed_precision=args.mixed_precision)

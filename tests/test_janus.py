@@ -1,4 +1,5 @@
 """recakit.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import torch
 from conftest import cross_entropy_by_hand
 
 from recakit.adapter import adapter_for
-from recakit.janus import CAPTION_PROMPT, JanusAdapter, load_model, tiny_janus
+from recakit.janus import CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, load_model, tiny_janus
 from recakit.sampling import generate_image_tokens, generate_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +168,8 @@ def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": CAPTION_PROMPT}]}],
         add_generation_prompt=True, tokenize=False)
+    # official Janus opens every understanding conversation with its system prompt and a blank line
+    prompt = UNDERSTANDING_SYSTEM_PROMPT + "\n\n" + prompt.removeprefix(tokenizer.bos_token)
     expected = []
     with torch.no_grad():
         loss = JanusAdapter(model, processor).caption_loss(images, captions)
@@ -179,3 +182,18 @@ def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):
             # positions before them
             expected.append(cross_entropy_by_hand(logits[-len(answer) - 1:-1], torch.tensor(answer)))
     torch.testing.assert_close(loss, torch.stack(expected).mean(), rtol=0, atol=1e-5)
+
+
+def test_loading_checks_the_pad_token_official_janus_uses(tmp_path, janus_tiny):
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    _, loaded_processor = load_model(tmp_path, device="cpu")
+    assert loaded_processor.tokenizer.pad_token == "<\uff5c\u2581pad\u2581\uff5c>"  # as the official code spells it
+
+    config_file = tmp_path / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["pad_token"] = "<eos>"  # a folder whose tokenizer pads with another token
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ValueError, match="official Janus pads with"):
+        load_model(tmp_path, device="cpu")

@@ -7,12 +7,25 @@ from conftest import cross_entropy_by_hand, full_forward_image_logits
 
 from recakit import fast
 from recakit.janus import JanusAdapter, tiny_janus
-from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_loss
+from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_loss,
+                               sample_choices)
 
 
 def test_instructions_are_many_and_distinct():
-    assert len(RECONSTRUCTION_INSTRUCTIONS) >= 40
+    assert len(RECONSTRUCTION_INSTRUCTIONS) >= 200
     assert len(set(RECONSTRUCTION_INSTRUCTIONS)) == len(RECONSTRUCTION_INSTRUCTIONS)
+    normalised = {" ".join(text.lower().split()) for text in RECONSTRUCTION_INSTRUCTIONS}
+    assert len(normalised) == len(RECONSTRUCTION_INSTRUCTIONS)
+    assert all(text.strip() and text == " ".join(text.split()) for text in RECONSTRUCTION_INSTRUCTIONS)
+
+
+def test_dropout_draws_are_those_the_toy_numbers_were_measured_with():
+    # seeds dropped at rate 0.1 when the toy's reproduction numbers were measured; drawing the
+    # instruction first must leave these draws alone
+    measured = [0, 12, 17, 27, 30, 40, 42, 44, 59, 60, 74, 82, 88, 90, 91, 97, 103, 110, 116, 117, 125, 131,
+                142, 152, 156, 170, 176, 185, 189, 203, 205, 210, 214, 223, 243, 248, 253, 262, 283, 294, 299]
+    rngs = _rngs(300, list(range(300)), "reca")
+    assert [seed for seed, rng in enumerate(rngs) if sample_choices(rng, 0.1)[1]] == measured
 
 
 class RecordingAdapter(JanusAdapter):
@@ -94,7 +107,7 @@ def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
             images = [square_images[seed % 4] for seed in seeds]
             reca_loss(recorder, None, images, instruction_dropout=rate, sample_seeds=seeds)
     n = batches * per_batch
-    drops = sum(recorder.drops)
+    drops = sum(instruction == DROPPED_INSTRUCTION for instruction in recorder.instructions)
     tolerance = 4 * math.sqrt(n * rate * (1 - rate))
     assert abs(drops - n * rate) < tolerance, (drops, n * rate)
     assert len(set(recorder.instructions)) > 30  # instructions really are drawn, not fixed
@@ -114,7 +127,10 @@ def test_no_dropout_and_full_dropout(janus_tiny, square_images):
     with torch.no_grad():
         reca_loss(recorder, None, square_images, instruction_dropout=0.0)
         reca_loss(recorder, None, square_images, instruction_dropout=1.0)
-    assert recorder.drops == [False] * 4 + [True] * 4
+    # a dropped Janus row keeps its image and loses only the instruction
+    assert recorder.drops == [False] * 8
+    assert DROPPED_INSTRUCTION not in recorder.instructions[:4]
+    assert recorder.instructions[4:] == [DROPPED_INSTRUCTION] * 4
     with pytest.raises(ValueError, match="probability"):
         reca_loss(model, processor, square_images, instruction_dropout=1.5)
 
