@@ -287,6 +287,23 @@ def test_score_folder_judges_every_image_and_resumes(tmp_path):
     assert other.batches == [6]
 
 
+def test_scoring_ignores_partial_writes_and_files_that_are_not_samples(tmp_path):
+    red_square = {"tag": "colors", "prompt": "a photo of a red square",
+                  "include": [{"class": "square", "count": 1, "color": "red"}]}
+    write_samples(tmp_path, [(red_square, ["red", "blue"])])
+    red = Image.new("RGB", (8, 8), "red")
+    red.save(tmp_path / "00000" / "samples" / "0002.partial.png")  # an interrupted write
+    red.save(tmp_path / "00000" / "samples" / "preview.png")
+    (tmp_path / "00000" / "samples" / "0003.png.txt").write_text("notes")
+    red.save(tmp_path / "00000" / "grid.png")  # the official generation script's grid
+    red.save(tmp_path / "overview.png")
+    (tmp_path / "figures").mkdir()
+    assert [str(path.relative_to(tmp_path)) for _, path in geneval.find_samples(tmp_path)] == [
+        "00000/samples/0000.png", "00000/samples/0001.png"]
+    summary = geneval.score_folder(tmp_path, ColourDetector())
+    assert summary["n_images"] == 2 and summary["tasks"]["colors"] == 0.5
+
+
 def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(geneval.SCORERS, "fake", f"{__name__}:ColourDetector")
     entry = {"tag": "colors", "prompt": "a photo of a red square",
