@@ -136,18 +136,20 @@ def build_model(size: str, device: torch.device, dtype: torch.dtype):
 def quantize_linears(model, kind: str, dtype: torch.dtype) -> int:
     """Replace the model's linear layers by bitsandbytes NF4 or INT8 layers in place -> how many.
 
-    The same split as recakit.janus.load_model: the VQ model, the generation head and the text
-    head stay in full precision. Done in memory so that no checkpoint has to be written first."""
+    The same split as recakit.janus.load_model (`full_precision_layers`). Done in memory so that
+    no checkpoint has to be written first."""
     import logging
 
     import bitsandbytes as bnb
 
+    from recakit.janus import full_precision_layers
+
     # its int8 layers log a dtype-cast notice on every call
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
-    keep = ("model.vqmodel", "model.generation_head", "lm_head")
+    keep = set(full_precision_layers(model, kind))
     replaced = 0
     for name, module in list(model.named_modules()):
-        if not isinstance(module, torch.nn.Linear) or name.startswith(keep):
+        if not isinstance(module, torch.nn.Linear) or name in keep:
             continue
         device = module.weight.device
         if kind == "nf4":

@@ -29,12 +29,26 @@ import urllib.request
 from importlib import import_module
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 RELATIONS = ("left of", "right of", "above", "below")
+# The 80 object classes GenEval's prompts name (COCO's, in GenEval's spelling and order).
+CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "computer mouse", "tv remote",
+    "computer keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
 
 # The official evaluation's constants.
 SCORE_THRESHOLD = 0.3
@@ -426,25 +440,80 @@ def read_results(path: str | Path) -> dict[str, dict]:
     return results
 
 
-def agreement(ours: str | Path, theirs: str | Path) -> dict:
-    """How often two scorers judge the same images alike, per task: the check to run before quoting
-    transformers-scorer numbers next to official ones. -> {"tasks": {task: share agreeing},
-    "overall": share over all images, "n_images", "ours": summary, "theirs": summary}."""
+def _paired_results(ours: str | Path, theirs: str | Path) -> tuple[list[str], dict, dict]:
+    """Both scorers' results by image, refused unless they hold the same images and prompts."""
     ours_results, theirs_results = read_results(ours), read_results(theirs)
-    shared = sorted(set(ours_results) & set(theirs_results))
+    only_ours = sorted(set(ours_results) - set(theirs_results))
+    only_theirs = sorted(set(theirs_results) - set(ours_results))
+    if only_ours or only_theirs:
+        raise ValueError(f"{ours} and {theirs} do not hold the same images: {len(only_ours)} only in the first "
+                         f"{only_ours[:3]}, {len(only_theirs)} only in the second {only_theirs[:3]}; "
+                         "score the same sample folder with both scorers")
+    shared = sorted(ours_results)
     if not shared:
-        raise ValueError(f"{ours} and {theirs} have no image in common")
-    per_task: dict[str, list[bool]] = {}
+        raise ValueError(f"{ours} and {theirs} hold no per-image results")
+    differ = [key for key in shared if ours_results[key]["tag"] != theirs_results[key]["tag"]
+              or ours_results[key].get("prompt", "") != theirs_results[key].get("prompt", "")]
+    if differ:
+        first = differ[0]
+        raise ValueError(f"{ours} and {theirs} disagree on the prompt of {len(differ)} images, e.g. {first}: "
+                         f"{ours_results[first]['tag']} {ours_results[first].get('prompt')!r} against "
+                         f"{theirs_results[first]['tag']} {theirs_results[first].get('prompt')!r}")
+    return shared, ours_results, theirs_results
+
+
+def _compare(pairs: list[tuple[bool, bool]]) -> dict:
+    """Counts, agreement, Cohen's kappa and score difference of (ours, theirs) verdict pairs."""
+    n = len(pairs)
+    both = sum(a and b for a, b in pairs)
+    ours_only = sum(a and not b for a, b in pairs)
+    theirs_only = sum(b and not a for a, b in pairs)
+    observed = (n - ours_only - theirs_only) / n
+    ours_rate, theirs_rate = (both + ours_only) / n, (both + theirs_only) / n
+    # the agreement two scorers with these correct-rates would reach by chance
+    chance = ours_rate * theirs_rate + (1 - ours_rate) * (1 - theirs_rate)
+    return {"n": n, "agree": observed, "both_correct": both, "ours_only": ours_only, "theirs_only": theirs_only,
+            "both_wrong": n - both - ours_only - theirs_only,
+            "kappa": (observed - chance) / (1 - chance) if chance < 1 else None,
+            "difference": ours_rate - theirs_rate}
+
+
+def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, seed: int = 0) -> dict:
+    """How two scorers judge the same images: the check to run before quoting transformers-scorer
+    numbers next to official ones. The files must hold the same images with the same prompts.
+
+    -> {"tasks": {task: figures}, "overall": figures, "n_images", "ours": summary, "theirs":
+    summary, "resamples", "seed"}, the figures being "n", "agree" (share judged alike),
+    "both_correct", "ours_only" (correct for ours only), "theirs_only", "both_wrong", "kappa"
+    (Cohen's; None when neither scorer's verdict ever varies), "difference" (our score minus
+    theirs; overall: of the GenEval overall, the mean of the task scores) and "difference_95",
+    its bootstrap 95 % interval: images drawn again with replacement within each task,
+    `resamples` times, from a generator seeded with `seed` (the same files give the same interval).
+    """
+    shared, ours_results, theirs_results = _paired_results(ours, theirs)
+    pairs: dict[str, list[tuple[bool, bool]]] = {}
     for key in shared:
-        per_task.setdefault(ours_results[key]["tag"], []).append(
-            bool(ours_results[key]["correct"]) == bool(theirs_results[key]["correct"]))
-    return {
-        "tasks": {task: sum(v) / len(v) for task, v in per_task.items()},
-        "overall": sum(sum(v) for v in per_task.values()) / len(shared),
-        "n_images": len(shared),
-        "ours": summarize([ours_results[key] for key in shared]),
-        "theirs": summarize([theirs_results[key] for key in shared]),
-    }
+        pairs.setdefault(ours_results[key]["tag"], []).append(
+            (bool(ours_results[key]["correct"]), bool(theirs_results[key]["correct"])))
+    tasks = [task for task in TASKS if task in pairs]
+    rng = np.random.default_rng(seed)
+    redrawn = {}  # task -> (resamples,) differences of the task scores on redrawn images
+    for task in tasks:
+        verdicts = np.array(pairs[task], dtype=float)  # (n, 2): ours, theirs
+        draws = rng.integers(0, len(verdicts), size=(resamples, len(verdicts)))
+        redrawn[task] = verdicts[draws, 0].mean(axis=1) - verdicts[draws, 1].mean(axis=1)
+
+    def interval(values) -> list[float]:
+        return [float(bound) for bound in np.quantile(values, [0.025, 0.975])]
+
+    per_task = {task: {**_compare(pairs[task]), "difference_95": interval(redrawn[task])} for task in tasks}
+    ours_summary = summarize([ours_results[key] for key in shared])
+    theirs_summary = summarize([theirs_results[key] for key in shared])
+    overall = {**_compare([pair for task in tasks for pair in pairs[task]]),
+               "difference": ours_summary["overall"] - theirs_summary["overall"],
+               "difference_95": interval(np.mean([redrawn[task] for task in tasks], axis=0))}
+    return {"tasks": per_task, "overall": overall, "n_images": len(shared), "ours": ours_summary,
+            "theirs": theirs_summary, "resamples": resamples, "seed": seed}
 
 
 # -- sampling ---------------------------------------------------------------------------------------
@@ -604,14 +673,22 @@ def _run_score(args) -> int:
 
 
 def _run_agree(args) -> int:
-    result = agreement(args.ours, args.theirs)
-    print(f"{'task':<15}{'agree':>8}{'ours':>8}{'theirs':>8}")
-    for task in TASKS:
-        if task in result["tasks"]:
-            print(f"{task:<15}{100 * result['tasks'][task]:>8.1f}{100 * result['ours']['tasks'][task]:>8.1f}"
-                  f"{100 * result['theirs']['tasks'][task]:>8.1f}")
-    print(f"{'all images':<15}{100 * result['overall']:>8.1f}{100 * result['ours']['overall']:>8.1f}"
-          f"{100 * result['theirs']['overall']:>8.1f}   ({result['n_images']} images in common)")
+    result = agreement(args.ours, args.theirs, resamples=args.resamples, seed=args.seed)
+    print(f"{'task':<15}{'images':>7}{'agree':>7}{'kappa':>7}{'ours':>7}{'theirs':>7}{'ours only':>10}"
+          f"{'theirs only':>12}   ours - theirs [95 % interval]")
+    rows = [(task, result["tasks"][task], result["ours"]["tasks"][task], result["theirs"]["tasks"][task])
+            for task in TASKS if task in result["tasks"]]
+    rows.append(("overall", result["overall"], result["ours"]["overall"], result["theirs"]["overall"]))
+    for name, figures, ours_score, theirs_score in rows:
+        kappa = "-" if figures["kappa"] is None else f"{figures['kappa']:.2f}"
+        low, high = figures["difference_95"]
+        print(f"{name:<15}{figures['n']:>7}{100 * figures['agree']:>7.1f}{kappa:>7}{100 * ours_score:>7.1f}"
+              f"{100 * theirs_score:>7.1f}{figures['ours_only']:>10}{figures['theirs_only']:>12}   "
+              f"{100 * figures['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
+    print(f"(scores x100; intervals from {result['resamples']} bootstrap draws, seed {result['seed']})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -651,7 +728,10 @@ def add_commands(subparsers) -> None:
                        "(default openai/clip-vit-large-patch14)")
     score.set_defaults(run=_run_score)
 
-    agree = commands.add_parser("agree", help="per-task agreement of two scorers' per-image results")
+    agree = commands.add_parser("agree", help="how two scorers' per-image verdicts compare, per task")
     agree.add_argument("ours", help="per-image results of recakit (the .images.jsonl beside a score)")
     agree.add_argument("theirs", help="per-image results of another scorer, e.g. the official results.jsonl")
+    agree.add_argument("--resamples", type=int, default=2000, help="bootstrap draws for the 95 %% intervals")
+    agree.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
+    agree.add_argument("--out", default=None, help="also write every figure to this .json")
     agree.set_defaults(run=_run_agree)

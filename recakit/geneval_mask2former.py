@@ -1,9 +1,9 @@
 """GenEval's real detector rebuilt on transformers: Mask2Former for objects, CLIP for colours.
 
 The official GenEval scorer runs mmdetection's Mask2Former (Swin-S, COCO instance segmentation)
-and open_clip's ViT-L/14. mmdet 2.x and mmcv must be compiled for the GPU, which fails or silently
-gives wrong scores on recent cards, so many people fall back to the CPU. This module does the same
-steps with transformers only:
+and open_clip's ViT-L/14 on a CUDA device (its script asserts one), with mmdet 2.x and
+mmcv-full 1.7 compiled for that GPU, which fails or silently gives wrong scores on recent cards.
+This module does the same steps with transformers only, on a GPU or the CPU:
 
 1. Mask2Former instance segmentation, post-processed the way mmdet does it: the top 100
    (query, class) pairs, masks upsampled to the padded input, cropped to the image, resized to
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.geneval import COLORS, SCORE_THRESHOLD
+from recakit.geneval import CLASSES, COLORS, SCORE_THRESHOLD
 
 DEFAULT_DETECTOR = "facebook/mask2former-swin-small-coco-instance"
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
@@ -47,6 +47,16 @@ GENEVAL_NAMES = {
 def geneval_name(label: str) -> str:
     name = label.strip().lower().replace("_", " ").replace("-", " ")
     return GENEVAL_NAMES.get(name, name)
+
+
+def check_covers(class_names, required=CLASSES) -> None:
+    """Raise ValueError unless the detector's class names (after `geneval_name`) include every
+    required GenEval class: a class it cannot name would fail every prompt that asks for it."""
+    missing = [name for name in required if name not in set(class_names)]
+    if missing:
+        raise ValueError(f"the detector's labels give no {', '.join(repr(name) for name in missing)} "
+                         f"({len(missing)} of the {len(required)} GenEval classes); add the checkpoint's "
+                         "spelling of each to GENEVAL_NAMES")
 
 
 def build_mask2former(config=None, model_id: str | None = None):
@@ -84,12 +94,14 @@ class Mask2FormerDetector:
     (`model`, `image_processor`, `clip_model`, `clip_processor`). Detections scoring at or below
     `min_score` (the lowest threshold GenEval uses) are dropped early, which keeps colour
     classification cheap. `detection_size` is the image processor's resize rule (default: mmdet's
-    800 / 1333 test scale; None keeps the processor's own).
+    800 / 1333 test scale; None keeps the processor's own). `required_classes`: the class names
+    the checkpoint's labels must give (default GenEval's 80), checked when the detector is built.
     """
 
     def __init__(self, model_id: str = DEFAULT_DETECTOR, clip_id: str = DEFAULT_CLIP, device=None,
                  batch_size: int = 8, *, model=None, image_processor=None, clip_model=None, clip_processor=None,
-                 min_score: float = SCORE_THRESHOLD, detection_size: dict | None = MMDET_TEST_SIZE):
+                 min_score: float = SCORE_THRESHOLD, detection_size: dict | None = MMDET_TEST_SIZE,
+                 required_classes=CLASSES):
         from transformers import AutoImageProcessor, CLIPModel, CLIPProcessor
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -97,13 +109,14 @@ class Mask2FormerDetector:
         self.min_score = min_score
         self.detection_size = detection_size
         self.model = (model or build_mask2former(model_id=model_id)).to(self.device).eval()
+        self.class_names = [geneval_name(self.model.config.id2label[i]) for i in range(len(self.model.config.id2label))]
+        check_covers(self.class_names, required_classes)
         self.image_processor = image_processor or AutoImageProcessor.from_pretrained(model_id)
         self.clip_model = (clip_model or CLIPModel.from_pretrained(clip_id)).to(self.device).eval()
         self.clip_processor = clip_processor or CLIPProcessor.from_pretrained(clip_id)
         # identifies the scorer in per-image results, so a resumed scoring never mixes detectors
         self.name = (f"mask2former:{model_id if model is None else 'custom'}"
                      f"+{clip_id if clip_model is None else 'custom'}@{detection_size}")
-        self.class_names = [geneval_name(self.model.config.id2label[i]) for i in range(len(self.model.config.id2label))]
         self._color_classifiers: dict[str, torch.Tensor] = {}
 
     # -- objects ------------------------------------------------------------------------------------

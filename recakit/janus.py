@@ -211,12 +211,38 @@ def _looks_local(name: str) -> bool:
             or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name))
 
 
-def _quantization_config(quantization: str, dtype: torch.dtype):
-    from transformers import BitsAndBytesConfig
+#: module-name prefixes that stay in full precision when quantizing: the VQ decoder and both output
+#: heads decide which code or word is drawn, and they are a small share of the weights
+FULL_PRECISION_MODULES = ("model.vqmodel", "model.generation_head", "lm_head")
 
-    # the VQ decoder and both output heads stay in full precision: they decide which code or word
-    # is drawn, and they are a small share of the weights
-    keep = ["model.vqmodel", "model.generation_head", "lm_head"]  # module-name prefixes
+#: bitsandbytes' CPU kernel for NF4 repacks a weight in whole 64-wide quantization blocks along its
+#: input and 32-row tiles along its output (on CPUs with AVX512-BF16, at the first eval forward)
+NF4_BLOCK, NF4_CPU_TILE = 64, 32
+
+
+def full_precision_layers(model: torch.nn.Module, quantization: str) -> list[str]:
+    """Names of the linear layers that quantizing `model` leaves in full precision.
+
+    Besides FULL_PRECISION_MODULES, NF4 keeps the layers its CPU kernel cannot repack, such as
+    the generation aligner's first layer, whose input is the 8-wide VQ code embedding (in
+    Janus-Pro too): a tiny share of the weights, which quantized would fail on some CPUs only."""
+    kept = []
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        too_narrow = module.in_features % NF4_BLOCK or module.out_features % NF4_CPU_TILE
+        if name.startswith(FULL_PRECISION_MODULES) or (quantization == "nf4" and too_narrow):
+            kept.append(name)
+    return kept
+
+
+def _quantization_config(source: str, quantization: str, dtype: torch.dtype):
+    from transformers import BitsAndBytesConfig, JanusConfig, JanusForConditionalGeneration
+
+    # the layer names and widths come from an empty (meta) model of the checkpoint's config
+    with torch.device("meta"):
+        skeleton = JanusForConditionalGeneration._from_config(JanusConfig.from_pretrained(source))
+    keep = [re.escape(name) for name in full_precision_layers(skeleton, quantization)]  # patterns
     if quantization == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                   bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=keep)
@@ -253,11 +279,12 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
 
     options = {"dtype": dtype}
     if quantization is not None:
-        options["quantization_config"] = _quantization_config(quantization, dtype)
         options["device_map"] = {"": str(device)}
     if quantization == "int8":
         _say_once(logging.getLogger("bitsandbytes.autograd._functions"), "MatMul8bitLt")
     try:
+        if quantization is not None:
+            options["quantization_config"] = _quantization_config(source, quantization, dtype)
         model = JanusForConditionalGeneration.from_pretrained(source, **options)
         processor = JanusProcessor.from_pretrained(source)
     except OSError as error:

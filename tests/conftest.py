@@ -53,6 +53,27 @@ def cross_entropy_by_hand(logits, targets):
     return -log_probs[torch.arange(len(targets)), targets].mean()
 
 
+@pytest.fixture(params=[False, True], ids=["bnb-cpu-plain", "bnb-cpu-packed"])
+def bnb_cpu_packed(request, monkeypatch):
+    """Runs the test on each of bitsandbytes' two CPU paths for 4-bit layers -> whether packed.
+
+    On CPUs with AVX512-BF16 a 4-bit layer repacks its weight at its first eval forward and uses
+    a fused kernel; elsewhere it dequantizes. The layer asks `has_avx512bf16` when it is built,
+    so answering for the CPU makes either kind of machine take both paths. (Where the CPU lacks
+    the instructions, the generic kernel multiplies the packed weights as if unpacked: the path
+    runs, but its numbers mean nothing, so tests check that it runs, not what it computes.)"""
+    import bitsandbytes.nn.modules
+
+    monkeypatch.setattr(bitsandbytes.nn.modules, "has_avx512bf16", lambda: request.param)
+    return request.param
+
+
+def packed_4bit_layers(model) -> int:
+    """How many of the model's 4-bit layers hold their weight in bitsandbytes' packed CPU format."""
+    return sum(getattr(getattr(module.weight, "quant_state", None), "packing_format_for_cpu", False)
+               for module in model.modules() if type(module).__name__ == "Linear4bit")
+
+
 def draw_square_image(color, background=(160, 160, 160), size=32, box=(8, 8, 24, 24)) -> Image.Image:
     """A plain RGB image with one filled square: distinct, cheap, deterministic test input."""
     image = Image.new("RGB", (size, size), background)

@@ -11,23 +11,29 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
-# the GPU machine has no diffusers: the benchmark must not need it
+# the GPU machine has no diffusers: the benchmark must not need it; and bitsandbytes' 4-bit
+# layers take the CPU path chosen by the test (see conftest.bnb_cpu_packed), not the machine's
 RUN_WITHOUT_DIFFUSERS = ("import runpy, sys; sys.modules['diffusers'] = None; "
+                         "import bitsandbytes.nn.modules as bnb; bnb.has_avx512bf16 = lambda: {packed}; "
                          "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
-def run_benchmark(*arguments, cwd):
+def run_benchmark(*arguments, cwd, packed=False):
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", RUN_WITHOUT_DIFFUSERS, str(SCRIPT), *arguments],
+    code = RUN_WITHOUT_DIFFUSERS.format(packed=packed)
+    return subprocess.run([sys.executable, "-c", code, str(SCRIPT), *arguments],
                           cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+
+
+def benchmark_result(folder, *arguments, packed=False):
+    done = run_benchmark("--tiny", *arguments, "--out", str(folder / "tmp.json"), cwd=folder, packed=packed)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((folder / "tmp.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def tiny_result(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gpu_benchmark")
-    done = run_benchmark("--tiny", "--out", str(folder / "tmp.json"), cwd=folder)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads((folder / "tmp.json").read_text())
+    return benchmark_result(tmp_path_factory.mktemp("gpu_benchmark"))
 
 
 def test_every_required_key_is_written_and_every_gap_explained(tiny_result):
@@ -92,6 +98,13 @@ def test_cpu_run_measures_what_needs_no_gpu(tiny_result):
         assert tiny_result[f"{kind}_gib"] == round(expected_footprint(model, kind) / 2**30, 3), kind
     # GPU-only figures stay empty on the CPU, with the reason
     assert tiny_result["full_ft_1b_peak_gib"] is None and "CUDA" in tiny_result["reasons"]["full_ft_1b_peak_gib"]
+
+
+def test_quantized_sections_run_on_the_packed_bitsandbytes_cpu_path_too(tmp_path):
+    result = benchmark_result(tmp_path, "--sections", "quantized,presets", packed=True)
+    for key in ("nf4_gib", "int8_gib"):
+        assert result[key] is not None and result[key] > 0, result["reasons"].get(key)
+    assert "error" not in result["details"]["presets"]["janus-pro-7b-qlora-16gb"]
 
 
 def test_fast_paths_compute_what_the_plain_paths_compute(tiny_result):

@@ -150,6 +150,18 @@ def test_score_folder_reads_grids_in_the_reference_order_and_resumes(tmp_path):
         dpg.score_folder(tmp_path / "empty", vqa, items)
 
 
+def test_scoring_ignores_partial_writes_and_files_that_are_not_prompts(tmp_path):
+    items = dpg.parse_questions(CSV)
+    write_grid(tmp_path / "truck.png", ["red", "blue", "red", "white"])
+    write_grid(tmp_path / "cat.partial.png", ["red"] * 4)  # an interrupted write of the other prompt
+    write_grid(tmp_path / "overview.png", ["blue"] * 4)
+    (tmp_path / "cat.png.txt").write_text("notes")
+    vqa = ColourVQA()
+    summary = dpg.score_folder(tmp_path, vqa, items, n_per_prompt=4)
+    assert summary["n_prompts"] == 1 and summary["n_images"] == 4 and summary["missing"] == ["cat"]
+    assert vqa.calls == 4 * len(items["truck"].questions)
+
+
 def test_sampling_writes_grids_with_positional_seeds_and_resumes(tmp_path):
     items = dpg.parse_questions(CSV)
     calls = []

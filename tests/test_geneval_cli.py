@@ -1,6 +1,8 @@
 """GenEval prompts cache, sampling driver and scoring command, offline with fakes."""
 import hashlib
+import itertools
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -282,6 +284,23 @@ def test_score_folder_judges_every_image_and_resumes(tmp_path):
     assert other.batches == [6]
 
 
+def test_scoring_ignores_partial_writes_and_files_that_are_not_samples(tmp_path):
+    red_square = {"tag": "colors", "prompt": "a photo of a red square",
+                  "include": [{"class": "square", "count": 1, "color": "red"}]}
+    write_samples(tmp_path, [(red_square, ["red", "blue"])])
+    red = Image.new("RGB", (8, 8), "red")
+    red.save(tmp_path / "00000" / "samples" / "0002.partial.png")  # an interrupted write
+    red.save(tmp_path / "00000" / "samples" / "preview.png")
+    (tmp_path / "00000" / "samples" / "0003.png.txt").write_text("notes")
+    red.save(tmp_path / "00000" / "grid.png")  # the official generation script's grid
+    red.save(tmp_path / "overview.png")
+    (tmp_path / "figures").mkdir()
+    assert [str(path.relative_to(tmp_path)) for _, path in geneval.find_samples(tmp_path)] == [
+        "00000/samples/0000.png", "00000/samples/0001.png"]
+    summary = geneval.score_folder(tmp_path, ColourDetector())
+    assert summary["n_images"] == 2 and summary["tasks"]["colors"] == 0.5
+
+
 def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(geneval.SCORERS, "fake", f"{__name__}:ColourDetector")
     entry = {"tag": "colors", "prompt": "a photo of a red square",
@@ -311,24 +330,98 @@ def test_unknown_scorer_and_empty_folder(tmp_path):
         geneval.score_folder(tmp_path, ColourDetector())
 
 
-def test_agreement_with_another_scorers_results(tmp_path, capsys):
+def write_verdicts(tmp_path, verdicts):
+    """Our and the official scorer's per-image files for (tag, ours correct, theirs correct) rows."""
     ours, theirs = tmp_path / "ours.jsonl", tmp_path / "results.jsonl"
-    verdicts = [("single_object", True, True), ("single_object", True, False), ("position", False, False),
-                ("position", True, True)]
     with open(ours, "w") as a, open(theirs, "w") as b:
         for index, (tag, mine, official) in enumerate(verdicts):
-            name = f"{index:05d}/samples/0000.png"
-            a.write(json.dumps({"filename": name, "tag": tag, "correct": mine}) + "\n")
+            name, prompt = f"{index:05d}/samples/0000.png", f"a photo of prompt {index}"
+            a.write(json.dumps({"filename": name, "tag": tag, "prompt": prompt, "correct": mine}) + "\n")
             # the official script writes the full path it was given
-            b.write(json.dumps({"filename": f"/data/run/{name}", "tag": tag, "correct": official}) + "\n")
-        b.write(json.dumps({"filename": "/data/run/00009/samples/0000.png", "tag": "colors", "correct": True}) + "\n")
+            b.write(json.dumps({"filename": f"/data/run/{name}", "tag": tag, "prompt": prompt,
+                                "correct": official}) + "\n")
+    return ours, theirs
+
+
+def counted(tag, both, ours_only, theirs_only, neither):
+    return ([(tag, True, True)] * both + [(tag, True, False)] * ours_only + [(tag, False, True)] * theirs_only
+            + [(tag, False, False)] * neither)
+
+
+def test_agreement_counts_kappa_and_differences(tmp_path, capsys):
+    # worked by hand: single_object agree 6/10, ours 7/10, theirs 5/10, chance 0.7*0.5 + 0.3*0.5 = 0.5,
+    # kappa (0.6 - 0.5) / 0.5 = 0.2; position agree 4/6, ours 1/6, theirs 3/6, chance 1/2, kappa 1/3
+    ours, theirs = write_verdicts(tmp_path, counted("single_object", 4, 3, 1, 2) + counted("position", 1, 0, 2, 3))
     result = geneval.agreement(ours, theirs)
-    assert result["n_images"] == 4
-    assert result["tasks"] == {"single_object": 0.5, "position": 1.0}
-    assert result["overall"] == 0.75
-    assert result["ours"]["tasks"]["single_object"] == 1.0 and result["theirs"]["tasks"]["single_object"] == 0.5
-    assert main(["geneval", "agree", str(ours), str(theirs)]) == 0
-    assert "4 images in common" in capsys.readouterr().out
+    single, position, overall = result["tasks"]["single_object"], result["tasks"]["position"], result["overall"]
+    assert (single["both_correct"], single["ours_only"], single["theirs_only"], single["both_wrong"]) == (4, 3, 1, 2)
+    assert single["agree"] == pytest.approx(0.6) and single["kappa"] == pytest.approx(0.2)
+    assert single["difference"] == pytest.approx(0.2)
+    assert position["agree"] == pytest.approx(4 / 6) and position["kappa"] == pytest.approx(1 / 3)
+    assert position["difference"] == pytest.approx(1 / 6 - 3 / 6)
+    # all 16 images: agree 10/16, both rates 8/16, chance 0.5, kappa 0.25; the overall difference is
+    # GenEval's, the mean of the task differences
+    assert (overall["n"], overall["ours_only"], overall["theirs_only"]) == (16, 3, 3)
+    assert overall["agree"] == pytest.approx(10 / 16) and overall["kappa"] == pytest.approx(0.25)
+    assert overall["difference"] == pytest.approx((0.2 - 1 / 3) / 2)
+    for figures in (single, position, overall):
+        low, high = figures["difference_95"]
+        assert low <= figures["difference"] <= high
+    assert result["ours"]["tasks"]["single_object"] == pytest.approx(0.7)
+    # one verdict throughout: agreement is perfect and kappa undefined, with nothing to resample
+    same, again = write_verdicts(tmp_path, [("colors", True, True)] * 5)
+    constant = geneval.agreement(same, again)["overall"]
+    assert constant["agree"] == 1.0 and constant["kappa"] is None and constant["difference_95"] == [0.0, 0.0]
+
+    ours, theirs = write_verdicts(tmp_path, counted("single_object", 4, 3, 1, 2) + counted("position", 1, 0, 2, 3))
+    assert main(["geneval", "agree", str(ours), str(theirs), "--out", str(tmp_path / "agree.json")]) == 0
+    table = capsys.readouterr().out
+    assert "0.20" in table and "+20.0" in table and "0.25" in table  # kappa, difference, overall kappa
+    assert json.loads((tmp_path / "agree.json").read_text())["overall"]["ours_only"] == 3
+
+
+def exact_bootstrap_quantiles(tasks, probabilities):
+    """Quantiles of the mean over tasks of redrawn score differences, by enumerating every draw."""
+    outcomes = []
+    for draw in itertools.product(*[itertools.product(d, repeat=len(d)) for d in tasks]):
+        outcomes.append(sum(sum(values) / len(values) for values in draw) / len(tasks))
+    outcomes.sort()
+    return [outcomes[math.ceil(p * len(outcomes)) - 1] for p in probabilities]
+
+
+def test_agreement_intervals_match_the_exact_bootstrap_and_are_seeded(tmp_path):
+    # single_object: differences (ours - theirs) 1, 0, 0, 0; position: -1, 0
+    verdicts = [("single_object", True, False), ("single_object", True, True), ("single_object", False, False),
+                ("single_object", True, True), ("position", False, True), ("position", False, False)]
+    ours, theirs = write_verdicts(tmp_path, verdicts)
+    result = geneval.agreement(ours, theirs, resamples=20000, seed=3)
+    single = [1, 0, 0, 0]
+    position = [-1, 0]
+    assert result["tasks"]["single_object"]["difference_95"] == pytest.approx(
+        exact_bootstrap_quantiles([single], [0.025, 0.975]))  # [0, 0.75]
+    assert result["tasks"]["position"]["difference_95"] == pytest.approx([-1.0, 0.0])
+    assert result["overall"]["difference_95"] == pytest.approx(
+        exact_bootstrap_quantiles([single, position], [0.025, 0.975]))
+    assert geneval.agreement(ours, theirs, resamples=20000, seed=3) == result
+    # few draws: the interval depends on the draws, and the seed fixes them
+    few = [geneval.agreement(ours, theirs, resamples=40, seed=seed)["overall"]["difference_95"] for seed in (0, 0, 1)]
+    assert few[0] == few[1] != few[2]
+
+
+def test_agreement_refuses_files_that_hold_other_images_or_prompts(tmp_path):
+    ours, theirs = write_verdicts(tmp_path, counted("single_object", 2, 1, 1, 0))
+    with open(theirs, "a") as handle:
+        handle.write(json.dumps({"filename": "/data/run/00009/samples/0000.png", "tag": "colors",
+                                 "prompt": "a photo of a red cup", "correct": True}) + "\n")
+    with pytest.raises(ValueError, match=r"not hold the same images: 0 only in the first \[\], 1 only in the second "
+                                         r"\['00009/samples/0000.png'\]"):
+        geneval.agreement(ours, theirs)
+    ours, theirs = write_verdicts(tmp_path, counted("single_object", 2, 1, 1, 0))
+    lines = theirs.read_text().splitlines()
+    lines[2] = lines[2].replace("prompt 2", "a dog")
+    theirs.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="disagree on the prompt of 1 images, e.g. 00002/samples/0000.png"):
+        geneval.agreement(ours, theirs)
 
 
 class RecordingDetector(ColourDetector):

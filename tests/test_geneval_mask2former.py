@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from recakit.geneval import COLORS, SCORE_THRESHOLD, judge
+from recakit.geneval import CLASSES, COLORS, SCORE_THRESHOLD, judge
 from recakit.geneval_mask2former import (CROP_BACKGROUND, Mask2FormerDetector, build_mask2former, color_crop,
                                          geneval_name, mask_box)
 
@@ -15,6 +15,7 @@ from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcess
                           Mask2FormerImageProcessor, PreTrainedTokenizerFast, SwinConfig)
 
 LABELS = {0: "cup", 1: "mouse", 2: "potted plant"}
+LABEL_NAMES = ("cup", "computer mouse", "potted plant")  # what the test models must cover
 RGB = {"red": (220, 30, 35), "blue": (35, 75, 220), "green": (35, 160, 60)}
 
 
@@ -52,7 +53,8 @@ def test_tiny_random_models_give_detections_in_the_shared_format():
     clip_model, clip_processor = tiny_clip()
     detector = Mask2FormerDetector(model=tiny_mask2former(), image_processor=Mask2FormerImageProcessor(),
                                    clip_model=clip_model, clip_processor=clip_processor, device="cpu",
-                                   batch_size=2, min_score=0.0, detection_size={"shortest_edge": 64, "longest_edge": 128})
+                                   batch_size=2, min_score=0.0, detection_size={"shortest_edge": 64, "longest_edge": 128},
+                                   required_classes=LABEL_NAMES)
     images = [Image.new("RGB", (64, 48), RGB["red"]), Image.new("RGB", (64, 48), RGB["blue"]),
               Image.new("RGB", (48, 64), RGB["green"])]
     results = detector.detect(images)
@@ -157,7 +159,8 @@ def test_masks_boxes_scores_and_colours_follow_the_image_through_resize_and_padd
     clip_processor = NearestColourClipProcessor()
     detector = Mask2FormerDetector(model=ScriptedSegmenter(), image_processor=Mask2FormerImageProcessor(),
                                    clip_model=NearestColourClip(), clip_processor=clip_processor, device="cpu",
-                                   batch_size=2, detection_size={"shortest_edge": 64, "longest_edge": 128})
+                                   batch_size=2, detection_size={"shortest_edge": 64, "longest_edge": 128},
+                                   required_classes=LABEL_NAMES)
     # a landscape and a portrait image share a padded batch; the third runs alone
     images = [scene((96, 64), (8, 8, 40, 40), (60, 30, 90, 58)),
               scene((64, 96), (10, 50, 50, 90), (4, 4, 30, 20)),
@@ -187,7 +190,8 @@ def test_masks_boxes_scores_and_colours_follow_the_image_through_resize_and_padd
 def test_min_score_drops_weak_detections():
     detector = Mask2FormerDetector(model=ScriptedSegmenter(), image_processor=Mask2FormerImageProcessor(),
                                    clip_model=NearestColourClip(), clip_processor=NearestColourClipProcessor(),
-                                   device="cpu", detection_size={"shortest_edge": 64, "longest_edge": 128})
+                                   device="cpu", detection_size={"shortest_edge": 64, "longest_edge": 128},
+                                   required_classes=LABEL_NAMES)
     assert detector.detect([Image.new("RGB", (64, 64), "white")]) == [[]]
 
 
@@ -209,3 +213,29 @@ def test_label_names_are_mapped_to_geneval_spelling():
     assert geneval_name("potted_plant") == "potted plant"
     assert geneval_name("Dining-Table") == "dining table"
     assert geneval_name("zebra") == "zebra"
+
+
+class LabelsOnly(torch.nn.Module):
+    """A stand-in segmenter that only has labels: building a detector reads nothing else."""
+
+    def __init__(self, labels):
+        super().__init__()
+        self.config = SimpleNamespace(id2label=dict(enumerate(labels)))
+
+
+def detector_with_labels(labels, **options):
+    return Mask2FormerDetector(model=LabelsOnly(labels), image_processor=Mask2FormerImageProcessor(),
+                               clip_model=NearestColourClip(), clip_processor=NearestColourClipProcessor(),
+                               device="cpu", **options)
+
+
+def test_a_detector_must_name_all_80_geneval_classes_when_built():
+    coco = {"computer mouse": "mouse", "tv remote": "remote", "computer keyboard": "keyboard"}
+    coco_labels = [coco.get(name, name) for name in CLASSES]  # COCO's own spelling of GenEval's classes
+    assert detector_with_labels(coco_labels).class_names == list(CLASSES)
+    unmapped = [("television" if name == "tv" else name) for name in coco_labels if name != "toothbrush"]
+    with pytest.raises(ValueError, match=r"no 'tv', 'toothbrush' \(2 of the 80 GenEval classes\)"):
+        detector_with_labels(unmapped)
+    assert detector_with_labels(LABELS.values(), required_classes=LABEL_NAMES).class_names == list(LABEL_NAMES)
+    with pytest.raises(ValueError, match=r"no 'clock' \(1 of the 2"):
+        detector_with_labels(LABELS.values(), required_classes=("cup", "clock"))

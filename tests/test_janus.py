@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cross_entropy_by_hand
+from conftest import cross_entropy_by_hand, packed_4bit_layers
 
 from recakit.adapter import adapter_for
-from recakit.janus import CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, load_model, tiny_janus
+from recakit.janus import (CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, full_precision_layers, load_model,
+                           tiny_janus)
 from recakit.sampling import generate_image_tokens, generate_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_save_and_load_round_trip(tmp_path, janus_tiny):
 
 
 @pytest.mark.parametrize("quantization", ["nf4", "int8"])
-def test_quantized_tiny_model_generates_and_is_smaller(tmp_path, janus_tiny, quantization, capsys):
+def test_quantized_tiny_model_generates_and_is_smaller(tmp_path, janus_tiny, quantization, capsys, bnb_cpu_packed):
     model, processor = janus_tiny
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
@@ -84,6 +85,23 @@ def test_quantized_tiny_model_generates_and_is_smaller(tmp_path, janus_tiny, qua
     images = generate_images(quantized, quantized_processor, ["a red circle", "a blue star"], cfg_scale=2.0, **QUIET)
     side = model.config.vision_config.image_size
     assert len(images) == 2 and all(image.size == (side, side) for image in images)
+    # the run took the CPU path it was meant to (int8 layers have only one)
+    assert (packed_4bit_layers(quantized) > 0) == (bnb_cpu_packed and quantization == "nf4")
+
+
+def test_nf4_keeps_only_the_layers_its_cpu_kernel_cannot_repack_in_full_precision(tmp_path, janus_tiny):
+    model, processor = janus_tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    quantized, _ = load_model(tmp_path, device="cpu", quantization="nf4")
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    full = {name for name, module in quantized.named_modules() if type(module) is torch.nn.Linear}
+    narrow = {name for name, module in linears.items() if module.in_features % 64 or module.out_features % 32}
+    heads = {name for name in linears if name.startswith(("model.vqmodel", "model.generation_head", "lm_head"))}
+    assert "model.generation_aligner.fc1" in narrow  # its input is the 8-wide code embedding
+    assert full == narrow | heads and len(full) < len(linears)
+    assert set(full_precision_layers(model, "nf4")) == full
+    assert set(full_precision_layers(model, "int8")) == heads  # int8 layers have no repacking
 
 
 def test_loading_errors_are_clear(tmp_path):
@@ -121,7 +139,7 @@ def test_the_name_toy_loads_the_toy_model(monkeypatch):
     assert calls == [torch.device("cpu")]
 
 
-def test_a_quantized_model_can_be_frozen_and_trained(tmp_path, janus_tiny, square_images):
+def test_a_quantized_model_can_be_frozen_and_trained(tmp_path, janus_tiny, square_images, bnb_cpu_packed):
     from recakit.objective import freeze_for_reca, reca_loss
 
     model, processor = janus_tiny
@@ -133,6 +151,7 @@ def test_a_quantized_model_can_be_frozen_and_trained(tmp_path, janus_tiny, squar
     assert counts["quantized"] > 0 and counts["trainable"] > 0
     reca_loss(quantized, quantized_processor, square_images[:2], sample_seeds=[0, 1]).backward()
     assert quantized.model.generation_head.vision_head.weight.grad is not None
+    assert (packed_4bit_layers(quantized) > 0) == bnb_cpu_packed
 
 
 def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, square_images, monkeypatch):
@@ -197,3 +216,17 @@ def test_loading_checks_the_pad_token_official_janus_uses(tmp_path, janus_tiny):
     config_file.write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ValueError, match="official Janus pads with"):
         load_model(tmp_path, device="cpu")
+
+
+def test_the_missing_hub_kernel_notice_of_bitsandbytes_is_silenced(caplog):
+    import inspect
+
+    import bitsandbytes.backends.cpu.ops as cpu_ops
+
+    import recakit  # noqa: F401 -- installs the filter
+
+    notice = "Failed to load CPU gemm_4bit_forward from kernels-community"
+    assert notice in inspect.getsource(cpu_ops)  # still what, and where, bitsandbytes logs it
+    cpu_ops.logger.warning(notice + ": %s. Please make sure ...", "no module named kernels")
+    cpu_ops.logger.warning("any other bitsandbytes warning")
+    assert [record.getMessage() for record in caplog.records] == ["any other bitsandbytes warning"]

@@ -1,34 +1,93 @@
 """Checks on the project's own files: install lists agree, the README commands are the ones CI runs."""
 import re
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "requirements.lock"
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
-
-
-def test_environment_yml_matches_pyproject():
+def _declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = set(project["dependencies"])
+    declared = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
-        declared |= set(extra)
+        declared += extra
+    return [Requirement(line) for line in declared]
+
+
+def _locked() -> dict[str, str]:
+    """requirements.lock as {canonical name: version}."""
+    lines = [line for line in LOCK.read_text().splitlines() if line and not line.startswith("#")]
+    bad = [line for line in lines if not re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][0-9A-Za-z.!]*", line)]
+    assert not bad, f"not an exact name==version pin (or a build-specific one, like +cpu): {bad}"
+    pins = dict(line.split("==") for line in lines)
+    locked = {canonicalize_name(name): version for name, version in pins.items()}
+    assert len(locked) == len(lines), "a package is locked twice"
+    return locked
+
+
+def test_the_lock_pins_every_declared_requirement_to_a_version_pyproject_allows():
+    locked = _locked()
+    for requirement in _declared():
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement.name} is declared in pyproject.toml but not locked"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"requirements.lock pins {name}=={locked[name]}, outside pyproject.toml's {requirement}")
+    assert {"torch", "transformers", "bitsandbytes", "numpy", "pytest"} <= set(locked)
+
+
+def test_the_lock_holds_exactly_what_the_declared_requirements_pull_in():
+    """Walks the requirements through the installed packages' metadata, so it can only run in
+    the locked environment (the one setup.sh builds by default, and CI runs)."""
+    locked = _locked()
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    differ = sorted(name for name, version in locked.items()
+                    if Version(installed.get(name, "0")).public != Version(version).public)
+    if differ:
+        pytest.skip(f"this environment is not the locked one ({len(differ)} packages differ, e.g. {differ[:3]})")
+    pulled, todo = set(), _declared()  # pulled: (name, extras) already walked
+    while todo:
+        requirement = todo.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in pulled:
+            continue
+        pulled.add(key)
+        extras = [""] + sorted(requirement.extras)
+        for line in metadata.requires(requirement.name) or []:
+            needed = Requirement(line)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": extra}) for extra in extras):
+                todo.append(needed)
+    names = {name for name, _ in pulled}
+    assert names == set(locked), (
+        f"pulled in but not locked: {sorted(names - set(locked))}; locked but unused: {sorted(set(locked) - names)}")
+
+
+def test_environment_yml_installs_the_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    conda_pins = [d for d in env["dependencies"] if isinstance(d, str)]
-    python_pin = next(d for d in conda_pins if d.startswith("python"))
-    assert python_pin.removeprefix("python") == project["requires-python"]
-    listed = {line for line in pip_section if not line.startswith("-e")}
-    assert listed == declared, (
-        f"only in environment.yml: {sorted(listed - declared)}; only in pyproject.toml: {sorted(declared - listed)}")
-    assert {_name(r) for r in listed} >= {"torch", "transformers", "diffusers", "accelerate", "ipywidgets",
-                                           "matplotlib", "nbval", "papermill", "bitsandbytes", "jupyterlab"}
+    assert pip_section == ["-r requirements.lock", "-e ."]
+    python_pin = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python_pin == "python=3.11"  # the Python the lock was made with
+    requires_python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires_python).contains("3.11")
+
+
+def test_the_versions_the_readmes_name_are_the_locked_ones():
+    locked = _locked()
+    for readme in ("README.md", "README_zh.md"):
+        named = re.findall(r"`([A-Za-z0-9._-]+)==([^`]+)`", (ROOT / readme).read_text())
+        assert len(named) >= 5, readme
+        for name, version in named:
+            assert locked.get(canonicalize_name(name)) == version, f"{readme} names {name}=={version}"
 
 
 def _quick_start_commands(readme: Path) -> list[str]:
