@@ -56,10 +56,17 @@ def import_benchmark():
 
 def expected_footprint(model, kind: str) -> float:
     """Bytes of `model` once its linear layers, all but the VQ model's and the two heads', hold
-    NF4 (half a byte a weight) or INT8 (one byte) weights; every other tensor as it is."""
+    NF4 (half a byte a weight) or INT8 (one byte) weights; every other tensor as it is. NF4 also
+    leaves alone the layers bitsandbytes' packed CPU kernel cannot take: an input width that is
+    not a multiple of 64 or an output width that is not a multiple of 32."""
     kept = ("model.vqmodel", "model.generation_head", "lm_head")
-    quantized = {f"{name}.weight" for name, module in model.named_modules()
-                 if isinstance(module, torch.nn.Linear) and not name.startswith(kept)}
+
+    def quantizable(name, module):
+        if not isinstance(module, torch.nn.Linear) or name.startswith(kept):
+            return False
+        return not (kind == "nf4" and (module.in_features % 64 or module.out_features % 32))
+
+    quantized = {f"{name}.weight" for name, module in model.named_modules() if quantizable(name, module)}
     weight_bytes = {"nf4": 0.5, "int8": 1}.get(kind)  # None: unquantized
     total = sum(buffer.numel() * buffer.element_size() for buffer in model.buffers())
     for name, parameter in model.named_parameters():
