@@ -26,6 +26,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 
+class ModelNotAvailableError(RuntimeError):
+    """A checkpoint (or a part of one) is neither cached nor downloadable right now (e.g. offline)."""
+
+
 class UnifiedAdapter:
     """Base class: subclasses wrap one model family. Methods raise until implemented."""
 
@@ -86,6 +90,25 @@ class UnifiedAdapter:
         float32. Here through the full logits; a family whose head has a cheaper exact form (the
         toy's factored head) overrides it."""
         return per_position_cross_entropy(self.image_logits(hidden), targets)
+
+    # -- families whose generator is not next-token prediction -------------------------------
+    #: A diffusion or flow-matching family (OpenUni) sets these two to methods of its own; for
+    #: token families they stay None and recakit uses the token machinery above.
+    #: generation_loss(inputs_embeds, attention_mask, targets, noise_seeds) -> scalar: the
+    #: family's training loss after a prefix, `targets` from `generation_targets`, and one seed
+    #: per row for every random draw of that row (noise, timestep), or None for torch's own.
+    generation_loss = None
+    #: sample_images(build_prefix, count, *, cfg_scale, seeds, steps, batch_size, progress, desc)
+    #: -> PIL images; `build_prefix` as in recakit.sampling.prefix_batches.
+    sample_images = None
+
+    #: classifier-free guidance scale the family samples with when the caller gives none
+    default_cfg_scale: float = 5.0
+
+    def generation_targets(self, images: list[Image.Image]) -> torch.Tensor:
+        """What the generation loss regenerates for each image, computed without gradient: the
+        image tokens here; a diffusion family returns its autoencoder latents."""
+        return self.image_tokens(images)
 
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:

@@ -93,3 +93,14 @@ def fit_longest_side(image: Image.Image, side: int) -> Image.Image:
     if new_size == image.size:
         return image
     return image.resize(new_size, Image.Resampling.BICUBIC)
+
+
+def center_crop_square(image: Image.Image) -> Image.Image:
+    """The largest centred square of `image`. Training targets are square, and cropping (not
+    letterboxing) keeps padding bars out of what the generator learns to draw."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return image.crop((left, top, left + side, top + side))
