@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.adapter import UnifiedAdapter, cache_argument
+from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument
 from recakit.images import fit_longest_side, load_images
 
 #: what Janus-Pro checkpoints are called on the hub
@@ -70,10 +70,6 @@ TINY_CORPUS_WORDS = (
     "describe every visual detail attribute color colour position size layout reconstruct "
     "dog cat car person bus bird horse cup bottle chair clock apple banana pizza"
 )
-
-
-class ModelNotAvailableError(RuntimeError):
-    """The checkpoint is neither cached nor downloadable right now (e.g. offline)."""
 
 
 # -- the tiny offline Janus --------------------------------------------------------------------
@@ -216,7 +212,8 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
 
     name_or_path: a hub id (e.g. "deepseek-community/Janus-Pro-1B"), a local folder written by
     `save_pretrained`, or "toy" for the shipped ShapesWorld toy model (a folder of a saved toy,
-    one with processor.json, loads as the toy too).
+    one with processor.json, loads as the toy too). "openuni-b", "openuni-l", an OpenUni folder
+    or checkpoint load OpenUni instead (see recakit.openuni.load_openuni).
     device: default cuda if available, else cpu. dtype: default bfloat16 on cuda, float32 on cpu.
     quantization: None, "nf4" or "int8" (bitsandbytes; works on the CPU too)."""
     if quantization is not None and quantization not in QUANTIZATIONS:
@@ -227,6 +224,12 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
         from recakit.toy import load_toy
 
         return load_toy(None if name == "toy" else Path(name).expanduser(), device=device)
+    from recakit.openuni import is_openuni, load_openuni
+
+    if is_openuni(name):
+        if quantization is not None:
+            raise ValueError("quantization is for Janus checkpoints; OpenUni loads in bfloat16 or float32")
+        return load_openuni(name, device=device, dtype=dtype)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 
