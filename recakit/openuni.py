@@ -128,6 +128,7 @@ class OpenUniModel(nn.Module):
         self.register_buffer("vit_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.num_queries, self.image_size, self.vit_size = num_queries, image_size, vit_size
         self.sources = dict(sources or {})
+        self.checkpointing = False
         self.lmm.eval()
         self.vae.eval()
 
@@ -144,10 +145,14 @@ class OpenUniModel(nn.Module):
         return self.lmm.model.language_model
 
     def train(self, mode: bool = True):
-        # InternVL and the DC-AE are frozen parts of every OpenUni recipe: they never leave eval mode
+        # InternVL and the DC-AE are frozen parts of every OpenUni recipe: they stay in eval mode,
+        # except that transformers checkpoints a layer only in train mode, so with checkpointing on
+        # the language model follows `mode` (its released configs have no dropout to switch on)
         super().train(mode)
         self.lmm.eval()
         self.vae.eval()
+        if self.checkpointing:
+            self.language_model.train(mode)
         return self
 
     def freeze_for_reca(self, train_aligner: bool = False) -> dict:
@@ -168,6 +173,8 @@ class OpenUniModel(nn.Module):
         model (its inputs carry the queries' gradient) and SANA."""
         self.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
         self.transformer.enable_gradient_checkpointing()
+        self.checkpointing = True
+        self.train(self.training)
 
     def reca_adapter(self, processor) -> "OpenUniAdapter":
         return OpenUniAdapter(self, processor)
@@ -607,8 +614,8 @@ class OpenUniAdapter(UnifiedAdapter):
         embeds = torch.cat([inputs_embeds, queries], dim=1)
         mask = torch.cat([attention_mask, attention_mask.new_ones(rows, queries.shape[1])], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        hidden = self.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                           position_ids=position_ids).last_hidden_state
+        hidden = self.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
+                                           use_cache=False).last_hidden_state
         states = self.model.connector(inputs_embeds=hidden[:, -queries.shape[1]:]).last_hidden_state
         return self.model.projector(states)
 

@@ -238,3 +238,39 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
     for hub_id in OPENUNI_SIZES["openuni-l"].hub_ids():
         assert f"hf download {hub_id}" in last_line
     assert OPENUNI_SIZES["openuni-l"].checkpoint in last_line
+
+
+def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
+    from recakit.presets import get_preset
+
+    assert get_preset("openuni-b-reca-24gb").memory_budget_gib < 24
+    assert get_preset("openuni-l-reca-80gb").memory_budget_gib < 80
+    for name in ("openuni-b-reca-24gb", "openuni-l-reca-80gb"):
+        preset = get_preset(name)
+        assert preset.model in OPENUNI_SIZES and (preset.lr, preset.weight_decay) == (1e-5, 0.05)  # upstream's
+
+    images = noise_images(2)
+
+    def gradients(model):
+        recakit.freeze_for_reca(model)
+        model.train()
+        model.zero_grad()
+        recakit.reca_loss(model, tokenizer, images, sample_seeds=[1, 2]).backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    plain, tokenizer = tiny_openuni(seed=4)
+    checkpointed, _ = tiny_openuni(seed=4)
+    get_preset("openuni-b-reca-24gb").prepare_model(checkpointed)
+    reference = gradients(plain)
+    recomputed = []  # forwards of the first language-model layer that the backward pass reruns
+    checkpointed.language_model.layers[0].self_attn.register_forward_hook(lambda *_: recomputed.append(1))
+    recakit.freeze_for_reca(checkpointed)
+    checkpointed.train()
+    loss = recakit.reca_loss(checkpointed, tokenizer, images, sample_seeds=[1, 2])
+    forwards = len(recomputed)
+    loss.backward()
+    assert len(recomputed) > forwards  # the layer ran again inside backward: it was checkpointed
+    grads = gradients(checkpointed)
+    assert grads.keys() == reference.keys()
+    for name, grad in reference.items():
+        assert torch.allclose(grads[name], grad, atol=1e-6), name
