@@ -101,6 +101,45 @@ def test_instruction_dropout_keeps_the_image_in_the_prefix(openuni_tiny):
     assert not torch.equal(dropped, dropped_other)  # the image still speaks in a dropped row
 
 
+def test_the_queries_read_the_whole_prompt(openuni_tiny):
+    model, tokenizer = openuni_tiny
+    adapter = recakit.adapter_for(model, tokenizer)
+
+    def conditions(prompts):
+        with torch.no_grad():
+            return adapter.conditions(*adapter.prefix_from_text(prompts))
+
+    circle, square = conditions(["a red circle"])[0], conditions(["a red square"])[0]
+    assert circle.shape == (model.num_queries, model.transformer.config.caption_channels)
+    assert not torch.allclose(circle, square, atol=1e-4)  # the prompts differ in their last word only
+    padded = conditions(["a red circle on the left of a blue square", "a red circle"])[1]
+    assert torch.allclose(padded, circle, atol=1e-5)  # left padding inside a batch changes nothing
+
+
+def test_the_loss_is_rectified_flow_on_uniform_timesteps():
+    """An oracle that knows the clean latents predicts the velocity exactly only if the loss
+    noises and targets as upstream: x_t = (1 - s) x + s n, timestep 1000 s, target n - x."""
+    model, tokenizer = tiny_openuni(seed=0)
+    adapter = recakit.adapter_for(model, tokenizer)
+    rows = 200
+    latents = adapter.generation_targets(noise_images(1)).expand(rows, -1, -1, -1)
+    timesteps = []
+
+    class Oracle(torch.nn.Module):
+        def forward(self, hidden_states, encoder_hidden_states, timestep, return_dict):
+            timesteps.append(timestep)
+            sigma = (timestep / 1000).view(-1, 1, 1, 1)
+            return ((hidden_states - latents) / sigma,)
+
+    model.transformer = Oracle()
+    with torch.no_grad():
+        prefix, mask = adapter.prefix_from_text(["a dog"] * rows)
+        loss = adapter.generation_loss(prefix, mask, latents, list(range(rows)))
+    assert loss.item() < 1e-6
+    drawn = torch.cat(timesteps) / 1000
+    assert 0.15 < (drawn < 0.25).float().mean() < 0.35 and 0.15 < (drawn > 0.75).float().mean() < 0.35  # uniform
+
+
 def test_100_adam_steps_lower_the_fixed_seed_loss():
     torch.manual_seed(0)
     model, tokenizer = tiny_openuni(seed=2)
