@@ -125,6 +125,27 @@ def per_position_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> t
     return F.cross_entropy(logits.float().flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
 
 
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows of any lengths -> (ids, attention_mask), both (B, L), padded on the left."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row):] = torch.tensor(row)
+        mask[i, length - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def drop_flags(drop, rows: int) -> list[bool]:
+    """A prefix builder's `drop` argument (None, or one flag per row) -> one bool per row."""
+    if drop is None:
+        return [False] * rows
+    flags = [bool(flag) for flag in torch.as_tensor(drop).reshape(-1).tolist()]
+    if len(flags) != rows:
+        raise ValueError(f"drop has {len(flags)} flags for {rows} rows")
+    return flags
+
+
 def cache_argument(module) -> str:
     """transformers renamed `past_key_values` to `cache`; the keyword `module.forward` takes."""
     parameters = inspect.signature(module.forward).parameters

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument
+from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument, drop_flags, left_pad
 from recakit.images import fit_longest_side, load_images
 
 #: what Janus-Pro checkpoints are called on the hub
@@ -406,13 +406,7 @@ class JanusAdapter(UnifiedAdapter):
         return ids[:1] + [self.pad_id] * (len(ids) - 2) + ids[-1:]
 
     def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        length = max(len(row) for row in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, length - len(row):] = torch.tensor(row)
-            mask[i, length - len(row):] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return left_pad(rows, self.pad_id, self.device)
 
     def _embed(self, ids: torch.Tensor, image_embeddings: torch.Tensor | None) -> torch.Tensor:
         embeds = self.model.model.get_input_embeddings()(ids)
@@ -421,14 +415,7 @@ class JanusAdapter(UnifiedAdapter):
             embeds = embeds.masked_scatter(slots, image_embeddings.to(embeds.dtype).reshape(-1))
         return embeds
 
-    @staticmethod
-    def _drop_flags(drop, batch: int) -> list[bool]:
-        if drop is None:
-            return [False] * batch
-        flags = [bool(flag) for flag in torch.as_tensor(drop).reshape(-1).tolist()]
-        if len(flags) != batch:
-            raise ValueError(f"drop has {len(flags)} flags for {batch} rows")
-        return flags
+    _drop_flags = staticmethod(drop_flags)
 
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
         if instructions is None:

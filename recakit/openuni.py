@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from recakit.adapter import ModelNotAvailableError, UnifiedAdapter
+from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, drop_flags, left_pad
 from recakit.images import center_crop_square, load_images
 from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
 from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
@@ -194,7 +193,8 @@ class OpenUniModel(nn.Module):
         own = self.state_dict()
         skipped = [key for key in state if key.startswith(FROZEN_PREFIXES)]
         state = {key: value for key, value in state.items() if not key.startswith(FROZEN_PREFIXES)}
-        unexpected = sorted(key for key in state if key not in own or not key.startswith(GLUE_PREFIXES + ("transformer.",)))
+        loadable = GLUE_PREFIXES + ("transformer.",)
+        unexpected = sorted(key for key in state if key not in own or not key.startswith(loadable))
         wanted = [key for key in own if key.startswith(GLUE_PREFIXES)]
         if any(key.startswith("transformer.") for key in state):
             wanted += [key for key in own if key.startswith("transformer.")]
@@ -295,7 +295,8 @@ def tiny_openuni(seed: int = 0, **overrides):
     stages, SANA 2 layers) and its tokenizer, built offline in about a second.
 
     overrides: any of TINY_DEFAULTS. The same seed always gives the same weights."""
-    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, SanaTransformer2DModel
+    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
+                           SanaTransformer2DModel)
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
 
     unknown = set(overrides) - set(TINY_DEFAULTS)
@@ -305,7 +306,8 @@ def tiny_openuni(seed: int = 0, **overrides):
     hidden, vit_size, image_size = size["hidden_size"], size["vit_size"], size["image_size"]
     patch = 8
     if vit_size % (2 * patch) or image_size % 4:
-        raise ValueError(f"vit_size must be a multiple of {2 * patch} and image_size of 4, got {vit_size}, {image_size}")
+        raise ValueError(f"vit_size must be a multiple of {2 * patch} and image_size of 4, "
+                         f"got {vit_size} and {image_size}")
     tokenizer = _tiny_tokenizer(size["vocab_size"])
     vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                                   image_size=[vit_size, vit_size], patch_size=[patch, patch])
@@ -367,8 +369,8 @@ def _size_of_checkpoint(state: dict) -> str:
     for name, size in OPENUNI_SIZES.items():
         if size.connector_hidden == width:
             return name
-    raise ValueError(f"not an OpenUni-B or -L checkpoint: meta_queries width {width} "
-                     f"(B: {OPENUNI_SIZES['openuni-b'].connector_hidden}, L: {OPENUNI_SIZES['openuni-l'].connector_hidden})")
+    widths = ", ".join(f"{name}: {size.connector_hidden}" for name, size in OPENUNI_SIZES.items())
+    raise ValueError(f"not an OpenUni-B or -L checkpoint: meta_queries width {width} ({widths})")
 
 
 def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> dict[str, str]:
@@ -390,7 +392,8 @@ def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> 
         try:
             paths[part] = fetch()
         except Exception as error:  # the hub client raises a dozen types for "not reachable, not cached"
-            missing.append((ids[part], str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__))
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            missing.append((ids[part], reason))
     if missing:
         commands = "; ".join(f"`hf download {hub_id.split(' ')[0]}`" for hub_id, _ in missing)
         reasons = "; ".join(f"{hub_id}: {reason}" for hub_id, reason in missing)
@@ -402,7 +405,8 @@ def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> 
 
 def _build(internvl: str, sana: str, vae: str, connector, *, num_queries: int, image_size: int, vit_size: int,
            sources: dict, dtype, train_scheduler_config: dict | None = None) -> OpenUniModel:
-    from diffusers import AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, SanaTransformer2DModel
+    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
+                           SanaTransformer2DModel)
     from transformers import InternVLForConditionalGeneration
 
     lmm = InternVLForConditionalGeneration.from_pretrained(internvl, dtype=dtype)
@@ -568,27 +572,11 @@ class OpenUniAdapter(UnifiedAdapter):
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(INSTRUCTION.format(input=text) + IMAGE_START, add_special_tokens=True)["input_ids"]
 
-    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        length = max(len(row) for row in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, length - len(row):] = torch.tensor(row)
-            mask[i, length - len(row):] = 1
-        return ids.to(self.device), mask.to(self.device)
-
-    @staticmethod
-    def _flags(drop, rows: int) -> list[bool]:
-        flags = [False] * rows if drop is None else [bool(flag) for flag in torch.as_tensor(drop).reshape(-1).tolist()]
-        if len(flags) != rows:
-            raise ValueError(f"drop has {len(flags)} flags for {rows} rows")
-        return flags
-
     def prefix_from_text(self, prompts, drop=None):
-        flags = self._flags(drop, len(prompts))
+        flags = drop_flags(drop, len(prompts))
         rows = [self._ids(UNCONDITIONAL_PROMPT if dropped else GENERATION_TEMPLATE.format(prompt=prompt.strip()))
                 for prompt, dropped in zip(prompts, flags)]
-        ids, mask = self._left_pad(rows)
+        ids, mask = left_pad(rows, self.pad_id, self.device)
         return self.model.lmm.get_input_embeddings()(ids), mask
 
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
@@ -596,11 +584,11 @@ class OpenUniAdapter(UnifiedAdapter):
             instructions = [RECONSTRUCTION_INSTRUCTIONS[0]] * len(embeddings)
         if len(instructions) != len(embeddings):
             raise ValueError(f"{len(instructions)} instructions for {len(embeddings)} images")
-        flags = self._flags(drop, len(embeddings))
+        flags = drop_flags(drop, len(embeddings))
         image = IMAGE_START + IMAGE_CONTEXT * embeddings.shape[1] + IMAGE_END + "\n"
         rows = [self._ids(image + (UNCONDITIONAL_PROMPT if dropped else instruction))
                 for instruction, dropped in zip(instructions, flags)]
-        ids, mask = self._left_pad(rows)
+        ids, mask = left_pad(rows, self.pad_id, self.device)
         embeds = self.model.lmm.get_input_embeddings()(ids)
         slots = (ids == self.image_context_id).unsqueeze(-1).expand_as(embeds)
         return embeds.masked_scatter(slots, embeddings.to(embeds.dtype).reshape(-1)), mask
@@ -646,8 +634,9 @@ class OpenUniAdapter(UnifiedAdapter):
 
     # -- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_images(self, build_prefix, count: int, *, cfg_scale: float, seeds: list[int], steps: int | None = None,
-                      batch_size: int | None = None, progress: bool = True, desc: str = "sampling") -> list[Image.Image]:
+    def sample_images(self, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
+                      steps: int | None = None, batch_size: int | None = None, progress: bool = True,
+                      desc: str = "sampling") -> list[Image.Image]:
         """SanaPipeline on the queries' conditions (upstream's sampler): SANA's DPM-Solver,
         `steps` steps (default 20), guidance `cfg_scale` against the unconditional prompt, the
         configured image size, latents decoded one by one. Each row's starting noise comes from

@@ -48,11 +48,12 @@ def test_freeze_leaves_queries_connector_projector_and_sana_to_train():
     model, tokenizer = tiny_openuni(seed=1)
     counts = recakit.freeze_for_reca(model)
     recakit.reca_loss(model, tokenizer, noise_images(2), sample_seeds=[1, 2], instruction_dropout=0.0).backward()
-    assert trained_parts(model) == {"meta_queries", "connector", "projector", "transformer"}
+    trained = {"meta_queries", "connector", "projector", "transformer"}
+    assert trained_parts(model) == trained
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert not any(p.requires_grad for p in [*model.lmm.parameters(), *model.vae.parameters()])
     assert counts["trainable"] == sum(p.numel() for name, p in model.named_parameters()
-                                      if name.split(".")[0] in {"meta_queries", "connector", "projector", "transformer"})
+                                      if name.split(".")[0] in trained)
     model.train()
     assert not model.lmm.training and not model.vae.training and model.transformer.training
 
@@ -64,7 +65,8 @@ def test_fixed_seeds_fix_the_loss_and_each_image_depends_only_on_its_seed(openun
         loss = recakit.reca_loss(model, tokenizer, images, sample_seeds=[3, 4])
         again = recakit.reca_loss(model, tokenizer, images, sample_seeds=[3, 4])
         other = recakit.reca_loss(model, tokenizer, images, sample_seeds=[5, 6])
-        alone = [recakit.reca_loss(model, tokenizer, [image], sample_seeds=[seed]) for image, seed in zip(images, [3, 4])]
+        alone = [recakit.reca_loss(model, tokenizer, [image], sample_seeds=[seed])
+                 for image, seed in zip(images, [3, 4])]
     assert loss.item() == again.item()
     assert other.item() != loss.item()  # the seeds choose noise and timestep
     assert loss.item() == pytest.approx(sum(x.item() for x in alone) / 2, rel=1e-5)
@@ -257,7 +259,8 @@ def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
         image.save(images / f"{i}.png")
     out = tmp_path / "run"
     assert main(["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(out),
-                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--mixed-precision", "no"]) == 0
+                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu",
+                 "--mixed-precision", "no"]) == 0
     trained, _ = recakit.load_model(str(out / "final"), device="cpu")
     original, _ = recakit.load_model(str(openuni_folder), device="cpu")
     assert not torch.equal(trained.meta_queries, original.meta_queries)
