@@ -292,7 +292,7 @@ def _tiny_tokenizer(vocab_size: int):
 
 def tiny_openuni(seed: int = 0, **overrides):
     """A tiny, randomly initialised OpenUni of the stock classes (InternVL 2 layers, DC-AE 2
-    stages, SANA 2 layers) and its tokenizer, built offline in about a second.
+    stages, SANA 2 layers) and its tokenizer, built offline in a few seconds.
 
     overrides: any of TINY_DEFAULTS. The same seed always gives the same weights."""
     from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
