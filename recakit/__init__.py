@@ -16,6 +16,8 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
 _PUBLIC = {
     "load_model": "recakit.janus",
     "tiny_janus": "recakit.janus",
+    "tiny_openuni": "recakit.openuni",
+    "load_openuni": "recakit.openuni",
     "reca_loss": "recakit.objective",
     "freeze_for_reca": "recakit.objective",
     "RECONSTRUCTION_INSTRUCTIONS": "recakit.objective",

@@ -26,6 +26,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 
+class ModelNotAvailableError(RuntimeError):
+    """A checkpoint (or a part of one) is neither cached nor downloadable right now (e.g. offline)."""
+
+
 class UnifiedAdapter:
     """Base class: subclasses wrap one model family. Methods raise until implemented."""
 
@@ -96,6 +100,25 @@ class UnifiedAdapter:
         toy's factored head) overrides it."""
         return per_position_cross_entropy(self.image_logits(hidden), targets)
 
+    # -- families whose generator is not next-token prediction -------------------------------
+    #: A diffusion or flow-matching family (OpenUni) sets these two to methods of its own; for
+    #: token families they stay None and recakit uses the token machinery above.
+    #: generation_loss(inputs_embeds, attention_mask, targets, noise_seeds) -> scalar: the
+    #: family's training loss after a prefix, `targets` from `generation_targets`, and one seed
+    #: per row for every random draw of that row (noise, timestep), or None for torch's own.
+    generation_loss = None
+    #: sample_images(build_prefix, count, *, cfg_scale, seeds, steps, batch_size, progress, desc)
+    #: -> PIL images; `build_prefix` as in recakit.sampling.prefix_batches.
+    sample_images = None
+
+    #: classifier-free guidance scale the family samples with when the caller gives none
+    default_cfg_scale: float = 5.0
+
+    def generation_targets(self, images: list[Image.Image]) -> torch.Tensor:
+        """What the generation loss regenerates for each image, computed without gradient: the
+        image tokens here; a diffusion family returns its autoencoder latents."""
+        return self.image_tokens(images)
+
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:
         """Teacher-forced image-to-text cross-entropy (keeps shared parameters able to describe)."""
@@ -109,6 +132,27 @@ class UnifiedAdapter:
 def per_position_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """(..., V) logits, (...) ids -> (...) cross-entropy, computed in float32."""
     return F.cross_entropy(logits.float().flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows of any lengths -> (ids, attention_mask), both (B, L), padded on the left."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row):] = torch.tensor(row)
+        mask[i, length - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def drop_flags(drop, rows: int) -> list[bool]:
+    """A prefix builder's `drop` argument (None, or one flag per row) -> one bool per row."""
+    if drop is None:
+        return [False] * rows
+    flags = [bool(flag) for flag in torch.as_tensor(drop).reshape(-1).tolist()]
+    if len(flags) != rows:
+        raise ValueError(f"drop has {len(flags)} flags for {rows} rows")
+    return flags
 
 
 def cache_argument(module) -> str:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.adapter import UnifiedAdapter, cache_argument
+from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument, drop_flags, left_pad
 from recakit.images import fit_longest_side, load_images
 
 #: what Janus-Pro checkpoints are called on the hub
@@ -82,10 +82,6 @@ TINY_CORPUS_WORDS = (
     "describe every visual detail attribute color colour position size layout reconstruct "
     "dog cat car person bus bird horse cup bottle chair clock apple banana pizza"
 )
-
-
-class ModelNotAvailableError(RuntimeError):
-    """The checkpoint is neither cached nor downloadable right now (e.g. offline)."""
 
 
 # -- the tiny offline Janus --------------------------------------------------------------------
@@ -254,7 +250,8 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
 
     name_or_path: a hub id (e.g. "deepseek-community/Janus-Pro-1B"), a local folder written by
     `save_pretrained`, or "toy" for the shipped ShapesWorld toy model (a folder of a saved toy,
-    one with processor.json, loads as the toy too).
+    one with processor.json, loads as the toy too). "openuni-b", "openuni-l", an OpenUni folder
+    or checkpoint load OpenUni instead (see recakit.openuni.load_openuni).
     device: default cuda if available, else cpu. dtype: default bfloat16 on cuda, float32 on cpu.
     quantization: None, "nf4" or "int8" (bitsandbytes; works on the CPU too)."""
     if quantization is not None and quantization not in QUANTIZATIONS:
@@ -265,6 +262,12 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
         from recakit.toy import load_toy
 
         return load_toy(None if name == "toy" else Path(name).expanduser(), device=device)
+    from recakit.openuni import is_openuni, load_openuni
+
+    if is_openuni(name):
+        if quantization is not None:
+            raise ValueError("quantization is for Janus checkpoints; OpenUni loads in bfloat16 or float32")
+        return load_openuni(name, device=device, dtype=dtype)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 
@@ -468,13 +471,7 @@ class JanusAdapter(UnifiedAdapter):
         return ids[:1] + [self.pad_id] * (len(ids) - 2) + ids[-1:]
 
     def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        length = max(len(row) for row in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, length - len(row):] = torch.tensor(row)
-            mask[i, length - len(row):] = 1
-        return ids.to(self.device), mask.to(self.device)
+        return left_pad(rows, self.pad_id, self.device)
 
     def _embed(self, ids: torch.Tensor, image_embeddings: torch.Tensor | None) -> torch.Tensor:
         embeds = self.model.model.get_input_embeddings()(ids)
@@ -483,14 +480,7 @@ class JanusAdapter(UnifiedAdapter):
             embeds = embeds.masked_scatter(slots, image_embeddings.to(embeds.dtype).reshape(-1))
         return embeds
 
-    @staticmethod
-    def _drop_flags(drop, batch: int) -> list[bool]:
-        if drop is None:
-            return [False] * batch
-        flags = [bool(flag) for flag in torch.as_tensor(drop).reshape(-1).tolist()]
-        if len(flags) != batch:
-            raise ValueError(f"drop has {len(flags)} flags for {batch} rows")
-        return flags
+    _drop_flags = staticmethod(drop_flags)
 
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
         if instructions is None:

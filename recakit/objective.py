@@ -8,7 +8,8 @@ image-generation loss to produce that same image's generation tokens. No caption
   image-to-text losses (useful when understanding and generation share parameters, as in Janus).
 - `freeze_for_reca` applies the default trainable/frozen split: the understanding encoder and the
   VQ tokenizer are frozen (and kept in eval mode), the language model and generation modules train.
-- `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix.
+- `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix;
+  a family with a diffusion head (OpenUni) brings its own loss through the adapter instead.
 
 Everything goes through `recakit.adapter.adapter_for`, so the same code serves Janus and the toy.
 """
@@ -108,6 +109,15 @@ def training_images(items) -> list:
     return [center_crop_square(image) for image in load_images(items)]
 
 
+def _generation_loss(adapter, inputs_embeds, attention_mask, targets, noise_keys) -> torch.Tensor:
+    """The generation loss after a prefix: the family's own where it has one (a flow-matching
+    head draws each row's noise and timestep from a seed of that row), else image_generation_loss."""
+    if adapter.generation_loss is None:
+        return image_generation_loss(adapter, inputs_embeds, attention_mask, targets)
+    noise_seeds = [rng.getrandbits(63) for rng in _rngs(len(targets), noise_keys, "noise")]
+    return adapter.generation_loss(inputs_embeds, attention_mask, targets, noise_seeds)
+
+
 def _check_pairs(name: str, pair) -> tuple[list, list]:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(f"{name} must be an (images, texts) pair")
@@ -154,10 +164,10 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
         instructions = [instruction for instruction, _ in choices]
         drop = torch.tensor([dropped for _, dropped in choices])
     with torch.no_grad():
-        targets = adapter.image_tokens(images)
+        targets = adapter.generation_targets(images)
     embeddings = adapter.understanding_embeddings(images, resolution)
     prefix, mask = adapter.prefix_from_embeddings(embeddings, drop, instructions)
-    loss = image_generation_loss(adapter, prefix, mask, targets)
+    loss = _generation_loss(adapter, prefix, mask, targets, seeds)
 
     if t2i is not None:
         t2i_images, prompts = _check_pairs("t2i", t2i)
@@ -166,9 +176,9 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
         t2i_drop = torch.tensor([rng.random() < instruction_dropout
                                  for rng in _rngs(len(prompts), t2i_keys, "t2i")])
         with torch.no_grad():
-            t2i_targets = adapter.image_tokens(t2i_images)
+            t2i_targets = adapter.generation_targets(t2i_images)
         prefix, mask = adapter.prefix_from_text(prompts, t2i_drop)
-        loss = loss + t2i_weight * image_generation_loss(adapter, prefix, mask, t2i_targets)
+        loss = loss + t2i_weight * _generation_loss(adapter, prefix, mask, t2i_targets, t2i_keys)
 
     if i2t is not None:
         i2t_images, captions = _check_pairs("i2t", i2t)

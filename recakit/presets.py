@@ -12,6 +12,15 @@ instead of repeating a dozen numbers:
   micro-batches of 4 with gradient accumulation.
 - `janus-pro-7b-qlora-16gb`: RecA on Janus-Pro-7B on one 16 GB GPU: NF4 weights, LoRA r16 on the
   trained part, gradient checkpointing, fused AdamW on the adapters.
+- `openuni-b-reca-24gb` / `openuni-l-reca-80gb`: upstream's OpenUni RecA recipe (InternVL frozen;
+  SANA, connector, queries and projector trained; AdamW lr 1e-5, weight decay 0.05) with float32
+  master weights under bf16 autocast. Their budgets are arithmetic, not measured: 16 bytes per
+  trained parameter (weights, gradients, two Adam moments), 4 per frozen one, plus activations.
+  OpenUni-B: 0.65 B trained (10.4 GB) + 1.26 B frozen (5.0 GB) + checkpointed activations of
+  4 images (~2 GB) -> ~17.5 GB expected peak. OpenUni-L: 1.83 B trained (29.3 GB) + 2.41 B frozen
+  (9.6 GB) + activations of 8 images without checkpointing (~2.4 GB each: ~1.5 GB for the frozen
+  language model's 28 layers at ~550 positions, which the queries' gradient passes through, and
+  ~0.8 GB for SANA's 20 layers) -> ~58 GB expected peak. No GPU has measured either yet.
 
 `load_options()` gives the keywords of `recakit.janus.load_model`, `train_options(model)` those of
 `recakit.training.train`, `prepare_model(model)` switches on gradient checkpointing, and
@@ -183,6 +192,18 @@ PRESETS = {preset.name: preset.validate() for preset in (
         lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": None},
         optimizer="adamw_fused", gradient_checkpointing=True, batch_size=16, micro_batch=4,
         lr=1e-4, warmup_steps=50, steps=5000, memory_budget_gib=15.0),
+    Preset(
+        name="openuni-b-reca-24gb",
+        description="RecA on OpenUni-B (InternVL3-1B + SANA 0.6B) on a 24 GB GPU: upstream's split and "
+                    "optimizer, float32 master weights, gradient checkpointing; ~17.5 GB expected (arithmetic)",
+        model="openuni-b", dtype="float32", optimizer="adamw_fused", gradient_checkpointing=True,
+        batch_size=16, micro_batch=4, lr=1e-5, weight_decay=0.05, steps=10000, memory_budget_gib=22.0),
+    Preset(
+        name="openuni-l-reca-80gb",
+        description="RecA on OpenUni-L (InternVL3-2B + SANA 1.6B) on an 80 GB GPU: upstream's split and "
+                    "optimizer, float32 master weights, no checkpointing; ~58 GB expected (arithmetic)",
+        model="openuni-l", dtype="float32", optimizer="adamw_fused", batch_size=16, micro_batch=8,
+        lr=1e-5, weight_decay=0.05, steps=5000, memory_budget_gib=75.0),
 )}
 
 

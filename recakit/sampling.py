@@ -8,6 +8,9 @@ never on batch size or on which other prompts share its batch.
 
 Guidance: logits = uncond + cfg_scale * (cond - uncond). At cfg_scale = 1 that is the conditional
 logits, so the unconditional rows are skipped altogether. Temperature 0 means greedy decoding.
+
+A family with a diffusion head (OpenUni) has its own denoising sampler (`adapter.sample_images`);
+generate_images and reconstruct hand it the same prefixes and per-image seeds.
 """
 from __future__ import annotations
 
@@ -171,25 +174,55 @@ def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, 
                                progress=progress, desc="generating", fast=fast)
 
 
-def generate_images(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
+def generate_images(model, processor, prompts, *, cfg_scale: float | None = None, seed=0, temperature: float = 1.0,
                     top_k: int | None = None, batch_size: int | None = None, progress: bool = True,
-                    fast: bool | str = False) -> list[Image.Image]:
+                    fast: bool | str = False, steps: int | None = None) -> list[Image.Image]:
     """One image per prompt.
 
     seed: an int (image i gets seed + i) or one seed per prompt. cfg_scale: classifier-free
-    guidance (1 = none). temperature: 0 = greedy. top_k: keep only the k likeliest codes.
+    guidance (1 = none; default the family's own: 5 for Janus and the toy, 4.5 for OpenUni).
+    temperature: 0 = greedy. top_k: keep only the k likeliest codes.
     batch_size: prompts sampled together (default 8); it changes speed, never the images.
     fast: True for the static-cache sampler of recakit.fast (a CUDA graph on GPUs), or one of
-    its modes ("eager", "graph", "compile"); same seeds, same images."""
-    tokens = generate_image_tokens(model, processor, prompts, cfg_scale=cfg_scale, seed=seed,
-                                   temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
-                                   fast=fast)
-    return adapter_for(model, processor).decode_image_tokens(tokens)
+    its modes ("eager", "graph", "compile"); same seeds, same images.
+    steps: denoising steps of a diffusion family (OpenUni, default 20); temperature, top_k and
+    fast belong to token samplers and steps to diffusion ones."""
+    prompts = _check_prompts(prompts)
+    adapter = adapter_for(model, processor)
+    cfg_scale = adapter.default_cfg_scale if cfg_scale is None else cfg_scale
+    _check_options(cfg_scale, temperature, top_k, batch_size)
+
+    def build_prefix(indices, drop):
+        return adapter.prefix_from_text([prompts[i] for i in indices], torch.tensor(drop))
+
+    return _sample_images(adapter, build_prefix, len(prompts), cfg_scale=cfg_scale, seeds=_seeds(seed, len(prompts)),
+                          temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
+                          desc="generating", fast=fast, steps=steps)
 
 
-def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
+def _sample_images(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int], temperature: float,
+                   top_k: int | None, batch_size: int | None, progress: bool, desc: str, fast: bool | str,
+                   steps: int | None) -> list[Image.Image]:
+    """Images from prefixes: the family's own denoising sampler where it has one, else image
+    codes drawn token by token and decoded."""
+    name = type(adapter).__name__
+    if adapter.sample_images is not None:
+        if temperature != 1.0 or top_k is not None or fast:
+            raise ValueError(f"temperature, top_k and fast are options of token samplers; {name} denoises")
+        return adapter.sample_images(build_prefix, count, cfg_scale=cfg_scale, seeds=seeds, steps=steps,
+                                     batch_size=batch_size, progress=progress, desc=desc)
+    if steps is not None:
+        raise ValueError(f"steps is for diffusion samplers; {name} draws one step per image token")
+    tokens = sample_image_tokens(adapter, build_prefix, count, cfg_scale=cfg_scale, seeds=seeds,
+                                 temperature=temperature, top_k=top_k, batch_size=batch_size,
+                                 progress=progress, desc=desc, fast=fast)
+    return adapter.decode_image_tokens(tokens)
+
+
+def reconstruct(model, processor, images, *, cfg_scale: float | None = None, seed=0, temperature: float = 1.0,
                 top_k: int | None = None, batch_size: int | None = None, instruction: str | None = None,
-                resolution: int | None = None, progress: bool = True, fast: bool | str = False) -> list[Image.Image]:
+                resolution: int | None = None, progress: bool = True, fast: bool | str = False,
+                steps: int | None = None) -> list[Image.Image]:
     """RecA at inference: each image -> the model's understanding embeddings -> a generated image.
 
     The prefix is the one RecA trains on, with `instruction` (default: the first of
@@ -200,10 +233,11 @@ def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, tem
     images = load_images(images)
     if not images:
         raise ValueError("no images given: pass a list with at least one image")
+    adapter = adapter_for(model, processor)
+    cfg_scale = adapter.default_cfg_scale if cfg_scale is None else cfg_scale
     _check_options(cfg_scale, temperature, top_k, batch_size)
     seeds = _seeds(seed, len(images))
     instruction = RECONSTRUCTION_INSTRUCTIONS[0] if instruction is None else instruction
-    adapter = adapter_for(model, processor)
 
     def build_prefix(indices, drop):
         # guided batches list each image twice; encode it once
@@ -212,10 +246,9 @@ def reconstruct(model, processor, images, *, cfg_scale: float = 5.0, seed=0, tem
         rows = embeddings[[unique.index(i) for i in indices]]
         return adapter.prefix_from_embeddings(rows, torch.tensor(drop), [instruction] * len(indices))
 
-    tokens = sample_image_tokens(adapter, build_prefix, len(images), cfg_scale=cfg_scale, seeds=seeds,
-                                 temperature=temperature, top_k=top_k, batch_size=batch_size,
-                                 progress=progress, desc="reconstructing", fast=fast)
-    return adapter.decode_image_tokens(tokens)
+    return _sample_images(adapter, build_prefix, len(images), cfg_scale=cfg_scale, seeds=seeds,
+                          temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
+                          desc="reconstructing", fast=fast, steps=steps)
 
 
 def caption(model, processor, images, max_new_tokens: int = 32) -> list[str]:

@@ -120,7 +120,7 @@ def test_offline_hub_id_names_the_id_and_the_fix(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("recakit.janus.ModelNotAvailableError")
+    assert last_line.startswith("recakit.adapter.ModelNotAvailableError")
     assert "deepseek-community/Janus-Pro-1B" in last_line and "hf download" in last_line
     assert "huggingface_hub" not in result.stderr  # our message, not the hub client's traceback
 
