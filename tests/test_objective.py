@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recakit.janus import JanusAdapter, tiny_janus
-from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_loss
+from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, freeze_for_reca, reca_choices, reca_loss
 
 
 def test_instructions_are_many_and_distinct():
@@ -66,6 +66,19 @@ def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
         reca_loss(recorder, None, [square_images[s % 4] for s in range(5, 15)], instruction_dropout=rate,
                   sample_seeds=list(range(5, 15)))
     assert recorder.drops == first_drops[5:15] and recorder.instructions == first_instructions[5:15]
+
+
+def test_reca_choices_are_the_draws_reca_loss_makes(janus_tiny, square_images):
+    # notebook 01 builds the RecA prefix by hand from reca_choices and compares with reca_loss
+    model, processor = janus_tiny
+    recorder = RecordingAdapter(model, processor)
+    seeds = [0, 7, 11, 12]
+    with torch.no_grad():
+        reca_loss(recorder, None, square_images, instruction_dropout=0.5, sample_seeds=seeds)
+    choices = reca_choices(len(seeds), seeds, instruction_dropout=0.5)
+    assert [instruction for instruction, _ in choices] == recorder.instructions
+    assert [dropped for _, dropped in choices] == recorder.drops
+    assert len(set(recorder.instructions)) > 1  # the seeds really draw different instructions
 
 
 def test_no_dropout_and_full_dropout(janus_tiny, square_images):
