@@ -1,7 +1,62 @@
 """Notebook 01: what RecA's reconstruction objective is, computed by hand on the toy model."""
+from textwrap import dedent
+
 from cells import SETUP, SETUP_TEXT, code, markdown, opening, parameters
 
 PAPER = "https://arxiv.org/abs/2509.07295"
+
+
+def python_block(source: str) -> str:
+    """A fenced Python block, indented to sit inside this file's markdown strings."""
+    return ("\n" + " " * 8).join(["```python", *dedent(source).strip().splitlines(), "```"])
+
+
+# Solutions shared by the English and Chinese exercises
+COPYING = python_block('''
+        from recakit.objective import image_generation_loss
+
+        train_scenes = scene_dataset(16 * 500, seed=SEED + 3, image_size=IMAGE_SIZE)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+        for step in range(500):
+            batch = [train_scenes[i].image for i in range(16 * step, 16 * step + 16)]
+            targets = adapter.image_tokens(batch)
+            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(targets).detach())
+            loss = image_generation_loss(adapter, prefix, mask, targets)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+            if step % 100 == 0:
+                print(step, f"{loss.item():.3f}")
+        with torch.no_grad():
+            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(unseen_tokens))
+            print("unseen scenes:", image_generation_loss(adapter, prefix, mask, unseen_tokens).item())
+''')
+BOTTLENECK = python_block('''
+        from PIL import Image
+
+        for resolution in [16, 32, 64]:
+            with torch.no_grad():
+                units = unit_rows(adapter.understanding_embeddings(unseen_images, resolution))
+                pool_units = torch.cat([unit_rows(adapter.understanding_embeddings(
+                    [pool[i].image for i in range(s, min(s + CHUNK, POOL_SIZE))], resolution)) for s in range(0, POOL_SIZE, CHUNK)])
+            picks = (units @ pool_units.T).argmax(dim=1).tolist()
+            print(resolution, {name: f"{agreement(picks, attribute):.0%}" for name, attribute in ATTRIBUTES.items()})
+        shrunk = [[image.resize((r, r), Image.BILINEAR).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+                   for image in unseen_images[:4]] for r in (16, 32, 64)]
+        viz.image_grid(shrunk, row_labels=["16 px", "32 px", "64 px"])
+''')
+INSTRUCTION = python_block('''
+        from recakit import RECONSTRUCTION_INSTRUCTIONS, tiny_janus
+        from recakit.objective import image_generation_loss
+
+        for name, (m, p) in {"toy": (model, processor), "tiny Janus": tiny_janus(seed=0)}.items():
+            a = adapter_for(m, p)
+            picture = [scene_dataset(1, seed=SEED, image_size=64 if name == "toy" else 32)[0].image]
+            with torch.no_grad():
+                states, targets = a.understanding_embeddings(picture), a.image_tokens(picture)
+                for wording in [reca_choices(1, [SEED], 0.0)[0][0], RECONSTRUCTION_INSTRUCTIONS[0]]:
+                    prefix, mask = a.prefix_from_embeddings(states, instructions=[wording])
+                    print(name, f"{image_generation_loss(a, prefix, mask, targets).item():.6f}", wording)
+                print(name, "reca_loss", f"{reca_loss(m, p, picture, instruction_dropout=0.0, sample_seeds=[SEED]).item():.6f}")
+''')
 
 CELLS = opening(
     "01_reconstruction_objective",
@@ -302,15 +357,15 @@ CELLS = opening(
         即它的*前缀*（prefix），如下：
 
         ```text
-        Janus-Pro, RecA:
+        Janus-Pro，RecA：
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> Describe every visual detail of this image.
-          <|Assistant|>: <begin_of_image>                      -> then it predicts v_1 ... v_576
-        Janus-Pro, RecA with the instruction dropped (instruction dropout):
+          <|Assistant|>: <begin_of_image>                      -> 随后预测 v_1 ... v_576
+        Janus-Pro，去掉指令的 RecA（指令丢弃）：
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> <|Assistant|>: <begin_of_image>
-        Janus-Pro, unconditional (text-to-image dropout, and the unconditional half of guidance):
+        Janus-Pro，无条件（文生图的描述丢弃，以及引导中无条件的那一路）：
           <bos> <pad> ... <pad> <begin_of_image>
-        toy:
-          q_1 ... q_16 <begin_of_image>                        -> then it predicts v_1 ... v_64
+        玩具模型：
+          q_1 ... q_16 <begin_of_image>                        -> 随后预测 v_1 ... v_64
         ```
 
         每个样本的指令都从几十种说法（`RECONSTRUCTION_INSTRUCTIONS`）中随机抽取，让模型明白承载内容的是
@@ -609,7 +664,7 @@ CELLS = opening(
           没有可以照搬的东西。
         """),
     markdown(
-        """
+        f"""
         ## Exercises
 
         **1. Copying.** Condition the generator on the image's own VQ tokens instead of its understanding
@@ -621,23 +676,7 @@ CELLS = opening(
         the query states go. Every step uses new scenes, so the only way down is to copy (about ten
         minutes on a CPU; the model is changed, so reload it afterwards):
 
-        ```python
-        from recakit.objective import image_generation_loss
-
-        train_scenes = scene_dataset(16 * 500, seed=SEED + 3, image_size=IMAGE_SIZE)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-        for step in range(500):
-            batch = [train_scenes[i].image for i in range(16 * step, 16 * step + 16)]
-            targets = adapter.image_tokens(batch)
-            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(targets).detach())
-            loss = image_generation_loss(adapter, prefix, mask, targets)
-            optimizer.zero_grad(); loss.backward(); optimizer.step()
-            if step % 100 == 0:
-                print(step, f"{loss.item():.3f}")
-        with torch.no_grad():
-            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(unseen_tokens))
-            print("unseen scenes:", image_generation_loss(adapter, prefix, mask, unseen_tokens).item())
-        ```
+        {COPYING}
 
         On our CPU the loss went 1.63, 0.70, 0.66, 0.44, 0.17 at steps 0, 100, ..., 400, and 0.05 at step
         500; on the unseen scenes it ended at about 0.04. From their understanding embeddings, the base,
@@ -654,20 +693,7 @@ CELLS = opening(
 
         <details><summary>Solution</summary>
 
-        ```python
-        for resolution in [16, 32, 64]:
-            with torch.no_grad():
-                units = unit_rows(adapter.understanding_embeddings(unseen_images, resolution))
-                pool_units = torch.cat([unit_rows(adapter.understanding_embeddings(
-                    [pool[i].image for i in range(s, min(s + CHUNK, POOL_SIZE))], resolution)) for s in range(0, POOL_SIZE, CHUNK)])
-            picks = (units @ pool_units.T).argmax(dim=1).tolist()
-            print(resolution, {name: f"{agreement(picks, attribute):.0%}" for name, attribute in ATTRIBUTES.items()})
-        from PIL import Image
-
-        viz.image_grid([[image.resize((r, r), Image.BILINEAR).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-                         for image in unseen_images[:4]]
-                        for r in (16, 32, 64)], row_labels=["16 px", "32 px", "64 px"])
-        ```
+        {BOTTLENECK}
 
         In the default run the neighbour shares an object's shape for 55 % of the objects at 64 px, 59 % at
         32 px and 47 % at 16 px, while colour (42 %, 33 %, 36 %) and region hold up or even rise: a blob of
@@ -684,20 +710,7 @@ CELLS = opening(
 
         <details><summary>Solution</summary>
 
-        ```python
-        from recakit import RECONSTRUCTION_INSTRUCTIONS, tiny_janus
-        from recakit.objective import image_generation_loss
-
-        for name, (m, p) in {"toy": (model, processor), "tiny Janus": tiny_janus(seed=0)}.items():
-            a = adapter_for(m, p)
-            picture = [scene_dataset(1, seed=SEED, image_size=64 if name == "toy" else 32)[0].image]
-            with torch.no_grad():
-                states, targets = a.understanding_embeddings(picture), a.image_tokens(picture)
-                for wording in [reca_choices(1, [SEED], 0.0)[0][0], RECONSTRUCTION_INSTRUCTIONS[0]]:
-                    prefix, mask = a.prefix_from_embeddings(states, instructions=[wording])
-                    print(name, f"{image_generation_loss(a, prefix, mask, targets).item():.6f}", wording)
-                print(name, "reca_loss", f"{reca_loss(m, p, picture, instruction_dropout=0.0, sample_seeds=[SEED]).item():.6f}")
-        ```
+        {INSTRUCTION}
 
         The toy prints the same loss for both wordings (0.581019 in the default run), and `reca_loss`
         agrees with both. The tiny Janus gives 4.848569 with the drawn instruction and 4.849193 with
@@ -708,7 +721,7 @@ CELLS = opening(
 
         **Next:** notebook 02 runs RecA fine-tuning end to end.
         """,
-        """
+        f"""
         ## 练习
 
         **1. 照搬。** 不用理解嵌入，而用图像自己的 VQ token 作为生成器的条件，在新场景上训练几百步，
@@ -719,23 +732,7 @@ CELLS = opening(
         玩具模型生成器的宽度与理解侧相同，所以嵌入后的 VQ token 可以直接放在查询状态的位置上。
         每一步都用新场景，想让损失下降只能靠照搬（CPU 上大约十分钟；模型会被改动，做完后请重新加载）：
 
-        ```python
-        from recakit.objective import image_generation_loss
-
-        train_scenes = scene_dataset(16 * 500, seed=SEED + 3, image_size=IMAGE_SIZE)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-        for step in range(500):
-            batch = [train_scenes[i].image for i in range(16 * step, 16 * step + 16)]
-            targets = adapter.image_tokens(batch)
-            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(targets).detach())
-            loss = image_generation_loss(adapter, prefix, mask, targets)
-            optimizer.zero_grad(); loss.backward(); optimizer.step()
-            if step % 100 == 0:
-                print(step, f"{loss.item():.3f}")
-        with torch.no_grad():
-            prefix, mask = adapter.prefix_from_embeddings(adapter.embed_image_tokens(unseen_tokens))
-            print("unseen scenes:", image_generation_loss(adapter, prefix, mask, unseen_tokens).item())
-        ```
+        {COPYING}
 
         在我们的 CPU 上，第 0、100、……、400 步的损失依次为 1.63、0.70、0.66、0.44、0.17，第 500 步为 0.05；
         在没见过的场景上最终约为 0.04。而基础模型经过全部训练，从理解嵌入出发，在第 4 节那个场景上的损失是 0.58，
@@ -749,20 +746,7 @@ CELLS = opening(
 
         <details><summary>参考答案</summary>
 
-        ```python
-        for resolution in [16, 32, 64]:
-            with torch.no_grad():
-                units = unit_rows(adapter.understanding_embeddings(unseen_images, resolution))
-                pool_units = torch.cat([unit_rows(adapter.understanding_embeddings(
-                    [pool[i].image for i in range(s, min(s + CHUNK, POOL_SIZE))], resolution)) for s in range(0, POOL_SIZE, CHUNK)])
-            picks = (units @ pool_units.T).argmax(dim=1).tolist()
-            print(resolution, {name: f"{agreement(picks, attribute):.0%}" for name, attribute in ATTRIBUTES.items()})
-        from PIL import Image
-
-        viz.image_grid([[image.resize((r, r), Image.BILINEAR).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-                         for image in unseen_images[:4]]
-                        for r in (16, 32, 64)], row_labels=["16 px", "32 px", "64 px"])
-        ```
+        {BOTTLENECK}
 
         默认运行中，64 像素时最近邻与 55% 的物体形状相同，32 像素时 59%，16 像素时降到 47%；颜色
         （42%、33%、36%）和区域则基本不变，甚至略有上升：一团颜色经得起缩小，边缘却经不起。候选池只有 128 个场景、
@@ -777,20 +761,7 @@ CELLS = opening(
 
         <details><summary>参考答案</summary>
 
-        ```python
-        from recakit import RECONSTRUCTION_INSTRUCTIONS, tiny_janus
-        from recakit.objective import image_generation_loss
-
-        for name, (m, p) in {"toy": (model, processor), "tiny Janus": tiny_janus(seed=0)}.items():
-            a = adapter_for(m, p)
-            picture = [scene_dataset(1, seed=SEED, image_size=64 if name == "toy" else 32)[0].image]
-            with torch.no_grad():
-                states, targets = a.understanding_embeddings(picture), a.image_tokens(picture)
-                for wording in [reca_choices(1, [SEED], 0.0)[0][0], RECONSTRUCTION_INSTRUCTIONS[0]]:
-                    prefix, mask = a.prefix_from_embeddings(states, instructions=[wording])
-                    print(name, f"{image_generation_loss(a, prefix, mask, targets).item():.6f}", wording)
-                print(name, "reca_loss", f"{reca_loss(m, p, picture, instruction_dropout=0.0, sample_seeds=[SEED]).item():.6f}")
-        ```
+        {INSTRUCTION}
 
         玩具模型对两种措辞给出相同的损失（默认运行中为 0.581019），`reca_loss` 与两者都一致。迷你 Janus 用抽到的
         指令时损失为 4.848569，用第 0 条指令时为 4.849193，`reca_loss` 只与前者一致。差别很小，是因为迷你 Janus
