@@ -87,7 +87,8 @@ CELLS = opening(
     让它把这张图重新生成出来，损失就是它平时做图像生成时用的那个损失。整个过程不需要任何图像描述（caption）。
 
     **学习目标**。读完本章，你能够：
-    1. 说出统一模型表示图像的两种方式（理解嵌入（understanding embeddings）与 VQ 图像 token（image tokens）），并指出 RecA 训练哪些部分、冻结哪些部分；
+    1. 说出统一模型表示图像的两种方式，即理解嵌入（understanding embeddings）与 VQ 图像 token（image tokens），
+       并指出 RecA 训练哪些部分、冻结哪些部分；
     2. 写出 RecA 损失，以及与它共用同一个生成器的文生图（text-to-image）损失，并解释为什么图像的理解嵌入是*稠密*的提示词（prompt），
        而图像描述是*稀疏*的提示词；
     3. 逐个 token 列出 RecA 训练序列里模型读到了什么；

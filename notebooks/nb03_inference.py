@@ -172,8 +172,8 @@ CELLS = opening(
         r"""
         ## 3. 把无分类器引导写出来
 
-        每一步，生成器根据提示词给出码本（codebook）上的 logits $\ell^{\text{cond}}$，再根据无条件前缀（prefix；即去掉提示词，就像训练时
-        部分描述被丢弃那样）给出 $\ell^{\text{uncond}}$。无分类器引导从下式中采样下一个 token：
+        每一步，生成器根据提示词给出码本（codebook）上的 logits $\ell^{\text{cond}}$，再根据无条件的前缀（prefix）给出 $\ell^{\text{uncond}}$；
+        无条件前缀就是去掉提示词后的前缀，和训练时部分描述被丢弃的情形一样。无分类器引导从下式中采样下一个 token：
 
         $$\ell = \ell^{\text{uncond}} + s\,\big(\ell^{\text{cond}} - \ell^{\text{uncond}}\big), \qquad v_t \sim \operatorname{softmax}(\ell)$$
 
@@ -238,13 +238,13 @@ CELLS = opening(
         Read the sweep column by column. At scale 1 the named colours are missing (an orange ring and a
         blue cross for "a red circle"). By scale 3 a red circle and a blue square have appeared. At 5
         and 8 the red circle grows until it dominates the left column, and the right column fills with
-        ever more objects in colours nobody asked for. Guidance helps the prompt up to about 3 to 5 and
+        ever more objects in colours nobody asked for. Guidance helps the prompt up to about 3 here and
         then costs more than it gives; 3 is the scale `recakit reproduce` samples the toy at.
         """,
         """
         按列来看这张扫描图。强度为 1 时，指定的颜色都没有出现（“a red circle” 画成了橙色圆环和蓝色十字）。
         到强度 3，红色圆形和蓝色方块出现了。到 5 和 8，左列的红色圆形越画越大，占满了画面；右列则塞进了越来越多
-        没人要求的颜色和物体。引导在强度 3 到 5 左右之前有助于贴合提示词，再往上就得不偿失；`recakit reproduce`
+        没人要求的颜色和物体。在这里，引导强度到 3 左右为止都有助于贴合提示词，再往上就得不偿失；`recakit reproduce`
         对玩具模型采样时用的就是 3。
         """),
     markdown(
@@ -388,7 +388,7 @@ CELLS = opening(
         但画面已经开始碎裂。强引导可以把基础模型往指定颜色上推；RecA 模型在强度 3 时就做到了，而且不必付出这种代价。
         </details>
 
-        **2. 贪心解码。** 只改第 3 节循环里的一行，让它每一步都取可能性最大的码字（温度（temperature）为 0），
+        **2. 贪心解码。** 只改第 3 节循环里的一行，让它每一步都取可能性最大的码字，即温度（temperature）为 0 的采样，
         再与 `generate_images(..., temperature=0)` 的结果核对。
 
         <details><summary>参考答案</summary>
@@ -441,7 +441,7 @@ CELLS = opening(
         量化（quantization）不改变 RecA 做的事，只改变模型推理时占用多少显存。
         `load_model(..., quantization="nf4" | "int8")` 借助 bitsandbytes 把语言模型的线性层存成 4 位或 8 位；
         VQ 解码器和输出头保持全精度，因为抽到哪个码字由它们决定。在 CPU 上我们用一个随机初始化的迷你 Janus
-        来测量（玩具模型不是 Janus 检查点（checkpoint））；如果 `MODEL` 是 Janus-Pro，则测量真实模型。作为参照，
+        来测量，因为玩具模型不是 Janus 检查点（checkpoint）；如果 `MODEL` 是 Janus-Pro，则测量真实模型。作为参照，
         在 H100 上按 Janus-Pro-1B 的规模，bf16 占 3.48 GiB，INT8 占 2.00 GiB，NF4 占 1.27 GiB。
         """),
     code('''
