@@ -135,7 +135,9 @@ CELLS = opening(
 
         The understanding side also writes a caption for each input (greedy image-to-text). RecA never
         trains the toy's understanding side, so base and RecA write the same words; here they are in
-        full:
+        full. The first three are right. The fourth names a pink triangle and a brown circle where
+        input 4 has a black square and a black circle: what the understanding side gets wrong, no
+        generator can rebuild from it.
         """,
         """
         基础模型的重建结果与输入几乎无关：它的生成器只学过文生图，从没练过根据图像的查询状态（query states）作画。经过 RecA
@@ -143,7 +145,8 @@ CELLS = opening(
         的圆环、三角形和方块），不过数量、位置以及输入 2 的颜色仍然不对。这正是 RecA 训练的那项本事，在这里可以直接看到。
 
         理解侧还会为每张输入图写一句描述（贪心解码的图生文）。RecA 从不训练玩具模型的理解侧，所以基础模型和 RecA
-        模型写出的描述一字不差；完整内容如下：
+        模型写出的描述一字不差；完整内容如下。前三句是对的。第四句说有一个粉色三角形和一个棕色圆形，而输入 4 里
+        实际是一个黑色方块和一个黑色圆形：理解侧弄错的东西，任何生成器都无法据此重建出来。
         """),
     code('''
         from IPython.display import Markdown, display
