@@ -8,6 +8,7 @@ image-generation loss to produce that same image's generation tokens. No caption
   image-to-text losses (useful when understanding and generation share parameters, as in Janus).
 - `freeze_for_reca` applies the default trainable/frozen split: the understanding encoder and the
   VQ tokenizer are frozen (and kept in eval mode), the language model and generation modules train.
+- `reca_choices` tells which instruction (and dropout) `reca_loss` draws for given sample seeds.
 - `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix;
   a family with a diffusion head (OpenUni) brings its own loss through the adapter instead.
 
@@ -82,6 +83,12 @@ def _rngs(count: int, keys, stream: str) -> list[random.Random]:
     return [random.Random(f"{stream}:{key}") for key in keys]
 
 
+def reca_choices(count: int, sample_seeds=None, instruction_dropout: float = 0.1) -> list[tuple[str, bool]]:
+    """The (instruction, dropped) pair `reca_loss` draws for each of `count` images: with
+    `sample_seeds`, the very draws it makes for images with those seeds."""
+    return [sample_choices(rng, instruction_dropout) for rng in _rngs(count, sample_seeds, "reca")]
+
+
 def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                           targets: torch.Tensor) -> torch.Tensor:
     """Teacher-forced cross-entropy of image tokens `targets` (B, T) after a prefix.
@@ -154,7 +161,7 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
         raise ValueError("reca_loss needs at least one image")
 
     seeds = None if sample_seeds is None else [int(seed) for seed in sample_seeds]
-    choices = [sample_choices(rng, instruction_dropout) for rng in _rngs(len(images), seeds, "reca")]
+    choices = reca_choices(len(images), seeds, instruction_dropout)
     if adapter.takes_instructions:
         # upstream's recipe: dropout blanks the instruction and keeps the image embeddings; the
         # fully unconditional prefix is left to text-to-image dropout and guidance

@@ -2,8 +2,9 @@
 
 Each function returns its matplotlib figure and, given `save_to`, also writes it to that file, so
 a notebook run leaves its figures in its output folder beside the executed notebook.
-Figures: image grids, the coloured token layout of a RecA training sequence, an embedding
-similarity heat map and a live loss curve that doubles as a `recakit.training.train` callback.
+Figures: image grids, the RecA pipeline (which parts train, which stay frozen), the coloured
+token layout of a RecA training sequence, an embedding similarity heat map and a live loss curve
+that doubles as a `recakit.training.train` callback.
 (Benchmark plots beside the published numbers live in `recakit.report`.)
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import Patch
+from matplotlib.patches import FancyBboxPatch, Patch
 
 #: colours of the token roles in `token_layout`; "target" marks the positions that carry the loss
 ROLE_COLORS = {
@@ -25,6 +26,31 @@ ROLE_COLORS = {
     "target": "#74c476",     # generation tokens the model must predict
     "pad": "#f0f0f0",
 }
+
+#: colours of the boxes in `flow_diagram`
+PART_COLORS = {
+    "frozen": "#c6dbef",   # weights RecA never updates
+    "trained": "#fdae6b",  # weights RecA updates
+    "data": "#ffffff",     # inputs, conditions and targets
+    "loss": "#a1d99b",
+}
+
+#: the RecA pipeline: (label, (x, y), role) per box, then (from, to, arrow label) per arrow
+RECA_PIPELINE = (
+    {
+        "caption": ("caption c\n\"a red circle\"", (0.0, 3.0), "data"),
+        "image": ("image x\n(unlabelled)", (0.0, 1.0), "data"),
+        "encoder": ("understanding encoder\n+ aligner\n(Janus: SigLIP; toy: conv encoder\n+ understanding LM)", (2.9, 1.0), "frozen"),
+        "condition": ("[instruction; E_und(x)]\ndense prompt", (5.8, 1.0), "data"),
+        "generator": ("generator p_θ\n(LLM + generation head;\ntoy: connector + generator)", (8.7, 2.0), "trained"),
+        "vq": ("VQ tokenizer", (2.9, -0.6), "frozen"),
+        "targets": ("image tokens\nv_1 ... v_T of x", (5.8, -0.6), "data"),
+        "loss": ("cross-entropy\nL_RecA (or L_t2i\nfor a caption)", (11.6, 0.7), "loss"),
+    },
+    [("caption", "generator", "text-to-image: sparse prompt"), ("image", "encoder", ""),
+     ("encoder", "condition", ""), ("condition", "generator", "RecA"), ("image", "vq", ""),
+     ("vq", "targets", ""), ("targets", "loss", "targets (teacher forcing)"), ("generator", "loss", "logits")],
+)
 
 
 def save_figure(figure, save_to: str | Path | None):
@@ -99,6 +125,55 @@ def token_layout(segments, *, title: str = "", save_to=None):
     axis.axis("off")
     axis.set_title(title or "token layout (block widths grow with log2 of the token count)")
     return save_figure(figure, save_to)
+
+
+def flow_diagram(boxes: dict, arrows, *, title: str = "", save_to=None):
+    """Boxes joined by arrows. `boxes` maps a name to `(label, (x, y), role)` with role one of
+    PART_COLORS (x, y: the box centre, in units of about one box height); `arrows` lists
+    `(from name, to name, label)`."""
+    unknown = {role for _label, _xy, role in boxes.values()} - set(PART_COLORS)
+    if unknown:
+        raise ValueError(f"unknown box roles {sorted(unknown)}; use {sorted(PART_COLORS)}")
+    missing = {name for start, end, _label in arrows for name in (start, end)} - set(boxes)
+    if missing:
+        raise ValueError(f"arrows name boxes that do not exist: {sorted(missing)}")
+    xs = [x for _label, (x, _y), _role in boxes.values()]
+    ys = [y for _label, (_x, y), _role in boxes.values()]
+    figure, axis = plt.subplots(figsize=(max(xs) - min(xs) + 3, max(ys) - min(ys) + 2))
+    half_width, half_height = 1.2, 0.55
+    for label, (x, y), role in boxes.values():
+        axis.add_patch(FancyBboxPatch((x - half_width, y - half_height), 2 * half_width, 2 * half_height,
+                                      boxstyle="round,pad=0.05", facecolor=PART_COLORS[role], edgecolor="black"))
+        axis.text(x, y, label, ha="center", va="center", fontsize=8)
+    for start, end, label in arrows:
+        (x0, y0), (x1, y1) = boxes[start][1], boxes[end][1]
+        # leave each box through the side that faces the other box
+        dx = half_width if abs(x1 - x0) > 1e-9 else 0.0
+        dy = 0.0 if dx else half_height
+        begin = (x0 + math.copysign(dx, x1 - x0), y0 + math.copysign(dy, y1 - y0))
+        finish = (x1 - math.copysign(dx, x1 - x0), y1 - math.copysign(dy, y1 - y0))
+        axis.annotate("", xy=finish, xytext=begin, arrowprops=dict(arrowstyle="->", lw=1.3))
+        if label:
+            axis.text((begin[0] + finish[0]) / 2, (begin[1] + finish[1]) / 2 + 0.15, label,
+                      ha="center", va="bottom", fontsize=8, style="italic")
+    handles = [Patch(facecolor=color, edgecolor="black", label=role) for role, color in PART_COLORS.items()
+               if any(role == box_role for _label, _xy, box_role in boxes.values())]
+    axis.legend(handles=handles, loc="upper right", fontsize=8)
+    axis.set_xlim(min(xs) - half_width - 0.3, max(xs) + half_width + 0.3)
+    axis.set_ylim(min(ys) - half_height - 0.3, max(ys) + half_height + 0.6)
+    axis.set_aspect("equal")
+    axis.axis("off")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return save_figure(figure, save_to)
+
+
+def reca_pipeline(*, save_to=None):
+    """The two paths into one generator: a caption (text-to-image) and an image's understanding
+    embeddings (RecA), both scored against the image's own VQ tokens; frozen parts in blue."""
+    boxes, arrows = RECA_PIPELINE
+    return flow_diagram(boxes, arrows, title="RecA: one generator, two kinds of prompt", save_to=save_to)
 
 
 def cosine_similarity_matrix(embeddings, *, centered: bool = False) -> np.ndarray:

@@ -7,8 +7,8 @@ from conftest import cross_entropy_by_hand, full_forward_image_logits
 
 from recakit import fast
 from recakit.janus import JanusAdapter, tiny_janus
-from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_loss,
-                               sample_choices)
+from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_choices,
+                               reca_loss, sample_choices)
 
 
 def test_instructions_are_many_and_distinct():
@@ -119,6 +119,22 @@ def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
         reca_loss(recorder, None, [square_images[s % 4] for s in range(5, 15)], instruction_dropout=rate,
                   sample_seeds=list(range(5, 15)))
     assert recorder.drops == first_drops[5:15] and recorder.instructions == first_instructions[5:15]
+
+
+def test_reca_choices_are_the_draws_reca_loss_makes(janus_tiny, square_images):
+    # notebook 01 builds the RecA prefix by hand from reca_choices and compares with reca_loss
+    model, processor = janus_tiny
+    recorder = RecordingAdapter(model, processor)
+    seeds = [0, 2, 3, 7]
+    with torch.no_grad():
+        reca_loss(recorder, None, square_images, instruction_dropout=0.5, sample_seeds=seeds)
+    choices = reca_choices(len(seeds), seeds, instruction_dropout=0.5)
+    # Janus keeps the image of a dropped row and empties its instruction
+    assert [DROPPED_INSTRUCTION if dropped else instruction for instruction, dropped in choices] == recorder.instructions
+    assert recorder.drops == [False] * len(seeds)
+    assert 0 < sum(dropped for _, dropped in choices) < len(seeds)  # both kinds of row are checked
+    kept = [instruction for instruction in recorder.instructions if instruction != DROPPED_INSTRUCTION]
+    assert len(set(kept)) > 1  # the seeds really draw different instructions
 
 
 def test_no_dropout_and_full_dropout(janus_tiny, square_images):

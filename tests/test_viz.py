@@ -64,3 +64,27 @@ def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
     assert list(plot.axis.lines[0].get_ydata()) == [2.5, 1.25]
     assert (tmp_path / "loss.png").exists()
 
+
+
+def test_flow_diagram_draws_every_box_and_arrow_and_rejects_bad_input(tmp_path):
+    boxes = {"image": ("image x", (0, 0), "data"), "encoder": ("encoder", (3, 0), "frozen"),
+             "generator": ("generator", (6, 1), "trained")}
+    arrows = [("image", "encoder", ""), ("encoder", "generator", "RecA")]
+    figure = viz.flow_diagram(boxes, arrows, save_to=tmp_path / "flow.png")
+    axis = figure.axes[0]
+    assert {"image x", "encoder", "generator", "RecA"} <= {text.get_text() for text in axis.texts}
+    assert len([child for child in axis.get_children() if type(child).__name__ == "Annotation"]) == 2
+    assert [text.get_text() for text in axis.get_legend().get_texts()] == ["frozen", "trained", "data"]
+    assert (tmp_path / "flow.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="unknown box roles"):
+        viz.flow_diagram({"a": ("a", (0, 0), "mystery")}, [])
+    with pytest.raises(ValueError, match="do not exist"):
+        viz.flow_diagram(boxes, [("image", "decoder", "")])
+
+
+def test_the_reca_pipeline_marks_the_generator_trained_and_the_encoders_frozen():
+    boxes, _arrows = viz.RECA_PIPELINE
+    roles = {name: role for name, (_label, _xy, role) in boxes.items()}
+    assert roles["generator"] == "trained" and roles["encoder"] == roles["vq"] == "frozen"
+    texts = {text.get_text() for text in viz.reca_pipeline().axes[0].texts}
+    assert "RecA" in texts and "text-to-image: sparse prompt" in texts
