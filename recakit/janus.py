@@ -1,7 +1,7 @@
 """Janus-Pro through plain transformers: loading, a tiny offline twin, and its RecA adapter.
 
 - `load_model` loads a Janus-Pro checkpoint (hub id or local folder), optionally quantized with
-  bitsandbytes, or the ShapesWorld toy for the name "toy". Offline without the files it says how
+  bitsandbytes, or a shipped ShapesWorld toy ("toy", "toy-reca", "toy-control"). Offline without the files it says how
   to fetch them instead of failing deep inside the hub client.
 - `tiny_janus` builds a few-hundred-thousand-parameter `JanusForConditionalGeneration` and a
   matching `JanusProcessor` entirely in code (no download), so tests, notebooks and benchmarks
@@ -215,18 +215,19 @@ def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str 
     """Load a Janus-Pro checkpoint -> (model, processor), in eval mode.
 
     name_or_path: a hub id (e.g. "deepseek-community/Janus-Pro-1B"), a local folder written by
-    `save_pretrained`, or "toy" for the shipped ShapesWorld toy model (a folder of a saved toy,
-    one with processor.json, loads as the toy too).
+    `save_pretrained`, or "toy" for the shipped ShapesWorld toy model ("toy-reca" and "toy-control"
+    for its two trained arms of the toy study, seed 0; a folder of a saved toy, one with
+    processor.json, loads as the toy too).
     device: default cuda if available, else cpu. dtype: default bfloat16 on cuda, float32 on cpu.
     quantization: None, "nf4" or "int8" (bitsandbytes; works on the CPU too)."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)} or None")
     name = str(name_or_path)
     device = _default_device(device)
-    if name == "toy" or (Path(name).expanduser() / "processor.json").is_file():
-        from recakit.toy import load_toy
+    from recakit.toy import SHIPPED_MODELS, load_toy
 
-        return load_toy(None if name == "toy" else Path(name).expanduser(), device=device)
+    if name in SHIPPED_MODELS or (Path(name).expanduser() / "processor.json").is_file():
+        return load_toy(name if name in SHIPPED_MODELS else Path(name).expanduser(), device=device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 

@@ -12,7 +12,9 @@ From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
 3. score the images with the GenEval rules and the exact ShapesWorld detector.
 
 Everything is written under `--out`, and every step resumes: training checkpoints through
-`recakit.training.train`, samples and scores through `recakit.geneval`. Outputs:
+`recakit.training.train`, samples and scores through `recakit.geneval`. Each trained arm is saved
+as a toy model folder (`seed{N}/{arm}_model`, what `load_model` reads; seed 0's are shipped as
+"toy-reca" and "toy-control") and scored from that folder. Outputs:
 `results.json` (per arm: overall and per-task scores, mean and std over seeds, per-seed values),
 `results.md` (the same as a table, with RecA's published per-task gains beside ours) and
 `samples.png` (base vs RecA for the same prompts and seeds).
@@ -220,6 +222,10 @@ def run_seed(base, processor, seed: int, settings: dict, entries: list[dict], de
     scores = {}
     for arm in ("control", "reca"):
         model, _ = train_arm(base, processor, arm, seed, settings, out / f"seed{seed}" / f"{arm}_train")
+        # the scores are the saved model's (fp16 weights, like the shipped base), so a saved arm
+        # scores exactly what this run reports
+        model.save_pretrained(out / f"seed{seed}" / f"{arm}_model", processor)
+        model, _ = load_toy(out / f"seed{seed}" / f"{arm}_model")
         scores[arm] = {"seed": seed, **evaluate(model, processor, entries, out / f"seed{seed}" / arm, settings, detector)}
     return scores
 

@@ -40,6 +40,10 @@ from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCaus
 from recakit.adapter import UnifiedAdapter, cache_argument, per_position_cross_entropy
 
 SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
+#: the toy models shipped with recakit, by `load_model` name: the base, and the two arms that
+#: `recakit reproduce --preset toy` trains from it for seed 0 (each folder's training.json says how)
+SHIPPED_MODELS = {"toy": SHIPPED_BASE, "toy-reca": SHIPPED_BASE.parent / "toy-reca",
+                  "toy-control": SHIPPED_BASE.parent / "toy-control"}
 IMAGE_SIZE = 64
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 PAD, BOS, EOS, UNK = range(4)
@@ -655,8 +659,9 @@ class ToyAdapter(UnifiedAdapter):
 
 # -- loading ------------------------------------------------------------------------------------
 def load_toy(path=None, device=None):
-    """(model, processor) of a saved toy model; the shipped ShapesWorld base by default."""
-    directory = Path(path) if path is not None else SHIPPED_BASE
+    """(model, processor) of a saved toy model: a folder or a name of `SHIPPED_MODELS`; the shipped
+    ShapesWorld base by default."""
+    directory = SHIPPED_MODELS[path] if path in SHIPPED_MODELS else Path(path) if path is not None else SHIPPED_BASE
     model = ToyUnifiedModel.from_pretrained(directory, device)
     return model, ToyProcessor.from_pretrained(directory)
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from recakit import geneval
+from recakit import geneval, load_model, reproduce
 from recakit.reproduce import aggregate, evaluation_entries, results_markdown
 
 
@@ -111,3 +111,16 @@ def test_reca_arm_splits_its_batch_by_share():
         assert not torch.allclose(shrunk, alone)
     with pytest.raises(ValueError, match="reca_share"):
         arm_loss("reca", processor, 0.0)
+
+
+@pytest.mark.parametrize("name", ["toy-reca", "toy-control"])
+def test_a_shipped_arm_scores_exactly_what_its_reproduction_run_reported(name, tmp_path):
+    # The shipped arms are seed 0 of `recakit reproduce --preset toy` (their training.json says
+    # how): sampled with the run's settings on the whole GenEval-mini, they give the run's scores.
+    from recakit.toy import SHIPPED_MODELS
+
+    model, processor = load_model(name, device="cpu")
+    reported = json.loads((SHIPPED_MODELS[name] / "training.json").read_text())["geneval_mini"]
+    scores = reproduce.evaluate(model, processor, reproduce.evaluation_entries(None), tmp_path, reproduce.FULL,
+                                geneval.make_detector("shapes"))
+    assert scores == reported
