@@ -21,5 +21,5 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     $pip install "torch==2.13.0"
   fi
 fi
-$pip install -q -e ".[test]"
+$pip install -q -e ".[notebooks,test]"
 "$VENV/bin/python" -c "import torch, transformers, recakit; print('recakit ready: torch', torch.__version__, '| transformers', transformers.__version__)"
