@@ -28,7 +28,7 @@ FIGURES = {
                                     "bottleneck_lookup.png"},
     "02_reca_finetuning": {"loss.png", "base_vs_reca.png"},
     "03_inference": {"text_to_image.png", "reconstruction.png", "cfg_sweep.png", "panel.png"},
-    "04_benchmarks": {"gains.png", "scores.png"},
+    "04_benchmarks": {"gains.png"},
 }
 RUNS = [(language, name) for name in FIGURES for language in ("en", "zh")]
 
