@@ -8,8 +8,9 @@ CELLS = opening(
     f"""
     This chapter runs RecA post-training: load a base model, write one RecA training step out by
     hand, run the training loop while watching the loss, then compare the base with a RecA model on
-    the *same* prompts and the *same* seeds, and save the result. The method is section "RecA" of the
-    [paper]({PAPER}); the toy reproduces its headline experiment.
+    the *same* prompts and the *same* seeds, and save the result. The method is the one of the
+    [paper]({PAPER}), whose method section this chapter follows; the toy reproduces its headline
+    experiment.
 
     **You will learn**
     - what the generator sees in a RecA prefix, and what "instruction dropout" drops;
@@ -25,7 +26,7 @@ CELLS = opening(
     f"""
     本章完整走一遍 RecA 后训练（post-training）：加载基础模型，手写一步 RecA 训练，再运行训练循环并观察损失，
     然后用*同样*的提示词（prompt）和*同样*的随机种子（seed）对比基础模型与 RecA 模型，最后保存结果。
-    方法见[论文]({PAPER})的 RecA 一节；玩具模型（toy model）复现的是论文的核心实验。
+    本章按[论文]({PAPER})的方法部分展开；玩具模型（toy model）复现的是论文的核心实验。
 
     **学习目标**
     - 生成器在 RecA 前缀（prefix）里看到什么，“指令丢弃”（instruction dropout）丢掉的又是什么；
