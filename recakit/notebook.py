@@ -8,12 +8,23 @@
   the annotations of its `parameters` cell before using them.
 - `generation_panel()` builds the ipywidgets panel of notebook 03. It only wires callbacks and
   returns, so a papermill run (where nobody clicks) never waits on it.
+- `summarize_figures()` gives every matplotlib figure a text form that is a digest of what it
+  plots. The notebooks are stored with their outputs and re-executed under nbval, which compares
+  text but not PNG bytes (those change with the matplotlib and font versions); the digest makes a
+  changed image, curve, bar or label fail that comparison all the same.
+- `run_record()` names a benchmark run's model and prompt set, and the folder its samples go to.
+- `restart_notice()` tells a Colab user when the install replaced a package the running kernel
+  had already imported, the one case where Colab needs its session restarted.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 _TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -123,3 +134,84 @@ class GenerationPanel:
             for item in (result if isinstance(result, list) else [result]):
                 display(item)
         return result
+
+
+# -- outputs that can be compared as text -----------------------------------------------------------
+def figure_summary(figure) -> str:
+    """`<Figure 6.0x3.0 in, 2 axes, data 1a2b3c4d5e6f>`: the digest covers every axes' titles and
+    labels, and the data of its images, lines and bars (numbers to 4 significant digits, so the
+    last bits of a float do not count). Rendering details (fonts, antialiasing) do not enter it."""
+    digest = hashlib.sha256()
+    for text in figure.texts:
+        digest.update(text.get_text().encode())
+    for axis in figure.axes:
+        for text in (axis.get_title(), axis.get_xlabel(), axis.get_ylabel(), *(t.get_text() for t in axis.texts),
+                     *(t.get_text() for t in axis.get_xticklabels())):
+            digest.update(text.encode())
+        for image in axis.get_images():
+            digest.update(np.ascontiguousarray(np.asarray(image.get_array())).tobytes())
+        numbers = [point for line in axis.get_lines() for point in np.asarray(line.get_xydata()).ravel()]
+        numbers += [value for patch in axis.patches if hasattr(patch, "get_height")
+                    for value in (patch.get_x(), patch.get_height())]
+        digest.update(" ".join(f"{value:.4g}" for value in numbers).encode())
+    width, height = figure.get_size_inches()
+    return f"<Figure {width:.1f}x{height:.1f} in, {len(figure.axes)} axes, data {digest.hexdigest()[:12]}>"
+
+
+def summarize_figures() -> None:
+    """Make `figure_summary` the text form of every matplotlib figure this IPython kernel shows
+    (the PNG is unchanged). Outside IPython it does nothing."""
+    import matplotlib.pyplot as plt
+    from IPython import get_ipython
+    from matplotlib.figure import Figure
+
+    shell = get_ipython()
+    if shell is not None:
+        # the first figure loads the inline backend, which resets the figure formatters: load it first
+        plt.close(plt.figure())
+        shell.display_formatter.formatters["text/plain"].for_type(
+            Figure, lambda figure, printer, cycle: printer.text(figure_summary(figure)))
+
+
+# -- benchmark folders -----------------------------------------------------------------------------
+def run_record(model: str, prompt_set: str) -> dict:
+    """What a benchmark run records about its model (for `geneval.sample_prompts(run_info=...)`):
+    the model's name, the prompt set and, for a local folder, when its files were last written,
+    so that a rerun into the same folder with another or a retrained model stops instead of reusing
+    the old images. `folder` is a name for the samples folder made of model and prompt set."""
+    record = {"model": str(model), "prompt_set": str(prompt_set)}
+    local = Path(model).expanduser()
+    if local.is_dir():
+        record["written"] = max((path.stat().st_mtime_ns for path in local.rglob("*") if path.is_file()), default=0)
+    record["folder"] = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{prompt_set}-{model}").strip("_")
+    return record
+
+
+# -- Colab ------------------------------------------------------------------------------------------
+#: modules a fresh Colab kernel may already have imported, and their pip distributions
+_PRELOADED = {"numpy": "numpy", "PIL": "pillow", "matplotlib": "matplotlib", "torch": "torch",
+              "transformers": "transformers", "ipywidgets": "ipywidgets", "tqdm": "tqdm"}
+
+
+def stale_modules() -> list[str]:
+    """Modules imported in this process whose installed version is no longer the loaded one."""
+    stale = []
+    for module, distribution in _PRELOADED.items():
+        loaded = getattr(sys.modules.get(module), "__version__", None)
+        try:
+            installed = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if loaded is not None and loaded != installed:
+            stale.append(f"{module} {loaded} -> {installed}")
+    return stale
+
+
+def restart_notice() -> bool:
+    """Print what to do when the install upgraded an already imported package; True if it did."""
+    stale = stale_modules()
+    if stale:
+        print("The install upgraded packages this session had already loaded (" + ", ".join(stale) + "). "
+              "Choose Runtime > Restart session, then run the notebook again from the top; "
+              "the second run finds everything installed.")
+    return bool(stale)

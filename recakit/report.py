@@ -75,36 +75,68 @@ def results_table(run_results: dict, published=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_vs_published(run_results: dict, path: str | Path, model: str = "Harmon-1.5B") -> Path:
-    """Grouped bars per GenEval task and overall: the published base and RecA of `model`, then each
-    run of `run_results` ({name: GenEval summary}). Saved to `path` (format from its suffix)."""
+COLUMNS = [*TASKS, "geneval_overall"]
+
+
+def published_gains(models=("Harmon-1.5B", "OpenUni-2-1.6B")) -> dict:
+    """{model: {task or "geneval_overall": RecA minus base}} in GenEval points, from the paper's
+    per-architecture table (models without both rows are left out)."""
+    rows = {(row["model"], row["variant"]): row for row in published_results()}
+    return {model: {column: rows[(model, "RecA")][column] - rows[(model, "base")][column] for column in COLUMNS}
+            for model in models if (model, "base") in rows and (model, "RecA") in rows}
+
+
+def run_gains(run_results: dict, comparisons) -> dict:
+    """{"high - low": {task or "geneval_overall": points}} for each (high, low) pair of run names."""
+    gains = {}
+    for high, low in comparisons:
+        upper, lower = _run_points(run_results[high]), _run_points(run_results[low])
+        gains[f"{high} - {low}"] = {column: None if upper[column] is None or lower[column] is None
+                                    else upper[column] - lower[column] for column in COLUMNS}
+    return gains
+
+
+def gains_table(run_results: dict, comparisons, published=("Harmon-1.5B", "OpenUni-2-1.6B")) -> str:
+    """A Markdown table of gains in points: the runs' (`run_gains`), then the paper's RecA - base.
+    The runs' gains are on their own benchmark (GenEval-mini for the toy), the paper's on GenEval."""
+    lines = ["| gain (points) | " + " | ".join(TASKS) + " | overall |", "|" + " --- |" * (len(TASKS) + 2)]
+    rows = {**run_gains(run_results, comparisons),
+            **{f"paper: {model} RecA - base": gains for model, gains in published_gains(published).items()}}
+    for name, gains in rows.items():
+        lines.append(f"| {name} | " + " | ".join("-" if gains[c] is None else f"{gains[c]:+.1f}" for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _grouped_bars(axis, series: dict, title: str, ylabel: str) -> None:
+    width = 0.8 / len(series)
+    for k, (name, values) in enumerate(series.items()):
+        positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(COLUMNS))]
+        axis.bar(positions, [0.0 if values[c] is None else values[c] for c in COLUMNS], width, label=name,
+                 edgecolor="black", linewidth=0.5)
+    axis.set_xticks(range(len(COLUMNS)), [c.replace("geneval_", "").replace("_", "\n") for c in COLUMNS], fontsize=8)
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_title(title, fontsize=10)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize="x-small")
+
+
+def plot_gains(run_results: dict, comparisons, published=("Harmon-1.5B", "OpenUni-2-1.6B"), *,
+               benchmark: str = "GenEval-mini", save_to=None):
+    """Three panels, each on its own y-axis: the runs' scores, the runs' gains (`run_gains`) and
+    the paper's RecA - base gains on the real GenEval. A toy score and a published gain are
+    different quantities on different benchmarks, so they never share an axis. Returns the figure
+    (saved to `save_to` when given)."""
     if not run_results:
         raise ValueError("no run results to plot")
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [row for row in _published_rows(model) if row["variant"] in ("base", "RecA")]
-    columns = [*TASKS, "geneval_overall"]
-    series = {f"{row['model']} {row['variant']} (paper)": [row[c] for c in columns] for row in rows}
-    for name, summary in run_results.items():
-        points = _run_points(summary)
-        series[name] = [points[c] for c in columns]
-    width = 0.8 / len(series)
-    figure, axis = plt.subplots(figsize=(1.4 * len(columns) + 2, 3.8))
-    for k, (name, values) in enumerate(series.items()):
-        positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(columns))]
-        axis.bar(positions, [0.0 if v is None else v for v in values], width, label=name,
-                 hatch=None if "(paper)" in name else "//", edgecolor="black", linewidth=0.5)
-    axis.set_xticks(range(len(columns)), [c.replace("geneval_", "").replace("_", "\n") for c in columns])
-    axis.set_ylim(0, 100)
-    axis.set_ylabel("GenEval score (x100)")
-    axis.legend(fontsize="small", ncols=2)
-    axis.set_title(f"GenEval per task: runs vs published {model}")
+    from recakit.viz import save_figure
+
+    figure, axes = plt.subplots(1, 3, figsize=(16, 3.8))
+    _grouped_bars(axes[0], {name: _run_points(summary) for name, summary in run_results.items()},
+                  f"{benchmark}: scores", "score (x100)")
+    axes[0].set_ylim(0, 100)
+    _grouped_bars(axes[1], run_gains(run_results, comparisons), f"{benchmark}: gains", "gain (points)")
+    _grouped_bars(axes[2], published_gains(published), "paper, real GenEval: RecA - base", "gain (points)")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, save_to)

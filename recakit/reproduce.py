@@ -33,6 +33,7 @@ import torch
 from recakit import geneval
 from recakit.adapter import adapter_for
 from recakit.objective import image_generation_loss, reca_loss
+from recakit.report import published_gains
 from recakit.shapes import scene_dataset
 from recakit.toy import load_toy
 from recakit.toy_train import SPARSE_DROP, UNCONDITIONAL_RATE
@@ -144,15 +145,6 @@ def aggregate(per_seed: list[dict]) -> dict:
     if len(per_seed) > 1:
         result["std"] = {"overall": overall_std, "tasks": tasks_std}
     return result
-
-
-def published_gains(models=("Harmon-1.5B", "OpenUni-2-1.6B")) -> dict:
-    """{model: {task: RecA minus base}} in GenEval points, from the paper's per-architecture table."""
-    from recakit.report import published_results
-
-    rows = {(row["model"], row["variant"]): row for row in published_results()}
-    return {model: {task: rows[(model, "RecA")][task] - rows[(model, "base")][task] for task in geneval.TASKS}
-            for model in models if (model, "base") in rows and (model, "RecA") in rows}
 
 
 def _cell(value, std=None) -> str:

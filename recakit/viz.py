@@ -9,6 +9,7 @@ that doubles as a `recakit.training.train` callback.
 """
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from pathlib import Path
@@ -240,14 +241,31 @@ class LiveLossPlot:
             from IPython.display import display
 
             if self._handle is None:
-                self._handle = display(self.figure, display_id=True)
+                self._handle = display(_LiveFigure(self.figure, self.title), display_id=True)
             else:
-                self._handle.update(self.figure)
+                self._handle.update(_LiveFigure(self.figure, self.title))
 
     def finish(self):
         """Draw the final curve, save it to `save_to`, return the figure."""
         self._redraw()
         return save_figure(self.figure, self.save_to)
+
+
+class _LiveFigure:
+    """A figure shown as PNG with a fixed text form. A display updated in place keeps its last
+    image in a saved notebook, while nbval (which ignores display updates) sees the first one;
+    a text form that does not change with the curve keeps the two comparable."""
+
+    def __init__(self, figure, title: str):
+        self.figure, self.title = figure, title
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def __repr__(self) -> str:
+        return f"<live plot: {self.title}>"
 
 
 def _in_ipython() -> bool:

@@ -42,9 +42,9 @@ fi
 # the rest never replaces the torch build installed above
 installed_torch="torch==$("$VENV/bin/python" -c 'from importlib.metadata import version; print(version("torch"))')"
 if [ "$LATEST" = 1 ]; then
-  $pip install -q --upgrade --upgrade-strategy eager -e ".[test]" "$installed_torch"
+  $pip install -q --upgrade --upgrade-strategy eager -e ".[notebooks,test]" "$installed_torch"
 else
-  $pip install -q -e ".[test]" "$installed_torch" -r <(grep -v '^torch==' requirements.lock)
+  $pip install -q -e ".[notebooks,test]" "$installed_torch" -r <(grep -v '^torch==' requirements.lock)
 fi
 $pip check
 "$VENV/bin/python" -c "import torch, transformers, recakit; print('recakit ready: torch', torch.__version__, '| transformers', transformers.__version__)"

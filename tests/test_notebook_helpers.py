@@ -52,3 +52,56 @@ def test_panel_generates_with_its_widget_values_without_a_click():
     panel.generate()
     panel.button.click()
     assert calls == [("a blue square", 7, 4.5)] * 2
+
+
+def test_figure_summary_follows_the_plotted_data_not_the_rendering():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from recakit.notebook import figure_summary
+
+    def summary(values, title="loss", dpi=100):
+        figure, axis = plt.subplots(dpi=dpi)
+        axis.plot(values)
+        axis.imshow([[0, 1], [1, 0]])
+        axis.set_title(title)
+        text = figure_summary(figure)
+        plt.close(figure)
+        return text
+
+    assert summary([1.0, 2.0]) == summary([1.0, 2.0], dpi=50) == summary([1.0, 2.0 + 1e-9])
+    assert summary([1.0, 2.0]) != summary([1.0, 2.1])
+    assert summary([1.0, 2.0]) != summary([1.0, 2.0], title="accuracy")
+    assert summary([1.0, 2.0]).startswith("<Figure 6.4x4.8 in, 1 axes, data ")
+
+
+def test_run_record_tells_models_and_retrained_folders_apart(tmp_path):
+    import os
+
+    from recakit.notebook import run_record
+
+    folder = tmp_path / "reca_model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    first = run_record(str(folder), "mini")
+    assert run_record("toy", "mini") != run_record("toy-reca", "mini") != run_record("toy-reca", "official")
+    assert run_record("toy", "mini")["folder"] != run_record("toy-reca", "mini")["folder"]
+    os.utime(folder / "model.safetensors", ns=(0, first["written"] + 10**9))  # retrained in place
+    second = run_record(str(folder), "mini")
+    assert second["folder"] == first["folder"] and second != first
+
+
+def test_restart_notice_names_a_package_upgraded_after_import(monkeypatch, capsys):
+    import importlib.metadata
+
+    from recakit import notebook
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "999.0" if name == "pillow" else real_version(name))
+    assert notebook.restart_notice()
+    assert "PIL" in (out := capsys.readouterr().out) and "Runtime > Restart session" in out
+    monkeypatch.setattr(importlib.metadata, "version", real_version)
+    assert not notebook.restart_notice()

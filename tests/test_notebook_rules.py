@@ -1,6 +1,7 @@
-"""Static rules of the tutorial notebooks: built from their sources, stored without outputs,
-English and Chinese twins with identical code, one typed parameters cell, thin code cells,
-Chinese prose that is Chinese and uses the glossary's terms."""
+"""Static rules of the tutorial notebooks: built from their sources, stored with the outputs of one
+complete run, English and Chinese twins with identical code, one typed parameters cell, thin code
+cells, Chinese prose that is Chinese, has no hard line breaks inside it and uses the glossary's
+terms. (tests/test_notebooks.py checks that a re-run reproduces the stored outputs.)"""
 import ast
 import json
 import re
@@ -47,13 +48,35 @@ def test_the_notebook_set_is_complete_in_both_languages():
         assert sorted(p.stem for p in (NOTEBOOKS / language).glob("*.ipynb")) == NAMES
 
 
+MAX_NOTEBOOK_BYTES = 1_500_000  # outputs are figures of a default run: keep the repository lean
+
+
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_stored_without_outputs_and_for_the_python3_kernel(path):
+def test_stored_with_the_outputs_of_one_complete_run_for_the_python3_kernel(path):
     notebook = _load(path)
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    counts = [cell["execution_count"] for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1)), "not one run top to bottom: python notebooks/build.py --execute"
     for index, cell in enumerate(notebook["cells"]):
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, f"cell {index} holds outputs"
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"cell {index} stored an error"
+            text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+            assert "<torch._C.Generator" not in text, f"cell {index} shows a stray return value"
+            assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, f"cell {index} shows a local path"
+    assert path.stat().st_size < MAX_NOTEBOOK_BYTES
+
+
+def test_the_build_joins_chinese_lines_but_not_others():
+    sys.path.insert(0, str(NOTEBOOKS))
+    from build import join_cjk_lines
+
+    assert join_cjk_lines("图像的\n理解交给它，\n然后 `x`\nand this\nline") == "图像的理解交给它，然后 `x`\nand this\nline"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_markdown_has_no_line_break_between_two_chinese_characters(name):
+    for cell in _cells(NOTEBOOKS / "zh" / f"{name}.ipynb", "markdown"):
+        assert not re.search(r"[\u4e00-\u9fff，。：；、）]\n[\u4e00-\u9fff（]", _source(cell)), _source(cell)[:80]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -96,10 +119,14 @@ def test_one_typed_and_commented_parameters_cell_near_the_top_then_coercion(path
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_colab_badge_and_colab_only_install(path):
     cells = _load(path)["cells"]
-    badge = f"https://colab.research.google.com/github/recakit/recakit/blob/main/notebooks/{path.parent.name}/{path.name}"
+    sys.path.insert(0, str(NOTEBOOKS))
+    from cells import COLAB_ORG
+
+    badge = f"https://colab.research.google.com/github/{COLAB_ORG}/recakit/blob/main/notebooks/{path.parent.name}/{path.name}"
     assert cells[0]["cell_type"] == "markdown" and badge in _source(cells[0])
     install = _source(next(cell for cell in cells if cell["cell_type"] == "code"))
-    assert re.search(r'if "google\.colab" in sys\.modules:.*\n\s+%pip install', install, flags=re.S)
+    assert re.search(r'if "google\.colab" in sys\.modules:.*\n\s+%pip install -q "recakit\[colab\] @', install, flags=re.S)
+    assert "restart_notice()" in install
 
 
 def _functions(source: str):

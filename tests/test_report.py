@@ -60,14 +60,31 @@ def test_results_table_puts_runs_beside_published_rows():
         report.results_table({}, published=["Nonexistent-1B"])
 
 
-def test_plot_vs_published_writes_an_image(tmp_path):
+def test_gains_are_differences_in_points_and_the_papers_come_from_its_table():
+    base = run_summary({task: 1 for task in TASKS})         # 25 % per task
+    reca = run_summary({task: 3 for task in TASKS} | {"position": 1})
+    gains = report.run_gains({"base": base, "RecA": reca}, [("RecA", "base")])["RecA - base"]
+    assert gains["two_object"] == pytest.approx(50.0) and gains["position"] == 0.0
+    assert gains["geneval_overall"] == pytest.approx(50.0 * 5 / 6)
+    harmon = report.published_gains(["Harmon-1.5B"])["Harmon-1.5B"]
+    assert harmon["position"] == pytest.approx(75.7 - 44.9) and harmon["geneval_overall"] == pytest.approx(85.7 - 72.9)
+    table = report.gains_table({"base": base, "RecA": reca}, [("RecA", "base")], published=["Harmon-1.5B"])
+    assert "| RecA - base | +50.0 | +50.0 | +50.0 | +50.0 | +0.0 | +50.0 | +41.7 |" in table
+    assert "| paper: Harmon-1.5B RecA - base | +0.5 | +10.4 |" in table
+
+
+def test_plot_gains_keeps_scores_and_published_gains_on_separate_axes(tmp_path):
     from PIL import Image
 
-    base = run_summary({task: 2 for task in TASKS})
-    reca = run_summary({task: 3 for task in TASKS})
-    path = report.plot_vs_published({"toy base": base, "toy RecA": reca}, tmp_path / "plots" / "vs.png",
-                                    model="OpenUni-2-1.6B")
-    with Image.open(path) as image:
+    base, reca = run_summary({task: 2 for task in TASKS}), run_summary({task: 3 for task in TASKS})
+    figure = report.plot_gains({"toy base": base, "toy RecA": reca}, [("toy RecA", "toy base")],
+                               published=["OpenUni-2-1.6B"], save_to=tmp_path / "plots" / "gains.png")
+    scores, ours, paper = figure.axes
+    assert scores.get_ylim() == (0, 100)
+    assert [bar.get_height() for bar in ours.patches] == pytest.approx([25.0] * 7)
+    assert max(bar.get_height() for bar in paper.patches) == pytest.approx(70.3 - 41.6)  # color_attr
+    assert not (scores.get_shared_y_axes().joined(scores, paper) or ours.get_shared_y_axes().joined(ours, paper))
+    with Image.open(tmp_path / "plots" / "gains.png") as image:
         assert image.format == "PNG" and image.width > 300
     with pytest.raises(ValueError):
-        report.plot_vs_published({}, tmp_path / "empty.png")
+        report.plot_gains({}, [])
