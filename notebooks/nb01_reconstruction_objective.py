@@ -762,7 +762,8 @@ CELLS = opening(
     markdown(
         """
         The figure shows channel 0 of each tensor. Even a random convolutional autoencoder keeps the
-        layout, so in the default run the latents $x_0$ still show the cross in the bottom right; at
+        layout, so in the default run the latents $x_0$ still mark where the cross sits, bottom right
+        (the frame along the edges comes from the convolutions' padding); at
         $\\sigma_t = 0.62$ the noise dominates $x_t$, and the target $\\epsilon - x_0$ looks almost like
         the noise itself. The random head's prediction has nothing to do with the target: that is
         what RecA's training would change.
@@ -779,7 +780,7 @@ CELLS = opening(
         """,
         """
         上图画的是每个张量的第 0 个通道。即便是随机初始化的卷积自编码器也保留了画面布局，所以默认运行中
-        隐变量 $x_0$ 仍能看出右下角的十字；在 $\\sigma_t = 0.62$ 时，$x_t$ 里噪声占了上风，目标
+        隐变量 $x_0$ 仍能看出右下角十字所在的位置（边缘那一圈框来自卷积的填充）；在 $\\sigma_t = 0.62$ 时，$x_t$ 里噪声占了上风，目标
         $\\epsilon - x_0$ 看上去几乎就是噪声本身。随机生成头的预测与目标毫无关系：RecA 的训练要改变的正是这一点。
 
         两种形式都与 `reca_loss` 对上了小数点后四位，而且两次调用 `reca_loss` 的方式完全一样：模型的适配器知道
