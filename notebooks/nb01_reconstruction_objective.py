@@ -862,7 +862,7 @@ CELLS = opening(
         {BOTTLENECK}
 
         In the default run the neighbour shares an object's shape for 55 % of the objects at 64 px, 59 % at
-        32 px and 47 % at 16 px, while colour (42 %, 33 %, 36 %) and region hold up or even rise: a blob of
+        32 px and 47 % at 16 px, while colour (36 %, 33 %, 42 %) and region (44 %, 46 %, 47 %) hold up or even rise: a blob of
         colour survives the shrinking, edges do not. With a pool of 128 and 32 unseen scenes these
         figures move by several points from seed to seed, so read the trend, not the digits. 32 px
         keeps what a scene *is* and hides the exact pixels; in the toy study the RecA arm trained with a
@@ -915,7 +915,7 @@ CELLS = opening(
         {BOTTLENECK}
 
         默认运行中，64 像素时最近邻与 55% 的物体形状相同，32 像素时 59%，16 像素时降到 47%；颜色
-        （42%、33%、36%）和区域则基本不变，甚至略有上升：一团颜色经得起缩小，边缘却经不起。候选池只有 128 个场景、
+        （依次为 36%、33%、42%）和区域（44%、46%、47%）则基本不变，甚至略有上升：一团颜色经得起缩小，边缘却经不起。候选池只有 128 个场景、
         没见过的场景只有 32 个，这些数字换一个随机种子（seed）就会变动好几个百分点，所以请看趋势，别抠具体数字。
         32 像素保留了场景*是什么*，又藏起了精确的像素；在玩具模型研究里，用 32 像素瓶颈训练的 RecA 模型得分最高
         （在研究中较早的一个基础模型上，GenEval-mini 33.1，64 像素为 29.6，16 像素为 25.8，见 `docs/toy_study_zh.md`），所以 `recakit reproduce`
