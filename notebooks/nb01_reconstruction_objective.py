@@ -76,7 +76,9 @@ CELLS = opening(
     3. list, token by token, what the model reads in a RecA training sequence;
     4. compute the RecA loss by hand and match `recakit.reca_loss` to four decimals;
     5. explain why the condition must be an information bottleneck, with a measurement;
-    6. see how RecA is wired into BAGEL, Harmon, OpenUni, Show-o and Janus-Pro.
+    6. see how RecA is wired into BAGEL, Harmon, OpenUni, Show-o and Janus-Pro;
+    7. write the objective's two forms, token cross-entropy for autoregressive generators and flow
+       matching for diffusion heads, and compute the second by hand on a tiny OpenUni.
 
     Everything runs on the CPU in well under a minute with the ShapesWorld toy model (`MODEL = "toy"`);
     set `MODEL` to a Janus-Pro id and `DEVICE` to `cuda` to look at the real model instead.
@@ -94,7 +96,9 @@ CELLS = opening(
     3. 逐个 token 列出 RecA 训练序列里模型读到了什么；
     4. 手算 RecA 损失，并与 `recakit.reca_loss` 对上小数点后四位；
     5. 用一次测量说明条件输入（condition）为什么必须是信息瓶颈（information bottleneck）；
-    6. 了解 RecA 在 BAGEL、Harmon、OpenUni、Show-o 和 Janus-Pro 中分别怎么接入。
+    6. 了解 RecA 在 BAGEL、Harmon、OpenUni、Show-o 和 Janus-Pro 中分别怎么接入；
+    7. 写出目标函数的两种形式，即自回归生成器的 token 交叉熵和扩散头（diffusion head）的流匹配（flow matching），
+       并在迷你 OpenUni 上手算后一种。
 
     使用 ShapesWorld 玩具模型（toy model，`MODEL = "toy"`）时，全部内容在 CPU 上不到一分钟就能跑完；
     把 `MODEL` 换成 Janus-Pro 的模型名、`DEVICE` 设为 `cuda`，就可以在真实模型上观察同样的东西。
@@ -331,7 +335,7 @@ CELLS = opening(
         Janus-Pro, RecA:
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> Describe every visual detail of this image.
           <|Assistant|>: <begin_of_image>                      -> then it predicts v_1 ... v_576
-        Janus-Pro, RecA with the instruction dropped (instruction dropout):
+        Janus-Pro, RecA with the instruction dropped (instruction dropout: an empty instruction, the image stays):
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> <|Assistant|>: <begin_of_image>
         Janus-Pro, unconditional (text-to-image dropout, and the unconditional half of guidance):
           <bos> <pad> ... <pad> <begin_of_image>
@@ -339,10 +343,10 @@ CELLS = opening(
           q_1 ... q_16 <begin_of_image>                        -> then it predicts v_1 ... v_64
         ```
 
-        The instruction is drawn at random for each sample from a few dozen wordings
+        The instruction is drawn at random for each sample from 384 wordings
         (`RECONSTRUCTION_INSTRUCTIONS`), so the model learns that the embeddings, not the wording, carry
         the content. With instruction dropout only the instruction text is left out; the image's
-        embeddings stay. The fully padded prefix belongs to text-to-image: it is what the model sees when
+        embeddings stay (OpenUni, section 7, drops it the same way). The fully padded prefix belongs to text-to-image: it is what the model sees when
         a caption is dropped during training, and what classifier-free guidance compares against when
         sampling (notebook 03). The toy has no instruction at all: its prefix is the 16 query states of
         the image, passed through the connector, then a begin-of-image vector.
@@ -361,7 +365,7 @@ CELLS = opening(
         Janus-Pro，RecA：
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> Describe every visual detail of this image.
           <|Assistant|>: <begin_of_image>                      -> 随后预测 v_1 ... v_576
-        Janus-Pro，去掉指令的 RecA（指令丢弃）：
+        Janus-Pro，去掉指令的 RecA（指令丢弃：指令为空，图像保留）：
           <bos> <|User|>: <begin_of_image> e_1 ... e_576 <end_of_image> <|Assistant|>: <begin_of_image>
         Janus-Pro，无条件（文生图的描述丢弃，以及引导中无条件的那一路）：
           <bos> <pad> ... <pad> <begin_of_image>
@@ -369,8 +373,8 @@ CELLS = opening(
           q_1 ... q_16 <begin_of_image>                        -> 随后预测 v_1 ... v_64
         ```
 
-        每个样本的指令都从几十种说法（`RECONSTRUCTION_INSTRUCTIONS`）中随机抽取，让模型明白承载内容的是
-        嵌入而不是措辞。指令丢弃（instruction dropout）只去掉指令文字，图像的嵌入保留。整段填充的前缀属于
+        每个样本的指令都从 384 种说法（`RECONSTRUCTION_INSTRUCTIONS`）中随机抽取，让模型明白承载内容的是
+        嵌入而不是措辞。指令丢弃（instruction dropout）只去掉指令文字，图像的嵌入保留（第 7 节的 OpenUni 也是这样丢弃）。整段填充的前缀属于
         文生图：训练时某条描述被丢弃，模型看到的就是它；采样（sampling）时无分类器引导（classifier-free guidance）
         拿来对照的也是它（见 notebook 03）。玩具模型根本没有指令：它的前缀就是这张图的 16 个查询状态
         （经过连接层），后面接一个图像起始符（begin-of-image token）向量。
@@ -600,7 +604,8 @@ CELLS = opening(
 
         RecA only needs *some* understanding representation to condition on and the model's *own*
         generation loss. How it is wired differs per architecture (published setups of the [RecA
-        paper]({PAPER}); the last two rows are this kit):
+        paper]({PAPER}); the last two rows are this kit, which also builds OpenUni as published, see
+        section 7):
 
         | model | condition (understanding side) | target and loss | frozen | mixed in |
         |---|---|---|---|---|
@@ -620,7 +625,7 @@ CELLS = opening(
         ## 6. 不同架构中的 RecA
 
         RecA 只需要两样东西：*某种*可以作为条件的理解表示，以及模型*自己的*生成损失。
-        具体怎么接，各个架构不一样（前四行是 [RecA 论文]({PAPER})公开的设置，后两行是本工具包的实现）：
+        具体怎么接，各个架构不一样（前四行是 [RecA 论文]({PAPER})公开的设置，后两行是本工具包的实现；本工具包也按论文的设置构建了 OpenUni，见第 7 节）：
 
         | 模型 | 条件（理解侧） | 目标与损失 | 冻结部分 | 混入的数据 |
         |---|---|---|---|---|
@@ -634,6 +639,156 @@ CELLS = opening(
         论文给出的经验：给理解编码器喂它能接受的最小输入（也就是信息瓶颈）；理解部分与生成部分
         相互独立时把理解部分冻结；两者共享参数时（Harmon、Show-o、Janus）混入图生文（image-to-text）数据，
         避免理解能力漂移。公开的训练配方从 1000 步（BAGEL）到 5000 步（Harmon、Show-o、OpenUni）不等。
+        """),
+    markdown(
+        r"""
+        ## 7. The objective's two forms, side by side
+
+        RecA never changes a model's generation loss, only its condition. Write the condition as
+        $c = [\text{instruction};\ E_{\text{und}}(x)]$. An **autoregressive** generator (Janus-Pro, the
+        toy) predicts discrete VQ tokens, so its RecA loss is the token cross-entropy of section 4:
+
+        $$\mathcal{L}_{\text{CE}}(\theta) = -\sum_{t=1}^{T} \log p_\theta\big(v_t \mid v_{<t},\ c\big)$$
+
+        A **diffusion head** (OpenUni's SANA; BAGEL's and Harmon's heads work in the same spirit) draws
+        continuous *latents* instead: an autoencoder (OpenUni's DC-AE) encodes the image into $x_0$, and
+        the generator learns to remove noise by *flow matching*. Draw a noise
+        $\epsilon \sim \mathcal{N}(0, I)$ and a timestep $t$ with noise level $\sigma_t$, mix image and
+        noise on a straight line, and ask the network $v_\theta$ for the velocity that points from the
+        image to the noise:
+
+        $$x_t = (1 - \sigma_t)\,x_0 + \sigma_t\,\epsilon, \qquad
+        \mathcal{L}_{\text{FM}}(\theta) = \mathbb{E}_{t,\,\epsilon}\,\big\lVert v_\theta(x_t, t, c) - (\epsilon - x_0)\big\rVert^2$$
+
+        As upstream, $t$ is drawn uniformly from the training scheduler's 1000 timesteps,
+        $\sigma_t = t / 1000$, and the loss is not reweighted; recakit reports the mean over the
+        latent's elements. In OpenUni the condition reaches SANA in three steps: learnable
+        *meta-queries* are appended after the prefix (a chat turn holding InternVL3's vision features
+        $E_{\text{und}}(x)$ and the instruction), the frozen InternVL3 language model reads both, and its
+        states at the queries pass through a *connector* (a small transformer) and a linear
+        *projector* into SANA's caption width. RecA trains the meta-queries, connector, projector and
+        SANA and keeps InternVL3 and the DC-AE frozen, as the paper does; instruction dropout empties
+        the instruction and keeps the image, as for Janus.
+
+        Below we compute the flow-matching RecA loss by hand on a tiny, randomly initialised OpenUni
+        (`recakit.tiny_openuni()`: the stock transformers and diffusers classes at toy size, built in a
+        few seconds) for the scene of section 4 and the instruction drawn in section 3, then ask
+        `recakit.reca_loss` for the same number, called exactly as for the toy.
+        """,
+        r"""
+        ## 7. 目标函数的两种形式，并排对照
+
+        RecA 从不改变模型的生成损失，只改变它的条件输入。把条件记为
+        $c = [\text{instruction};\ E_{\text{und}}(x)]$。**自回归**生成器（Janus-Pro、玩具模型）预测的是离散的
+        VQ token，所以它的 RecA 损失就是第 4 节的 token 交叉熵：
+
+        $$\mathcal{L}_{\text{CE}}(\theta) = -\sum_{t=1}^{T} \log p_\theta\big(v_t \mid v_{<t},\ c\big)$$
+
+        **扩散头**（diffusion head，如 OpenUni 的 SANA；BAGEL 和 Harmon 的生成头思路相同）生成的则是连续的
+        *隐变量*（latents）：自编码器（autoencoder，OpenUni 用的是 DC-AE）把图像编码为 $x_0$，生成器通过
+        *流匹配*（flow matching）学会去除噪声。抽一份噪声 $\epsilon \sim \mathcal{N}(0, I)$ 和一个时间步 $t$
+        （对应噪声强度 $\sigma_t$），把图像和噪声沿直线混合，再让网络 $v_\theta$ 预测从图像指向噪声的速度：
+
+        $$x_t = (1 - \sigma_t)\,x_0 + \sigma_t\,\epsilon, \qquad
+        \mathcal{L}_{\text{FM}}(\theta) = \mathbb{E}_{t,\,\epsilon}\,\big\lVert v_\theta(x_t, t, c) - (\epsilon - x_0)\big\rVert^2$$
+
+        与原实现一致，$t$ 从训练调度器的 1000 个时间步中均匀抽取，$\sigma_t = t / 1000$，损失不另加权；
+        recakit 报告的是对隐变量所有元素取的平均。在 OpenUni 里，条件分三步到达 SANA：前缀（一轮对话，
+        里面是 InternVL3 的视觉特征 $E_{\text{und}}(x)$ 和指令）后面接上可学习的*元查询*（meta-queries）；
+        冻结的 InternVL3 语言模型把两者一起读入；它在元查询位置上的输出先经过*连接层*（connector，一个小型
+        Transformer），再经过线性的*投影层*（projector），变成 SANA 所需的描述嵌入宽度。与论文一样，RecA
+        训练元查询、连接层、投影层和 SANA，冻结 InternVL3 和 DC-AE；指令丢弃与 Janus 相同：清空指令，保留图像。
+
+        下面在一个随机初始化的迷你 OpenUni 上手算流匹配形式的 RecA 损失。`recakit.tiny_openuni()` 用的是
+        transformers 和 diffusers 的标准类，缩到玩具规模，几秒就能建好。场景用第 4 节的那张，指令用第 3 节抽到的
+        那条；然后让 `recakit.reca_loss` 算同一个数，调用方式与玩具模型完全相同。
+        """),
+    code('''
+        from recakit import tiny_openuni
+
+        openuni, openuni_tokenizer = tiny_openuni()  # InternVL3 + meta-queries + connector + projector + SANA + DC-AE
+        openuni_adapter = adapter_for(openuni, openuni_tokenizer)
+        openuni_counts = freeze_for_reca(openuni)  # InternVL3 and the DC-AE frozen; queries, connector, projector, SANA train
+        print(f"tiny OpenUni: RecA trains {openuni_counts['trainable'] / 1e6:.2f} M parameters "
+              f"and keeps {openuni_counts['frozen'] / 1e6:.2f} M frozen")
+        with torch.no_grad():
+            x0 = openuni_adapter.generation_targets([image])  # DC-AE latents of the centre crop, times the scaling factor
+            features = openuni_adapter.understanding_embeddings([image])  # InternViT + pixel shuffle + MLP: E_und(x)
+            openuni_prefix, openuni_mask = openuni_adapter.prefix_from_embeddings(features, instructions=[instruction])
+            condition = openuni_adapter.conditions(openuni_prefix, openuni_mask)  # + meta-queries -> LLM -> connector -> projector
+        print("latents x_0", tuple(x0.shape), "| understanding embeddings", tuple(features.shape),
+              "| SANA's condition c", tuple(condition.shape))
+        '''),
+    markdown(
+        """
+        Now the noise, the timestep and the loss. `reca_loss` draws them from one generator seeded per
+        sample (so an image's noise never depends on its batch); we seed ours the same way.
+        """,
+        """
+        接下来是噪声、时间步和损失。`reca_loss` 为每个样本单独设一个带种子的随机数生成器，从中抽取这些量
+        （所以一张图的噪声与它所在的批次无关）；我们按同样的方式设种子。
+        """),
+    code('''
+        import random
+
+        noise_seed = random.Random(f"noise:{SEED}").getrandbits(63)  # how reca_loss seeds sample seed SEED's noise and timestep
+        generator = torch.Generator().manual_seed(noise_seed)
+        scheduler = openuni.train_scheduler
+        index = int(torch.rand((), generator=generator) * scheduler.config.num_train_timesteps)  # uniform, as upstream
+        t, sigma = scheduler.timesteps[index], scheduler.sigmas[index]
+        noise = torch.randn(x0.shape[1:], generator=generator)[None]
+        x_t = (1 - sigma) * x0 + sigma * noise
+        with torch.no_grad():
+            velocity = openuni.transformer(hidden_states=x_t, encoder_hidden_states=condition, timestep=t[None],
+                                           return_dict=False)[0]
+            flow_by_hand = ((velocity - (noise - x0)) ** 2).mean()
+            flow_library = reca_loss(openuni, openuni_tokenizer, [image], instruction_dropout=0.0, sample_seeds=[SEED])
+        zero_velocity = ((noise - x0) ** 2).mean()  # the loss of a head that always predicts v = 0
+        print(f"timestep t = {t.item():.0f}, sigma_t = {sigma.item():.3f}")
+        table = ["| generator | form of the loss | by hand | `reca_loss` | reference |", "|---|---|---|---|---|",
+                 f"| {type(model).__name__} | token cross-entropy | {by_hand.item():.4f} | {library.item():.4f} "
+                 f"| {math.log(adapter.codebook_size):.4f} (uniform guess) |",
+                 f"| tiny OpenUni | flow matching | {flow_by_hand.item():.4f} | {flow_library.item():.4f} "
+                 f"| {zero_velocity.item():.4f} (zero velocity) |"]
+        display(Markdown("\\n".join(table)))
+        '''),
+    code('''
+        panels = [x0, noise, x_t, noise - x0, velocity]  # channel 0 of each, every panel on its own colour scale
+        viz.image_grid([panel[0, 0].float().cpu().numpy() for panel in panels], cell_size=2.0,
+                       titles=["x_0: latents of the scene", "noise ε", f"x_t at σ_t = {sigma.item():.2f}",
+                               "target ε - x_0", "predicted v (random head)"],
+                       save_to=OUT_DIR / "flow_matching.png");
+        '''),
+    markdown(
+        """
+        The figure shows channel 0 of each tensor. Even a random convolutional autoencoder keeps the
+        layout, so in the default run the latents $x_0$ still mark where the cross sits, bottom right
+        (the frame along the edges comes from the convolutions' padding); at
+        $\\sigma_t = 0.62$ the noise dominates $x_t$, and the target $\\epsilon - x_0$ looks almost like
+        the noise itself. The random head's prediction has nothing to do with the target: that is
+        what RecA's training would change.
+
+        Both forms match `reca_loss` to four decimals, and `reca_loss` is called the same way for
+        both: the model's adapter knows which generation loss its family uses. The references differ
+        with the form. A cross-entropy is read against ln(codebook size), the loss of a uniform guess;
+        the trained toy is far below it. A flow-matching loss is read against a head that always
+        predicts zero velocity, whose loss is $\\lVert \\epsilon - x_0 \\rVert^2$ per element; the tiny
+        OpenUni is random, so in the default run it does a little worse than that (1.3311 against
+        1.1891). Its loss also moves with the timestep drawn (another sample seed draws another $t$), which
+        is why training averages it over many draws. What RecA asks of either generator is the same:
+        draw this image from this dense prompt.
+        """,
+        """
+        上图画的是每个张量的第 0 个通道。即便是随机初始化的卷积自编码器也保留了画面布局，所以默认运行中
+        隐变量 $x_0$ 仍能看出右下角十字所在的位置（边缘那一圈框来自卷积的填充）；在 $\\sigma_t = 0.62$ 时，$x_t$ 里噪声占了上风，目标
+        $\\epsilon - x_0$ 看上去几乎就是噪声本身。随机生成头的预测与目标毫无关系：RecA 的训练要改变的正是这一点。
+
+        两种形式都与 `reca_loss` 对上了小数点后四位，而且两次调用 `reca_loss` 的方式完全一样：模型的适配器知道
+        自己这一族用的是哪种生成损失。两种形式的参照值不同。交叉熵要与 ln(码本大小) 比较，即均匀乱猜时的损失；
+        训练过的玩具模型远低于它。流匹配损失要与“永远预测零速度”的生成头比较，它的损失是逐元素的
+        $\\lVert \\epsilon - x_0 \\rVert^2$；迷你 OpenUni 是随机初始化的，所以默认运行中它比这个参照还略差一些
+        （1.3311 对 1.1891）。它的损失还会随抽到的时间步变化（换一个样本种子就会抽到另一个 $t$），所以训练时要在
+        许多次抽取上取平均。无论哪种生成器，RecA 的要求都一样：依据这条稠密提示词，把这张图画出来。
         """),
     markdown(
         """
@@ -652,6 +807,10 @@ CELLS = opening(
           use the same instruction draw (`reca_choices`).
         * The condition must be a bottleneck: the nearest scene by understanding embeddings shares the
           count and shapes of objects but almost none of the object tokens, so there is nothing to copy.
+        * The objective has two forms and one condition: token cross-entropy for autoregressive
+          generators (Janus-Pro, the toy), flow matching on autoencoder latents for diffusion heads
+          (OpenUni's SANA), $\\lVert v_\\theta(x_t, t, c) - (\\epsilon - x_0) \\rVert^2$ with
+          $x_t = (1 - \\sigma_t) x_0 + \\sigma_t \\epsilon$. `reca_loss` computes either, called the same way.
         """,
         """
         ## 本章小结
@@ -666,6 +825,9 @@ CELLS = opening(
         * 教师强制让 $T$ 个预测一次算完；手算结果与 `reca_loss` 只要用同一次指令抽取（`reca_choices`）就一致。
         * 条件输入必须是瓶颈：按理解嵌入找到的最近场景，物体数量和形状往往相同，物体 token 却几乎对不上，
           没有可以照搬的东西。
+        * 目标函数有两种形式，条件却只有一个：自回归生成器（Janus-Pro、玩具模型）用 token 交叉熵，扩散头
+          （OpenUni 的 SANA）在自编码器的隐变量上做流匹配，即 $\\lVert v_\\theta(x_t, t, c) - (\\epsilon - x_0) \\rVert^2$，
+          其中 $x_t = (1 - \\sigma_t) x_0 + \\sigma_t \\epsilon$。两种形式都由 `reca_loss` 计算，调用方式相同。
         """),
     markdown(
         f"""
@@ -700,7 +862,7 @@ CELLS = opening(
         {BOTTLENECK}
 
         In the default run the neighbour shares an object's shape for 55 % of the objects at 64 px, 59 % at
-        32 px and 47 % at 16 px, while colour (42 %, 33 %, 36 %) and region hold up or even rise: a blob of
+        32 px and 47 % at 16 px, while colour (36 %, 33 %, 42 %) and region (44 %, 46 %, 47 %) hold up or even rise: a blob of
         colour survives the shrinking, edges do not. With a pool of 128 and 32 unseen scenes these
         figures move by several points from seed to seed, so read the trend, not the digits. 32 px
         keeps what a scene *is* and hides the exact pixels; in the toy study the RecA arm trained with a
@@ -717,7 +879,7 @@ CELLS = opening(
         {INSTRUCTION}
 
         The toy prints the same loss for both wordings (0.581019 in the default run), and `reca_loss`
-        agrees with both. The tiny Janus gives 4.848569 with the drawn instruction and 4.849193 with
+        agrees with both. The tiny Janus gives 4.847869 with the drawn instruction and 4.848028 with
         instruction 0, and `reca_loss` matches only the first. The gap is small because the tiny Janus
         is random; what matters is that the wording is part of Janus's condition, so a by-hand check has
         to use the same draw.
@@ -753,7 +915,7 @@ CELLS = opening(
         {BOTTLENECK}
 
         默认运行中，64 像素时最近邻与 55% 的物体形状相同，32 像素时 59%，16 像素时降到 47%；颜色
-        （42%、33%、36%）和区域则基本不变，甚至略有上升：一团颜色经得起缩小，边缘却经不起。候选池只有 128 个场景、
+        （依次为 36%、33%、42%）和区域（44%、46%、47%）则基本不变，甚至略有上升：一团颜色经得起缩小，边缘却经不起。候选池只有 128 个场景、
         没见过的场景只有 32 个，这些数字换一个随机种子（seed）就会变动好几个百分点，所以请看趋势，别抠具体数字。
         32 像素保留了场景*是什么*，又藏起了精确的像素；在玩具模型研究里，用 32 像素瓶颈训练的 RecA 模型得分最高
         （在研究中较早的一个基础模型上，GenEval-mini 33.1，64 像素为 29.6，16 像素为 25.8，见 `docs/toy_study_zh.md`），所以 `recakit reproduce`
@@ -768,7 +930,7 @@ CELLS = opening(
         {INSTRUCTION}
 
         玩具模型对两种措辞给出相同的损失（默认运行中为 0.581019），`reca_loss` 与两者都一致。迷你 Janus 用抽到的
-        指令时损失为 4.848569，用第 0 条指令时为 4.849193，`reca_loss` 只与前者一致。差别很小，是因为迷你 Janus
+        指令时损失为 4.847869，用第 0 条指令时为 4.848028，`reca_loss` 只与前者一致。差别很小，是因为迷你 Janus
         是随机初始化的；要紧的是措辞属于 Janus 条件输入的一部分，所以手算核对时必须用同一次抽取。
         </details>
 

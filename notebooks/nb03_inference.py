@@ -1,7 +1,10 @@
 """Notebook 03: inference -- base vs RecA, semantic reconstruction, a guided sampling loop, a widget."""
-from cells import SETUP, SETUP_TEXT, code, markdown, opening, parameters
+from cells import COLAB_ORG, SETUP, SETUP_TEXT, code, markdown, opening, parameters
 
 PAPER = "https://arxiv.org/abs/2509.07295"
+DOCS = f"https://github.com/{COLAB_ORG}/recakit/blob/main/docs"
+RECIPE_EN = f"{DOCS}/benchmarks.md#openuni-reproducing-the-papers-own-rows"  # GitHub's anchors of the two headings
+RECIPE_ZH = f"{DOCS}/benchmarks_zh.md#openuni复现论文自己的结果"
 
 CELLS = opening(
     "03_inference",
@@ -19,12 +22,15 @@ CELLS = opening(
     2. write classifier-free guidance as an equation and as a loop of about ten lines, and check that
        the loop gives exactly the image `recakit.generate_images` gives;
     3. read a guidance sweep and choose a scale;
-    4. load a model in 4 or 8 bits to save memory (appendix).
+    4. sample from a model with a diffusion head (OpenUni) with the same call, and know where the
+       recipe for its released checkpoints is;
+    5. load a model in 4 or 8 bits to save memory (appendix).
 
     The default run uses the shipped toy models: the base (`"toy"`) and its RecA fine-tune
     (`"toy-reca"`, seed 0 of the toy reproduction in `recakit reproduce`). Be warned: the base's
     samples are poor. Its generator learned text-to-image from sparse captions only and often draws
-    the wrong colour or the wrong shape; the point of this chapter is to see what RecA changes. The
+    the wrong colour or the wrong shape; the point of this chapter is to see what RecA changes. Section 6
+    samples a tiny, randomly initialised OpenUni, the paper's own diffusion family. The
     gains measured on the paper's models are in [arXiv 2509.07295]({PAPER}) (GenEval and DPG-Bench
     tables); notebook 04 measures the toy's.
     """,
@@ -39,11 +45,12 @@ CELLS = opening(
     2. 把无分类器引导（classifier-free guidance，CFG）写成公式，再写成十行左右的循环，并验证这个循环给出的
        图像与 `recakit.generate_images` 完全相同；
     3. 看懂引导强度（guidance scale）扫描图，并选出合适的强度；
-    4. 以 4 位或 8 位加载模型以节省显存（附录）。
+    4. 用同一个调用从带扩散头（diffusion head）的模型（OpenUni）采样，并知道其公开检查点的复现步骤在哪里；
+    5. 以 4 位或 8 位加载模型以节省显存（附录）。
 
     默认运行使用随包附带的玩具模型（toy model）：基础模型（`"toy"`）和它的 RecA 微调版本（`"toy-reca"`，即
     `recakit reproduce` 玩具复现中的种子 0）。事先说明：基础模型的样本很差。它的生成器只用稀疏的图像描述（captions）学过
-    文生图（text-to-image），经常画错颜色或形状；本章要看的正是 RecA 改变了什么。论文模型上测得的提升见
+    文生图（text-to-image），经常画错颜色或形状；本章要看的正是 RecA 改变了什么。第 6 节则从一个随机初始化的迷你 OpenUni 采样，它属于论文自己用到的扩散模型族。论文模型上测得的提升见
     [arXiv 2509.07295]({PAPER})（GenEval 与 DPG-Bench 的表格）；玩具模型的提升由 notebook 04 测量。
     """,
 ) + [
@@ -290,6 +297,64 @@ CELLS = opening(
         panel.generate();  # the default image, drawn inside the panel
         '''),
     markdown(
+        rf"""
+        ## 6. A diffusion head: sampling the tiny OpenUni
+
+        OpenUni, the RecA paper's own family, draws an image by denoising rather than token by token:
+        SANA starts from noise in the DC-AE's latent space and takes `steps` denoising steps of its
+        DPM-Solver sampler, guided against the unconditional prompt "Generate an image.". Guidance has
+        the form of section 3 with the predicted velocities in place of the logits,
+        $v = v^{{\text{{uncond}}}} + s\,(v^{{\text{{cond}}}} - v^{{\text{{uncond}}}})$. The call is the same
+        `generate_images`, here with OpenUni's published settings (scale 4.5, 20 steps).
+
+        The model below is `recakit.tiny_openuni()`: the real architecture at toy size with *random*
+        weights, so it draws noise-like images, not shapes, and says nothing about how well OpenUni
+        draws. What it does show is the sampler's contract: image *i* depends only on prompt *i* and its
+        seed, so prompt 3 drawn alone with seed `SEED + 2` is the very image it got in the batch, and
+        another seed gives another image. To sample the released OpenUni-B / L checkpoints and their RecA
+        versions on a GPU and score them on GenEval and DPG-Bench, follow the recipe in
+        [`docs/benchmarks.md`]({RECIPE_EN}) (section "OpenUni: reproducing the paper's own rows").
+        """,
+        rf"""
+        ## 6. 扩散头：从迷你 OpenUni 采样
+
+        OpenUni 是 RecA 论文自己用到的模型族。它不是逐个 token 地画图，而是靠去噪：SANA 从 DC-AE 隐变量
+        （latents）空间里的噪声出发，用 DPM-Solver 采样器走 `steps` 个去噪步（denoising step），并以无条件提示词
+        “Generate an image.” 作对照来引导。引导的形式与第 3 节相同，只是把 logits 换成了预测的速度：
+        $v = v^{{\text{{uncond}}}} + s\,(v^{{\text{{cond}}}} - v^{{\text{{uncond}}}})$。调用的仍是同一个
+        `generate_images`，这里用 OpenUni 公开的设置（引导强度 4.5，20 步）。
+
+        下面的模型是 `recakit.tiny_openuni()`：真实架构缩到玩具规模，权重是*随机*的，所以它画出来的是类似噪声的图，
+        而不是形状，也说明不了 OpenUni 画得好不好。它能展示的是采样器的约定：第 *i* 张图只取决于第 *i* 个提示词和它的
+        随机种子，所以用种子 `SEED + 2` 单独画第 3 个提示词，得到的正是它在批量里的那张图，换一个种子就是另一张图。
+        要在 GPU 上对 OpenUni-B / L 公开的检查点及其 RecA 版本采样，并在 GenEval 和 DPG-Bench 上打分，请按
+        [`docs/benchmarks_zh.md`]({RECIPE_ZH}) 中“OpenUni：复现论文自己的结果”一节的步骤操作。
+        """),
+    code('''
+        from recakit import tiny_openuni
+
+        openuni, openuni_tokenizer = tiny_openuni()  # InternVL3 + SANA + DC-AE at toy size, random weights: expect noise
+        drawn = generate_images(openuni, openuni_tokenizer, PROMPTS, cfg_scale=4.5, steps=20, seed=SEED, progress=False)
+        alone, other_seed = (generate_images(openuni, openuni_tokenizer, PROMPTS[2:3], cfg_scale=4.5, steps=20,
+                                             seed=seed, progress=False)[0] for seed in (SEED + 2, SEED + 3))
+        print("prompt 3 alone, seed SEED + 2, equals its image in the batch:", np.array_equal(np.asarray(alone), np.asarray(drawn[2])))
+        print("prompt 3 with seed SEED + 3 gives another image:", not np.array_equal(np.asarray(other_seed), np.asarray(drawn[2])))
+        viz.image_grid([drawn, [alone, other_seed]], titles=[PROMPTS, ["prompt 3 alone, seed SEED + 2", "prompt 3, seed SEED + 3"]],
+                       row_labels=["one batch", "one at a time"], save_to=OUT_DIR / "openuni_samples.png");
+        '''),
+    markdown(
+        """
+        Every image is a 32 x 32 px field of coloured noise, as a random generator must give, and
+        the two checks print `True`: the first image of the lower row is, pixel for pixel, the third of
+        the upper row. On a released checkpoint the same call draws the prompt; the recipe above also
+        fine-tunes OpenUni-B with RecA (`recakit train`) and lists the published gains beside the commands.
+        """,
+        """
+        每张图都是一片 32 × 32 像素的彩色噪声，随机初始化的生成器只能画出这样的东西；两项检查都输出 `True`：
+        下面一行的第一张图与上面一行的第三张逐像素相同。换成公开的检查点，同样的调用就会画出提示词描述的内容；
+        上面那份步骤还介绍了如何用 RecA 微调 OpenUni-B（`recakit train`），并在命令旁列出了论文公开的提升。
+        """),
+    markdown(
         """
         ## What you learned
 
@@ -303,6 +368,9 @@ CELLS = opening(
           token-by-token loop with a cache; our ten-line loop reproduces `generate_images` exactly.
         * A guidance sweep shows the trade: too little and the prompt is ignored, too much and the image
           breaks up; for the toy, 3 is a good scale.
+        * A diffusion head (OpenUni's SANA) samples by denoising latents, with guidance on the predicted
+          velocities; `generate_images` takes it with the same call and the same per-seed reproducibility.
+          The tiny OpenUni is random, so it draws noise; real checkpoints follow `docs/benchmarks.md`.
 
         ## Exercises
 
@@ -355,8 +423,8 @@ CELLS = opening(
 
         The RecA arm was trained with its images shown to the encoder at 32 px. In the default run its
         reconstructions at 16 and 32 px are about as faithful as at 64 px: the blue of input 1 and the
-        orange of input 3 survive at every size, and at 16 px input 4 even gets its black square and
-        orange ring back, while none of the three sizes gets input 2's colours right. What the
+        orange of input 3 survive at every size, and at 16 px input 4 even gets its black square back,
+        with an orange blob where its ring sits, while none of the three sizes gets input 2's colours right. What the
         understanding side keeps of a small image (colour, rough shape) is what the generator can
         rebuild; outlines were never part of it.
         </details>
@@ -374,6 +442,9 @@ CELLS = opening(
           $\\ell = \\ell^{\\text{uncond}} + s(\\ell^{\\text{cond}} - \\ell^{\\text{uncond}})$，嵌在一个带缓存、
           逐 token 进行的循环里；我们自己写的十行循环与 `generate_images` 的结果完全一致。
         * 引导强度扫描展示了其中的权衡：太小会忽略提示词，太大会让图像支离破碎；对玩具模型来说，3 是合适的强度。
+        * 扩散头（OpenUni 的 SANA）通过对隐变量去噪来采样，引导作用在预测的速度上；`generate_images` 用同样的调用
+          支持它，每个随机种子的结果同样可以复现。迷你 OpenUni 是随机初始化的，所以画出的是噪声；真实检查点请按
+          `docs/benchmarks_zh.md` 操作。
 
         ## 练习
 
@@ -419,7 +490,7 @@ CELLS = opening(
         ```
 
         RecA 模型训练时，图像是以 32 像素交给编码器的。默认运行中，它在 16 和 32 像素下的重建与 64 像素时差不多忠实：
-        输入 1 的蓝色和输入 3 的橙色在每种尺寸下都保住了，16 像素时输入 4 甚至找回了黑色方块和橙色圆环；而三种尺寸下
+        输入 1 的蓝色和输入 3 的橙色在每种尺寸下都保住了，16 像素时输入 4 甚至找回了黑色方块，圆环所在的位置也有一团橙色；而三种尺寸下
         输入 2 的颜色都不对。理解侧从一张小图里保留下来的东西（颜色、大致形状）正是生成器能够重建的东西；
         轮廓本来就不在其中。
         </details>
