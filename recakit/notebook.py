@@ -126,21 +126,25 @@ class GenerationPanel:
 
     def generate(self):
         """Render with the current widget values into the output area; returns what `render` gave."""
-        from IPython.display import display
+        from IPython.core.interactiveshell import InteractiveShell
 
         result = self.render(self.prompt.value, int(self.seed.value), float(self.cfg.value))
-        self.output.clear_output(wait=True)
-        with self.output:
-            for item in (result if isinstance(result, list) else [result]):
-                display(item)
+        # The outputs are set on the widget's model, not captured from the kernel's display messages:
+        # capturing works only where the front end routes those messages (JupyterLab, nbclient), and
+        # elsewhere (nbval, some Colab runtimes) the image would land in the cell instead.
+        formatted = [InteractiveShell.instance().display_formatter.format(item)
+                     for item in (result if isinstance(result, list) else [result])]
+        self.output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": metadata}
+                                    for data, metadata in formatted)
         return result
 
 
 # -- outputs that can be compared as text -----------------------------------------------------------
 def figure_summary(figure) -> str:
     """`<Figure 6.0x3.0 in, 2 axes, data 1a2b3c4d5e6f>`: the digest covers every axes' titles and
-    labels, and the data of its images, lines and bars (numbers to 4 significant digits, so the
-    last bits of a float do not count). Rendering details (fonts, antialiasing) do not enter it."""
+    labels, the colours of its images as drawn, and the data of its lines and bars (numbers to 4
+    significant digits), so the last bits of a float do not count. Rendering details (fonts,
+    antialiasing) do not enter it."""
     digest = hashlib.sha256()
     for text in figure.texts:
         digest.update(text.get_text().encode())
@@ -149,7 +153,9 @@ def figure_summary(figure) -> str:
                      *(t.get_text() for t in axis.get_xticklabels())):
             digest.update(text.encode())
         for image in axis.get_images():
-            digest.update(np.ascontiguousarray(np.asarray(image.get_array())).tobytes())
+            # the colours drawn (8 bits a channel), not the floats behind them: their last bits vary
+            # with the CPU and thread count while the picture does not
+            digest.update(np.ascontiguousarray(image.to_rgba(image.get_array(), bytes=True)).tobytes())
         numbers = [point for line in axis.get_lines() for point in np.asarray(line.get_xydata()).ravel()]
         numbers += [value for patch in axis.patches if hasattr(patch, "get_height")
                     for value in (patch.get_x(), patch.get_height())]

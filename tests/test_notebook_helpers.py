@@ -54,6 +54,16 @@ def test_panel_generates_with_its_widget_values_without_a_click():
     assert calls == [("a blue square", 7, 4.5)] * 2
 
 
+def test_panel_shows_its_image_inside_the_widget_and_prints_nothing(capsys):
+    # the image goes onto the Output widget's model; nothing reaches the cell, whatever the front end
+    panel = generation_panel(lambda prompt, seed, cfg_scale: Image.new("RGB", (4, 4), "red"))
+    panel.generate()
+    panel.generate()
+    (shown,) = panel.output.outputs  # the second draw replaced the first
+    assert shown["output_type"] == "display_data" and "image/png" in shown["data"]
+    assert capsys.readouterr().out == ""
+
+
 def test_figure_summary_follows_the_plotted_data_not_the_rendering():
     import matplotlib
 
@@ -62,10 +72,10 @@ def test_figure_summary_follows_the_plotted_data_not_the_rendering():
 
     from recakit.notebook import figure_summary
 
-    def summary(values, title="loss", dpi=100):
+    def summary(values, title="loss", dpi=100, pixels=((0.0, 1.0), (1.0, 0.5))):
         figure, axis = plt.subplots(dpi=dpi)
         axis.plot(values)
-        axis.imshow([[0, 1], [1, 0]])
+        axis.imshow(pixels)
         axis.set_title(title)
         text = figure_summary(figure)
         plt.close(figure)
@@ -74,6 +84,9 @@ def test_figure_summary_follows_the_plotted_data_not_the_rendering():
     assert summary([1.0, 2.0]) == summary([1.0, 2.0], dpi=50) == summary([1.0, 2.0 + 1e-9])
     assert summary([1.0, 2.0]) != summary([1.0, 2.1])
     assert summary([1.0, 2.0]) != summary([1.0, 2.0], title="accuracy")
+    # an image's float noise (another CPU, another thread count) draws the same colours; a change does not
+    assert summary([1.0, 2.0]) == summary([1.0, 2.0], pixels=((0.0, 1.0), (1.0, 0.5 + 1e-7)))
+    assert summary([1.0, 2.0]) != summary([1.0, 2.0], pixels=((0.0, 1.0), (1.0, 0.7)))
     assert summary([1.0, 2.0]).startswith("<Figure 6.4x4.8 in, 1 axes, data ")
 
 
