@@ -321,9 +321,9 @@ def check_pad_token(tokenizer, name: str = "the checkpoint") -> None:
                          "with (classifier-free guidance needs it): is this a Janus checkpoint?")
     if tokenizer.pad_token_id != official:
         raise ValueError(f"{name}: the tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}) "
-                         f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}); fix pad_token in "
-                         "the folder's tokenizer_config.json, or load the tokenizer with "
-                         f"pad_token={JANUS_PAD_TOKEN!r}")
+                         f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}): download the "
+                         "checkpoint to a folder, set \"pad_token\" in its tokenizer_config.json to "
+                         f"{JANUS_PAD_TOKEN!r}, and pass the folder")
 
 
 def format_footprint(num_bytes: int) -> str:

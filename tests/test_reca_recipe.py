@@ -5,6 +5,7 @@ import copy
 import torch
 from PIL import Image
 
+from recakit.adapter import adapter_for
 from recakit.images import center_crop_square
 from recakit.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
 from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
@@ -111,3 +112,21 @@ def test_image_to_text_opens_with_the_official_understanding_system_prompt(janus
     # generation prompts (RecA and text-to-image) carry no system prompt, as in official Janus
     reca_ids = adapter._chat_ids(RECONSTRUCTION_INSTRUCTIONS[0], with_image=True)
     assert UNDERSTANDING_SYSTEM_PROMPT not in tokenizer.decode(reca_ids)
+
+
+def test_text_to_image_dropout_leaves_the_unconditional_prefix(janus_tiny, square_images):
+    # text-to-image rows keep the fully padded prefix when dropped: the one guidance reads at sampling
+    model, processor = janus_tiny
+
+    def loss(prompts, dropout):
+        with torch.no_grad():
+            return reca_loss(model, processor, square_images[:2], instruction_dropout=dropout, sample_seeds=[5, 6],
+                             t2i=(square_images[2:4], prompts)).item()
+
+    # Janus's unconditional row is as long as the prompt's chat (official Janus builds it so): same lengths
+    red, other = ["red square", "red circle"], ["red star", "red square"]
+    adapter = adapter_for(model, processor)
+    lengths = [adapter.prefix_from_text(prompts)[1].sum(dim=1).tolist() for prompts in (red, other)]
+    assert lengths[0] == lengths[1]
+    assert loss(red, 1.0) == loss(other, 1.0)
+    assert abs(loss(red, 0.0) - loss(other, 0.0)) > 1e-5
