@@ -1,4 +1,5 @@
 """Checks on the project's own files: install lists agree, the README commands are the ones CI runs."""
+import importlib.util
 import re
 from importlib import metadata
 from pathlib import Path
@@ -102,3 +103,30 @@ def test_readmes_open_with_the_same_two_commands_and_ci_runs_the_test_one():
     ci_script = (ROOT / ".ci" / "run").read_text()
     assert commands_en[1] in ci_script.splitlines()
     assert "reproduce --preset toy" in commands_en[0]
+
+
+def _colab_org() -> str:
+    """notebooks/cells.py's COLAB_ORG, the organisation every Colab link of the notebooks uses."""
+    spec = importlib.util.spec_from_file_location("_notebook_cells", ROOT / "notebooks" / "cells.py")
+    cells = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cells)
+    return cells.COLAB_ORG
+
+
+def test_readme_colab_badges_use_the_notebooks_organisation_and_open_existing_notebooks():
+    org = _colab_org()
+    notebooks = {path.relative_to(ROOT).as_posix() for path in ROOT.glob("notebooks/*/*.ipynb")}
+    assert notebooks
+    for readme in ("README.md", "README_zh.md"):
+        text = (ROOT / readme).read_text()
+        urls = re.findall(r"https://colab\.research\.google\.com/github/[^)\s]*", text)
+        assert urls, f"{readme} has no Colab badge"
+        opened = set()
+        for url in urls:
+            match = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/main/(.+\.ipynb)", url)
+            assert match, f"{readme}: not a Colab link to a notebook on main: {url}"
+            owner, repo, path = match.groups()
+            assert (owner, repo) == (org, "recakit"), f"{readme}: {url} is not under {org}/recakit (notebooks/cells.py)"
+            assert path in notebooks, f"{readme}: {url} opens {path}, which is not a notebook here"
+            opened.add(path)
+        assert opened == notebooks, f"{readme} has no badge for {sorted(notebooks - opened)}"
