@@ -307,7 +307,7 @@ CELLS = opening(
         """,
         """
         在玩具模型里，图像描述这条路也要经过冻结的理解语言模型（一句描述和一张图一样，变成 16 个查询状态），
-        训练的部分是从查询状态到生成器的连接层，再加上生成器本身。在 Janus-Pro 里，描述的词嵌入直接进入
+        训练的部分是从查询状态到生成器的连接层（connector），再加上生成器本身。在 Janus-Pro 里，描述的词嵌入直接进入
         语言模型，而语言模型是参与训练的。
 
         ### 图像描述是稀疏提示词（sparse prompt），理解嵌入是稠密提示词（dense prompt）
@@ -629,7 +629,7 @@ CELLS = opening(
 
         | 模型 | 条件（理解侧） | 目标与损失 | 冻结部分 | 混入的数据 |
         |---|---|---|---|---|
-        | BAGEL | SigLIP-NaViT 倒数第二层，224 像素（256 个 token）+ 连接层 | FLUX-VAE 隐变量，整流流 MSE | ViT、VAE、理解专家 | 无 |
+        | BAGEL | SigLIP-NaViT 倒数第二层，224 像素（256 个 token）+ 连接层 | FLUX-VAE 隐变量（latents），整流流 MSE | ViT、VAE、理解专家 | 无 |
         | Harmon | 自身的 MAR/MAE 编码器，作用于 KL-16 隐变量（1088 个 token），梯度乘 0.1 | MAR 掩码扩散损失 | 无 | 图生文，1:1 |
         | OpenUni | InternVL3 的 ViT + MLP，448 像素（256 个 token） | 在 DC-AE 隐变量上做 SANA 流匹配 | LMM、ViT | 无 |
         | Show-o | CLIP ViT-L/14-336 倒数第二层（576 个 token） | MAGVIT-v2 token 上的掩码交叉熵 | 无 | 图生文，1:1 |
@@ -685,7 +685,7 @@ CELLS = opening(
         $$\mathcal{L}_{\text{CE}}(\theta) = -\sum_{t=1}^{T} \log p_\theta\big(v_t \mid v_{<t},\ c\big)$$
 
         **扩散头**（diffusion head，如 OpenUni 的 SANA；BAGEL 和 Harmon 的生成头思路相同）生成的则是连续的
-        *隐变量*（latents）：自编码器（autoencoder，OpenUni 用的是 DC-AE）把图像编码为 $x_0$，生成器通过
+        *隐变量*：自编码器（autoencoder，OpenUni 用的是 DC-AE）把图像编码为 $x_0$，生成器通过
         *流匹配*（flow matching）学会去除噪声。抽一份噪声 $\epsilon \sim \mathcal{N}(0, I)$ 和一个时间步 $t$
         （对应噪声强度 $\sigma_t$），把图像和噪声沿直线混合，再让网络 $v_\theta$ 预测从图像指向噪声的速度：
 
@@ -902,7 +902,7 @@ CELLS = opening(
 
         在我们的 CPU 上，第 0、100、……、400 步的损失依次为 1.63、0.70、0.66、0.44、0.17，第 500 步为 0.05；
         在没见过的场景上最终约为 0.04。而基础模型经过全部训练，从理解嵌入出发，在第 4 节那个场景上的损失是 0.58，
-        在同一随机种子的前 64 个没见过的场景上平均为 0.88。生成器并没有学到任何关于形状或颜色的东西：它学到的是“提示里第 *i* 个 token 就是第 *i*
+        在同一随机种子（seed）的前 64 个没见过的场景上平均为 0.88。生成器并没有学到任何关于形状或颜色的东西：它学到的是“提示里第 *i* 个 token 就是第 *i*
         个位置的答案”，这条规则对任何图像都成立，于是损失处处降到零，却没有教会它任何文生图用得上的本事。
         </details>
 

@@ -99,10 +99,10 @@ CELLS = opening(
         第二项是基础模型训练时用的文生图（text-to-image）损失；两者训练的是同一个生成器，玩具模型的配方各取一半。
         前缀里装的是：
         - **Janus-Pro**：一段系统/用户对话，内含一句“描述图像全部视觉细节”式的指令（instruction，例如
-          “Describe every visual detail of this image.”）和图像的理解嵌入（SigLIP 加对齐层），随后是图像起始符
+          “Describe every visual detail of this image.”）和图像的理解嵌入（SigLIP 加上对齐层，即 aligner），随后是图像起始符
           （begin-of-image token）。*指令丢弃*只丢掉指令文字，图像嵌入保留。完全填充的无条件前缀则用于文生图的条件丢弃，
           以及无分类器引导（classifier-free guidance，CFG）中的无条件那一行。
-        - **玩具模型**：没有任何指令。它的前缀是图像的*查询状态*：冻结的理解模型读入图像，写出几个向量，
+        - **玩具模型**：没有任何指令。它的前缀是图像的*查询状态*（query states）：冻结的理解模型读入图像，写出几个向量，
           而同一场景的文字描述也会得到同样的向量（见 notebook 01），所以 RecA 的条件与提示词位于同一个空间。
         """),
     code('''
@@ -127,7 +127,7 @@ CELLS = opening(
         ## 2. Data: unlabeled images
 
         RecA needs images only. For the toy they are fresh ShapesWorld scenes, one per training example
-        (`steps x batch` scenes, each seen once, as in the study); we also keep each scene's short
+        (`STEPS x BATCH_SIZE` scenes, each seen once, as in the study); we also keep each scene's short
         caption, because the toy recipe mixes text-to-image training into RecA (section 6 says why).
         A real model needs real images: `DATA_DIR` is required then, since 64 px shapes would only
         teach Janus-Pro to draw shapes.
@@ -135,7 +135,7 @@ CELLS = opening(
         """
         ## 2. 数据：无标注图像
 
-        RecA 只需要图像。对玩具模型，每个训练样本都是一个全新的 ShapesWorld 场景（共 `步数 x 批大小` 个，
+        RecA 只需要图像。对玩具模型，每个训练样本都是一个全新的 ShapesWorld 场景（共 `STEPS x BATCH_SIZE` 个，
         每个只用一次，与玩具实验相同）；我们还保留了每个场景的简短描述，因为玩具模型的配方会在 RecA 之外混入
         文生图训练（原因见第 6 节）。真实模型需要真实图像，所以此时必须给出 `DATA_DIR`：64 像素的几何图形
         只会教 Janus-Pro 画几何图形。
@@ -160,7 +160,7 @@ CELLS = opening(
         comparison in section 5.
         """,
         """
-        训练之前，先用几条 GenEval-mini 提示词给基础模型采样（每条提示词一个随机种子），留作第 5 节的对比。
+        训练之前，先用几条 GenEval-mini 提示词给基础模型采样（sampling），每条提示词用一个随机种子，留作第 5 节的对比。
         """),
     code('''
         from recakit import generate_images
@@ -242,7 +242,7 @@ CELLS = opening(
         """
         ## 4. 训练循环
 
-        `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, 步数)` 决定每一批数据、预热加余弦学习率、
+        `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, step)` 决定每一批数据、预热加余弦学习率、
         梯度裁剪、保存在 `OUT_DIR/train` 的检查点（checkpoint，中断后可续跑），以及实时损失曲线。对玩具模型，
         损失就是玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
         （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的）；对图像目录，则只有 RecA。
@@ -295,7 +295,7 @@ CELLS = opening(
 
         每张图只由提示词、随机种子和权重决定，所以用同样的提示词和种子采样的两个模型，差别只能来自训练改变了什么。
         各行依次是：基础模型、玩具实验的 RecA 模型（`toy-reca`，600 步，GenEval-mini 从 22.7 升到 34.5），
-        以及本次运行训练出的模型（快速模式只有 10 步）。
+        以及本次运行训练出的模型：在快速模式（quick mode）下它只训练了 10 步。
         """),
     code('''
         if IS_TOY:
@@ -467,13 +467,13 @@ CELLS = opening(
         ## 本章小结
 
         - RecA 用模型自己对图像的理解代替提示词，并用普通的生成损失训练，不需要任何文字描述。
-        - 一步训练就是：前向、对图像 token 计算交叉熵、反向传播、优化器更新；训练循环只是再加上分批、学习率调度、
+        - 一步训练就是：前向、对图像 token（image tokens）计算交叉熵、反向传播、优化器更新；训练循环只是再加上分批、学习率调度、
           检查点和日志。
         - 要看到效果，离不开训练配方：几百步训练、对条件施加瓶颈，以及（对玩具模型）保留一部分文生图样本。
 
         ## 练习
 
-        1. 不用理解嵌入，改用 VQ 码本身作为条件，观察损失。模型学到了什么？
+        1. 不用理解嵌入，改用 VQ 码自身作为条件，观察损失。模型学到了什么？
 
         <details><summary>参考答案</summary>
 

@@ -45,7 +45,7 @@ CELLS = opening(
     2. 把无分类器引导（classifier-free guidance，CFG）写成公式，再写成十行左右的循环，并验证这个循环给出的
        图像与 `recakit.generate_images` 完全相同；
     3. 看懂引导强度（guidance scale）扫描图，并选出合适的强度；
-    4. 用同一个调用从带扩散头（diffusion head）的模型（OpenUni）采样，并知道其公开检查点的复现步骤在哪里；
+    4. 用同一个调用从带扩散头（diffusion head）的模型（OpenUni）采样，并知道其公开检查点（checkpoint）的复现步骤在哪里；
     5. 以 4 位或 8 位加载模型以节省显存（附录）。
 
     默认运行使用随包附带的玩具模型（toy model）：基础模型（`"toy"`）和它的 RecA 微调版本（`"toy-reca"`，即

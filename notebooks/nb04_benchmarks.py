@@ -37,7 +37,7 @@ CELLS = opening(
     f"""
     RecA 的效果是用 GenEval 衡量的：一组简短的组合式提示词（prompt，例如“一个红色杯子和一个蓝色时钟”），
     对每张生成的图跑目标检测，再逐条核对提示词要求的物体、数量、颜色和位置是否满足。本章用同样的方法给三个模型打分：
-    玩具基础模型、*等算力对照组*（把基础模型按它原来的文生图任务再训练同样久），以及 RecA 模型；
+    玩具基础模型、*等算力对照组*（把基础模型按它原来的文生图（text-to-image）任务再训练同样久），以及 RecA 模型；
     然后把提升幅度与 [RecA 论文]({PAPER})公开的结果（论文中按架构列出的结果表：Show-o、Harmon、OpenUni、BAGEL）
     放在一起比较。
 
@@ -133,8 +133,8 @@ CELLS = opening(
         三个玩具模型随 recakit 一起发布，按名字即可加载。训练过的两个模型就是 `recakit reproduce --preset toy`
         （`recakit/reproduce.py`）中随机种子（seed）为 0 的两组，都从基础模型出发，每步 32 个全新的 ShapesWorld
         场景、学习率 2e-3，训练 600 步：
-        - `toy-control`：只做简短描述的文生图（text-to-image），也就是基础模型原本的训练任务；
-        - `toy-reca`：每批样本一半是无标注图像，用 RecA 损失训练（以图像在 32 像素下的查询状态为条件，
+        - `toy-control`：只做简短描述的文生图，也就是基础模型原本的训练任务；
+        - `toy-reca`：每批样本一半是无标注图像，用 RecA 损失训练（以图像在 32 像素下的查询状态（query states）为条件，
           重新生成整张图），另一半做简短描述的文生图。
 
         步数相同，每步图像数相同：RecA 与对照组之间的差别只能来自 RecA 损失，而不是多花的算力。
@@ -163,7 +163,7 @@ CELLS = opening(
         `geneval.score_folder` then judges every image with the detector and the official rules.
         """,
         """
-        ## 3. 采样与打分
+        ## 3. 采样（sampling）与打分
 
         `geneval.sample_prompts` 按官方目录结构写出样本（`00000/metadata.jsonl`、`00000/samples/0000.png`……），
         所以同一个目录也可以直接交给官方评测脚本。所有模型使用相同的随机种子采样，三者的差别只在权重。
@@ -424,7 +424,7 @@ CELLS = opening(
 
         <details><summary>参考答案</summary>
 
-        分别用 `-p CFG_SCALE 1.0` 和 `-p CFG_SCALE 5.0` 运行，每次换一个新的 `OUT_DIR`（引导强度记录在每个目录的
+        分别用 `-p CFG_SCALE 1.0` 和 `-p CFG_SCALE 5.0` 运行，每次换一个新的 `OUT_DIR`（引导强度，即 guidance scale，记录在每个目录的
         `run.json` 里，沿用旧目录会报错停止，而不会把图像混在一起）。引导强度决定模型遵循条件的严格程度，
         所以每个模型的分数都会随之变化；要回答这个问题，要看 RecA 在每个强度下是否都高于基础模型和对照组，
         也就是比较提升，而不是分数本身。
