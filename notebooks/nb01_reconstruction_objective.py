@@ -230,7 +230,7 @@ CELLS = opening(
         images = [example.image for example in scenes]
         with torch.no_grad():
             pooled = adapter.understanding_embeddings(images).float().mean(dim=1)
-        labels = [example.dense.removeprefix("a photo of ")[:40] for example in scenes]
+        labels = [example.dense.removeprefix("a photo of ") for example in scenes]  # full captions: a cut one can hide an object
         viz.similarity_heatmap(pooled, labels=labels, centered=True, title="understanding embeddings, centred cosine",
                                save_to=OUT_DIR / "embedding_similarity.png");
         '''),
@@ -341,6 +341,8 @@ CELLS = opening(
           <bos> <pad> ... <pad> <begin_of_image>
         toy:
           q_1 ... q_16 <begin_of_image>                        -> then it predicts v_1 ... v_64
+        toy, a dropped row (no instruction to drop, so the whole condition goes):
+          n_1 ... n_16 <begin_of_image>                        (n: the learned null condition, also its unconditional prefix)
         ```
 
         The instruction is drawn at random for each sample from 384 wordings
@@ -349,7 +351,9 @@ CELLS = opening(
         embeddings stay (OpenUni, section 7, drops it the same way). The fully padded prefix belongs to text-to-image: it is what the model sees when
         a caption is dropped during training, and what classifier-free guidance compares against when
         sampling (notebook 03). The toy has no instruction at all: its prefix is the 16 query states of
-        the image, passed through the connector, then a begin-of-image vector.
+        the image, passed through the connector, then a begin-of-image vector; a dropped toy row sees 16
+        learned null-condition vectors in their place, the same prefix as a dropped caption and as
+        guidance's unconditional row.
 
         Below, we draw the instruction exactly as `reca_loss(..., sample_seeds=[SEED])` will in
         section 4 and lay the sequence out with the real lengths returned by the model's adapter. Only
@@ -371,13 +375,16 @@ CELLS = opening(
           <bos> <pad> ... <pad> <begin_of_image>
         玩具模型：
           q_1 ... q_16 <begin_of_image>                        -> 随后预测 v_1 ... v_64
+        玩具模型，被丢弃的一行（没有指令可丢，于是整个条件都去掉）：
+          n_1 ... n_16 <begin_of_image>                        （n：学到的空条件，也就是它的无条件前缀）
         ```
 
         每个样本的指令都从 384 种说法（`RECONSTRUCTION_INSTRUCTIONS`）中随机抽取，让模型明白承载内容的是
         嵌入而不是措辞。指令丢弃（instruction dropout）只去掉指令文字，图像的嵌入保留（第 7 节的 OpenUni 也是这样丢弃）。整段填充的前缀属于
         文生图：训练时某条描述被丢弃，模型看到的就是它；采样（sampling）时无分类器引导（classifier-free guidance）
         拿来对照的也是它（见 notebook 03）。玩具模型根本没有指令：它的前缀就是这张图的 16 个查询状态
-        （经过连接层），后面接一个图像起始符（begin-of-image token）向量。
+        （经过连接层），后面接一个图像起始符（begin-of-image token）向量；玩具模型被丢弃的一行看到的则是
+        16 个学到的空条件向量，与描述被丢弃时、以及引导中无条件那一路的前缀相同。
 
         下面按第 4 节中 `reca_loss(..., sample_seeds=[SEED])` 的方式抽取同一条指令，再用模型适配器返回的
         实际长度画出这条序列的 token 排布（token layout）。只有图像 token 的位置参与计算损失。
