@@ -175,20 +175,29 @@ CELLS = opening(
         """
         ## 3. One RecA step, written out
 
-        Here is one training step on the first batch, with the package's pieces: the adapter gives
-        the VQ codes (the targets) and the understanding embeddings (the condition) and builds the
-        prefix; `image_generation_loss` runs the generator over [prefix, codes] with teacher forcing
-        (the true previous code is fed at every position, so all $T$ predictions come from one forward
-        pass) and takes the cross-entropy. `reca_loss` does the same with the same per-image seeds,
-        so the two numbers agree. The step is undone afterwards, so training below starts from the base.
+        Here is one training step on the first batch, built from the same pieces `reca_loss` uses, so
+        that it is exactly what training does for every model family. The batch: each image is
+        centre-cropped to a square (`training_images`), and each image's seed draws its instruction
+        and whether it is dropped (`reca_choices`). A dropped row of a model with an instruction
+        (Janus-Pro) keeps its image embeddings and loses only the instruction; the toy has none, so
+        its dropped row gets the unconditional prefix. Then the adapter gives the VQ codes (the
+        targets) and the understanding embeddings (the condition) and builds the prefix;
+        `image_generation_loss` runs the generator over [prefix, codes] with teacher forcing (the true
+        previous code is fed at every position, so all $T$ predictions come from one forward pass) and
+        takes the cross-entropy. `reca_loss` on the same images with the same seeds prints the same
+        number beside it. The step is then taken, and undone, so training below starts from the base.
         """,
         """
         ## 3. 手写一步 RecA
 
-        下面用包里的组件对第一批数据做一步训练：适配器给出 VQ 码（训练目标）和理解嵌入（条件），并拼出前缀；
+        下面对第一批数据做一步训练，用的正是 `reca_loss` 所用的那些组件，所以对每一类模型，它都与训练时做的完全一样。
+        先准备这一批：每张图像先被居中裁成正方形（`training_images`），每张图像的随机种子决定它拿到哪条指令、是否被丢弃
+        （`reca_choices`）。对带指令的模型（Janus-Pro），被丢弃的那一行保留图像嵌入，只去掉指令；玩具模型没有指令，
+        被丢弃的那一行就换成无条件前缀。然后适配器给出 VQ 码（训练目标）和理解嵌入（条件），并拼出前缀；
         `image_generation_loss` 以教师强制（teacher forcing）方式让生成器读入 [前缀, 码]：每个位置喂入的都是真实的
         前一个码，所以一次前向就得到全部 $T$ 个预测，再计算交叉熵损失（cross-entropy loss）。
-        `reca_loss` 用同样的逐图随机种子做的是同一件事，所以两个数相同。演示完后撤销这一步，下面的训练仍从基础模型开始。
+        在同样的图像、同样的种子上调用 `reca_loss`，打印出的数就在它旁边，两者相同。随后真正走这一步，再把它撤销，
+        下面的训练仍从基础模型开始。
         """),
     code('''
         import random
@@ -197,32 +206,42 @@ CELLS = opening(
 
         from recakit import reca_loss
         from recakit.adapter import adapter_for
-        from recakit.images import load_images
-        from recakit.objective import image_generation_loss, sample_choices
+        from recakit.objective import DROPPED_INSTRUCTION, image_generation_loss, reca_choices, training_images
         from recakit.training import batch_indices, sample_seeds
 
         adapter = adapter_for(model, processor)
         batch = [data[i] for i in batch_indices(len(data), BATCH_SIZE, 0, SEED)]  # training's first batch
-        images = load_images(batch) if DATA_DIR else [example.image for example in batch]
+        images = training_images(batch if DATA_DIR else [example.image for example in batch])  # centre-cropped squares
         seeds = sample_seeds(BATCH_SIZE, 0, SEED)  # one per image: its instruction and whether it is dropped
-        instructions, drop = zip(*(sample_choices(random.Random(f"reca:{s}"), 0.1) for s in seeds))
-        print("dropped:", drop)
+        instructions, dropped = zip(*reca_choices(len(images), seeds, instruction_dropout=0.1))
+        if adapter.takes_instructions:  # Janus, OpenUni: a dropped row keeps its image, its instruction is blanked
+            instructions = [DROPPED_INSTRUCTION if off else text for text, off in zip(instructions, dropped)]
+            drop = torch.zeros(len(images), dtype=torch.bool)
+        else:                           # the toy has no instruction: a dropped row gets the unconditional prefix
+            drop = torch.tensor(dropped)
+        print("dropped:", dropped)
+        '''),
+    code('''
+        model.train()
+        with torch.no_grad():
+            targets = adapter.generation_targets(images)          # (B, T) VQ codes to regenerate
+        condition = adapter.understanding_embeddings(images, RESOLUTION)
+        prefix, mask = adapter.prefix_from_embeddings(condition, drop, list(instructions))
+        if adapter.generation_loss is None:                       # forward + cross-entropy
+            loss = image_generation_loss(adapter, prefix, mask, targets)
+        else:  # a flow-matching head (OpenUni): each row's noise and timestep come from its seed, as in reca_loss
+            loss = adapter.generation_loss(prefix, mask, targets, [random.Random(f"noise:{s}").getrandbits(63) for s in seeds])
+        print(f"loss by hand {loss.item():.4f}; reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}")
         '''),
     code('''
         trainable = [p for p in model.parameters() if p.requires_grad]
         saved = [p.detach().clone() for p in trainable]
         optimizer = torch.optim.AdamW(trainable, lr=LR)
-        model.train()
-
-        targets = adapter.image_tokens(images)                     # (B, T) VQ codes to regenerate
-        condition = adapter.understanding_embeddings(images, RESOLUTION)
-        prefix, mask = adapter.prefix_from_embeddings(condition, torch.tensor(drop), list(instructions))
-        loss = image_generation_loss(adapter, prefix, mask, targets)  # forward + cross-entropy
         loss.backward()                                             # gradients of the trainable part only
         optimizer.step()
         optimizer.zero_grad()
+        print(f"after the step, on this batch: reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}")
 
-        print(f"loss by hand {loss.item():.4f}; reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f} (after the step)")
         with torch.no_grad():                                       # undo the demonstration step
             for parameter, value in zip(trainable, saved):
                 parameter.copy_(value)
