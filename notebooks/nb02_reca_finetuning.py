@@ -117,6 +117,8 @@ CELLS = opening(
         quantization = None if QUANTIZATION == "none" else QUANTIZATION
         if quantization and not LORA_RANK:
             raise ValueError("quantized weights cannot be trained directly: set LORA_RANK as well, e.g. 16")
+        if not IS_TOY and not DATA_DIR:  # checked before a download of several GB, not after
+            raise ValueError(f"{MODEL} needs real images: set DATA_DIR to a folder of unlabeled images")
         model, processor = load_model(MODEL, device=DEVICE, quantization=quantization)
         print(freeze_for_reca(model))
         if GRADIENT_CHECKPOINTING:
@@ -129,16 +131,16 @@ CELLS = opening(
         RecA needs images only. For the toy they are fresh ShapesWorld scenes, one per training example
         (`STEPS x BATCH_SIZE` scenes, each seen once, as in the study); we also keep each scene's short
         caption, because the toy recipe mixes text-to-image training into RecA (section 6 says why).
-        A real model needs real images: `DATA_DIR` is required then, since 64 px shapes would only
-        teach Janus-Pro to draw shapes.
+        A real model needs real images: `DATA_DIR` is required then (section 1 checks it before the
+        model is downloaded), since 64 px shapes would only teach Janus-Pro to draw shapes.
         """,
         """
         ## 2. 数据：无标注图像
 
         RecA 只需要图像。对玩具模型，每个训练样本都是一个全新的 ShapesWorld 场景（共 `STEPS x BATCH_SIZE` 个，
         每个只用一次，与玩具实验相同）；我们还保留了每个场景的简短描述，因为玩具模型的配方会在 RecA 之外混入
-        文生图训练（原因见第 6 节）。真实模型需要真实图像，所以此时必须给出 `DATA_DIR`：64 像素的几何图形
-        只会教 Janus-Pro 画几何图形。
+        文生图训练（原因见第 6 节）。真实模型需要真实图像，所以此时必须给出 `DATA_DIR`（第 1 节在下载模型之前
+        就会检查），因为 64 像素的几何图形只会教 Janus-Pro 画几何图形。
         """),
     code('''
         from recakit.reproduce import ARM_DATA_SEED
@@ -148,10 +150,8 @@ CELLS = opening(
 
         if DATA_DIR:
             data = image_files(DATA_DIR)
-        elif IS_TOY:
+        else:  # the toy (section 1 stopped a real model without DATA_DIR)
             data = scene_dataset(STEPS * BATCH_SIZE, seed=ARM_DATA_SEED + SEED, p_drop=SPARSE_DROP)
-        else:
-            raise ValueError(f"{MODEL} needs real images: set DATA_DIR to a folder of unlabeled images")
         print(f"{len(data)} training images")
         '''),
     markdown(
@@ -253,18 +253,23 @@ CELLS = opening(
 
         `recakit.train` repeats that step with what a real run needs: batches drawn from
         `(SEED, step)`, warmup and a cosine schedule, gradient clipping, a checkpoint in
-        `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss is
-        the study's: half of each batch is RecA at 32 px, half text-to-image with the scene's sparse
-        caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained); for a folder of images it
-        is RecA alone.
+        `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss and
+        the optimizer are the study's: half of each batch is RecA at 32 px, half text-to-image with
+        the scene's sparse caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained), AdamW
+        at lr 2e-3 with 10 warmup steps and no weight decay. For a real model the loss is RecA alone
+        and the optimizer is the one `recakit train` uses by default (Harmon's RecA recipe): AdamW,
+        lr 1e-5, betas (0.9, 0.95), weight decay 0.02, warmup over 1 % of the steps then cosine
+        decay, gradient clipping at 1.0.
         """,
         """
         ## 4. 训练循环
 
         `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, step)` 决定每一批数据、预热加余弦学习率、
         梯度裁剪、保存在 `OUT_DIR/train` 的检查点（checkpoint，中断后可续跑），以及实时损失曲线。对玩具模型，
-        损失就是玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
-        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的）；对图像目录，则只有 RecA。
+        损失和优化器都沿用玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
+        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的），AdamW 学习率 2e-3，预热 10 步，不做权重衰减。
+        对真实模型，损失只有 RecA，优化器用 `recakit train` 的默认设置（Harmon 的 RecA 配方）：AdamW，
+        学习率 1e-5，betas (0.9, 0.95)，权重衰减 0.02，前 1% 的步数预热、之后余弦衰减，梯度裁剪阈值 1.0。
         """),
     code('''
         from recakit import viz
@@ -275,10 +280,12 @@ CELLS = opening(
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
         # LoRA goes on the linear layers RecA trains (after freeze_for_reca), never on the frozen encoders
         lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": default_lora_targets(model)} if LORA_RANK else None
+        # the toy study's optimizer settings, or those `recakit train` uses (Harmon's RecA recipe)
+        recipe = {"warmup_steps": 10, "weight_decay": 0.0} if IS_TOY else {"warmup_steps": round(STEPS / 100), "weight_decay": 0.02}
         model.train()
-        history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
-                        warmup_steps=10 if IS_TOY else STEPS // 20, weight_decay=0.0, lora=lora,
-                        out_dir=OUT_DIR / "train", callback=live_plot)
+        history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, betas=(0.9, 0.95),
+                        max_grad_norm=1.0, seed=SEED, lora=lora, out_dir=OUT_DIR / "train", callback=live_plot,
+                        **recipe)
         live_plot.finish()
         print("loss per step:", " ".join(f"{record['loss']:.3f}" for record in history[:10]), "..." if len(history) > 10 else "")
         '''),
