@@ -81,6 +81,10 @@ CELLS = opening(
         - **The toy**: no instruction at all. Its prefix is the image's *query states*: a frozen
           understanding model reads the image and writes a handful of vectors that a caption of the
           same scene would also produce (notebook 01), so RecA's condition lives where prompts live.
+
+        The diagram from notebook 01 draws both losses: a caption and an image's understanding
+        embeddings enter one generator, which is scored against the image's own VQ tokens; the frozen
+        parts are blue, and only the generator trains.
         """,
         r"""
         ## 1. 基础模型：RecA 训练什么、看到什么
@@ -104,7 +108,16 @@ CELLS = opening(
           以及无分类器引导（classifier-free guidance，CFG）中的无条件那一行。
         - **玩具模型**：没有任何指令。它的前缀是图像的*查询状态*（query states）：冻结的理解模型读入图像，写出几个向量，
           而同一场景的文字描述也会得到同样的向量（见 notebook 01），所以 RecA 的条件与提示词位于同一个空间。
+
+        下图取自 notebook 01，画出了这两种损失：文字描述和图像的理解嵌入进入同一个生成器，再与这张图像自己的
+        VQ token 比较打分；蓝色的部分冻结，只有生成器参与训练。
         """),
+    code('''
+        from recakit import viz
+
+        viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
+        '''),
+
     code('''
         from recakit import freeze_for_reca, load_model
         from recakit.training import enable_gradient_checkpointing

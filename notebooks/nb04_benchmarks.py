@@ -125,7 +125,9 @@ CELLS = opening(
 
         Same steps, same images per step: whatever separates RecA from the control is the RecA loss,
         not extra compute. `RECA_MODEL` may also be a folder saved by notebook 02
-        (`runs/02_reca_finetuning/reca_model` when both notebooks run from this folder).
+        (`runs/02_reca_finetuning/reca_model` when both notebooks run from this folder). In notebook
+        01's diagram below, the control trains the generator on the caption path only; RecA trains the
+        same generator on the image path too.
         """,
         """
         ## 2. 三个模型，只差一个训练配方
@@ -139,8 +141,15 @@ CELLS = opening(
 
         步数相同，每步图像数相同：RecA 与对照组之间的差别只能来自 RecA 损失，而不是多花的算力。
         `RECA_MODEL` 也可以是 notebook 02 保存的目录（两个 notebook 都在本目录下运行时，就是
-        `runs/02_reca_finetuning/reca_model`）。
+        `runs/02_reca_finetuning/reca_model`）。在下面取自 notebook 01 的示意图中，对照组只沿文字描述那条路训练生成器；
+        RecA 则让同一个生成器也沿图像那条路训练。
         """),
+    code('''
+        from recakit import viz
+
+        viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
+        '''),
+
     code('''
         from recakit import load_model
 
