@@ -37,7 +37,11 @@ CELL_TIMEOUT = 1800  # seconds; a notebook's default run takes well under a minu
 # no GPU, so that the stored outputs are the CPU run's on every machine.
 RUN_ENVIRONMENT = {"TQDM_DISABLE": "1", "CUDA_VISIBLE_DEVICES": ""}
 _CJK = r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]"
-_CJK_LINE_BREAK = re.compile(rf"(?<={_CJK})\n(?={_CJK})")
+# A line of Chinese may end in a closing quote or a CJK *emphasis* and the next may open with a
+# quote or emphasis: those count as CJK for the join. A "* " that opens a list item does not.
+_CJK_END = re.compile(rf"(?:{_CJK}|[\u201d\u2019])\**\Z")
+_CJK_START = re.compile(rf"^\**(?:{_CJK}|[\u201c\u2018])")
+_LINE_BREAK = re.compile(r"\n[ \t]*")
 
 
 def sources() -> list[str]:
@@ -49,9 +53,14 @@ def notebook_name(source: str) -> str:
 
 
 def join_cjk_lines(text: str) -> str:
-    """Join a line break between two CJK characters: Markdown turns it into a space, which shows in
-    Chinese text (written hard-wrapped in the sources, as is convenient there)."""
-    return _CJK_LINE_BREAK.sub("", text)
+    """Join a line break between two CJK characters (a curly quote or a `*` of emphasis beside one
+    counts as CJK; the next line's indentation goes too): Markdown turns the break into a space,
+    which shows in Chinese text (written hard-wrapped in the sources, as is convenient there)."""
+    def join(match: re.Match) -> str:
+        before, after = text[:match.start()], text[match.end():match.end() + 80]
+        return "" if _CJK_END.search(before[-80:]) and _CJK_START.match(after) else match.group()
+
+    return _LINE_BREAK.sub(join, text)
 
 
 def build_notebook(cells: list[dict], language: str) -> nbformat.NotebookNode:

@@ -75,6 +75,6 @@ SETUP_TEXT = markdown(
     """,
     """
     下一个单元格检查上面的参数。用 papermill 运行时，`-p QUICK false` 传进来的是*字符串*
-    `"false"`，而非空字符串在 Python 里为真，所以这里按参数单元格中写明的类型逐一转换。
+    `"false"`，而非空字符串在 Python 里为真，所以这里按参数单元格（parameters cell）中写明的类型逐一转换。
     每张图在这里显示，同时保存到 `OUT_DIR` 目录下。
     """)

@@ -230,7 +230,7 @@ CELLS = opening(
         images = [example.image for example in scenes]
         with torch.no_grad():
             pooled = adapter.understanding_embeddings(images).float().mean(dim=1)
-        labels = [example.dense.removeprefix("a photo of ")[:40] for example in scenes]
+        labels = [example.dense.removeprefix("a photo of ") for example in scenes]  # full captions: a cut one can hide an object
         viz.similarity_heatmap(pooled, labels=labels, centered=True, title="understanding embeddings, centred cosine",
                                save_to=OUT_DIR / "embedding_similarity.png");
         '''),
@@ -307,7 +307,7 @@ CELLS = opening(
         """,
         """
         在玩具模型里，图像描述这条路也要经过冻结的理解语言模型（一句描述和一张图一样，变成 16 个查询状态），
-        训练的部分是从查询状态到生成器的连接层，再加上生成器本身。在 Janus-Pro 里，描述的词嵌入直接进入
+        训练的部分是从查询状态到生成器的连接层（connector），再加上生成器本身。在 Janus-Pro 里，描述的词嵌入直接进入
         语言模型，而语言模型是参与训练的。
 
         ### 图像描述是稀疏提示词（sparse prompt），理解嵌入是稠密提示词（dense prompt）
@@ -341,6 +341,8 @@ CELLS = opening(
           <bos> <pad> ... <pad> <begin_of_image>
         toy:
           q_1 ... q_16 <begin_of_image>                        -> then it predicts v_1 ... v_64
+        toy, a dropped row (no instruction to drop, so the whole condition goes):
+          n_1 ... n_16 <begin_of_image>                        (n: the learned null condition, also its unconditional prefix)
         ```
 
         The instruction is drawn at random for each sample from 384 wordings
@@ -349,7 +351,9 @@ CELLS = opening(
         embeddings stay (OpenUni, section 7, drops it the same way). The fully padded prefix belongs to text-to-image: it is what the model sees when
         a caption is dropped during training, and what classifier-free guidance compares against when
         sampling (notebook 03). The toy has no instruction at all: its prefix is the 16 query states of
-        the image, passed through the connector, then a begin-of-image vector.
+        the image, passed through the connector, then a begin-of-image vector; a dropped toy row sees 16
+        learned null-condition vectors in their place, the same prefix as a dropped caption and as
+        guidance's unconditional row.
 
         Below, we draw the instruction exactly as `reca_loss(..., sample_seeds=[SEED])` will in
         section 4 and lay the sequence out with the real lengths returned by the model's adapter. Only
@@ -371,13 +375,16 @@ CELLS = opening(
           <bos> <pad> ... <pad> <begin_of_image>
         玩具模型：
           q_1 ... q_16 <begin_of_image>                        -> 随后预测 v_1 ... v_64
+        玩具模型，被丢弃的一行（没有指令可丢，于是整个条件都去掉）：
+          n_1 ... n_16 <begin_of_image>                        （n：学到的空条件，也就是它的无条件前缀）
         ```
 
         每个样本的指令都从 384 种说法（`RECONSTRUCTION_INSTRUCTIONS`）中随机抽取，让模型明白承载内容的是
         嵌入而不是措辞。指令丢弃（instruction dropout）只去掉指令文字，图像的嵌入保留（第 7 节的 OpenUni 也是这样丢弃）。整段填充的前缀属于
         文生图：训练时某条描述被丢弃，模型看到的就是它；采样（sampling）时无分类器引导（classifier-free guidance）
         拿来对照的也是它（见 notebook 03）。玩具模型根本没有指令：它的前缀就是这张图的 16 个查询状态
-        （经过连接层），后面接一个图像起始符（begin-of-image token）向量。
+        （经过连接层），后面接一个图像起始符（begin-of-image token）向量；玩具模型被丢弃的一行看到的则是
+        16 个学到的空条件向量，与描述被丢弃时、以及引导中无条件那一路的前缀相同。
 
         下面按第 4 节中 `reca_loss(..., sample_seeds=[SEED])` 的方式抽取同一条指令，再用模型适配器返回的
         实际长度画出这条序列的 token 排布（token layout）。只有图像 token 的位置参与计算损失。
@@ -578,23 +585,28 @@ CELLS = opening(
     markdown(
         """
         The neighbour found by the understanding embeddings shares the number of objects far more often
-        than chance, and the shapes clearly more often; colour and region agree less, only a little above
-        chance in the quick pool of 128 scenes. (With `QUICK = False` the pool of 4096 holds closer
-        neighbours and every row rises, colour most: 97 %, 78 %, 76 % and 60 % in our run, against 25 %,
-        18 %, 21 % and 33 % by chance; still only about 5 % of the object tokens match.)
-        Look at the figure above with that in mind: the lower row repeats how many objects there are and
-        what they look like, much less which colour they have or exactly where they sit. So the
+        than chance (88 % against 22 % in the default run), and the shapes clearly more often (55 %
+        against 22 %); region agrees less (44 % against 30 %) and colour least, hardly above chance
+        (36 % against 26 %), in the quick pool of 128 scenes. (With `QUICK = False` the pool of 4096
+        holds closer neighbours and every row rises, colour most: 97 %, 78 %, 76 % and 60 % in our run,
+        against 25 %, 18 %, 21 % and 33 % by chance; still only about 5 % of the object tokens match.)
+        Look at the figure above with that in mind: the lower row repeats how many objects there are,
+        often their shapes, and in about five of the eight columns roughly where they sit, but almost
+        never their colour; the table counts a region only where an object falls in the same cell of the
+        3 x 3 grid, so "roughly" there is often a neighbouring cell. So the
         embeddings say *what kind of scene* this is, and the RecA loss cannot be driven to zero by a
         lookup or a copy: to lower it, the generator has to get better at drawing a scene from its
         meaning, which is exactly the skill text-to-image needs. With VQ tokens as the condition the loss
         could reach zero while teaching nothing (exercise 1 shows it).
         """,
         """
-        按理解嵌入找到的最近邻，在物体数量上相同的比例远高于碰运气，在形状上也明显更常一致；颜色和区域
-        一致得少一些，在 128 个场景的快速模式（quick mode）候选池里只比碰运气略高。（设 `QUICK = False` 时，
+        按理解嵌入找到的最近邻，在物体数量上相同的比例远高于碰运气（默认运行中为 88%，碰运气为 22%），
+        在形状上也明显更常一致（55% 对 22%）；区域一致得少一些（44% 对 30%），颜色最少，几乎与碰运气持平
+        （36% 对 26%），这是在 128 个场景的快速模式（quick mode）候选池里。（设 `QUICK = False` 时，
         4096 个场景的候选池里能找到更接近的邻居，每一行都会上升，颜色升得最多：我们运行得到 97%、78%、76% 和 60%，
-        碰运气为 25%、18%、21% 和 33%；即便如此，物体 token 也只有约 5% 对得上。）带着这个结论再看上面的图：下面一行重复的是物体有几个、长什么样，
-        至于是什么颜色、具体在什么位置，就很少对得上了。可见理解嵌入说明的是*这是一个什么样的场景*，
+        碰运气为 25%、18%、21% 和 33%；即便如此，物体 token 也只有约 5% 对得上。）带着这个结论再看上面的图：下面一行重复的是物体有几个、常常还有形状，
+        8 列中约有 5 列的物体大致在同样的位置，颜色却几乎从不一致；表格只在物体落进 3 × 3 网格同一格时才算区域相同，
+        所以“大致”的位置常常落在相邻的一格。可见理解嵌入说明的是*这是一个什么样的场景*，
         RecA 损失无法靠查表或照搬压到零；要降低它，生成器只能提高“依据含义画出场景”的本事，而这正是文生图
         所需要的能力。反过来，如果以 VQ token 为条件，损失可以降到零，模型却什么也学不到（练习 1 会演示）。
         """),
@@ -629,7 +641,7 @@ CELLS = opening(
 
         | 模型 | 条件（理解侧） | 目标与损失 | 冻结部分 | 混入的数据 |
         |---|---|---|---|---|
-        | BAGEL | SigLIP-NaViT 倒数第二层，224 像素（256 个 token）+ 连接层 | FLUX-VAE 隐变量，整流流 MSE | ViT、VAE、理解专家 | 无 |
+        | BAGEL | SigLIP-NaViT 倒数第二层，224 像素（256 个 token）+ 连接层 | FLUX-VAE 隐变量（latents），整流流 MSE | ViT、VAE、理解专家 | 无 |
         | Harmon | 自身的 MAR/MAE 编码器，作用于 KL-16 隐变量（1088 个 token），梯度乘 0.1 | MAR 掩码扩散损失 | 无 | 图生文，1:1 |
         | OpenUni | InternVL3 的 ViT + MLP，448 像素（256 个 token） | 在 DC-AE 隐变量上做 SANA 流匹配 | LMM、ViT | 无 |
         | Show-o | CLIP ViT-L/14-336 倒数第二层（576 个 token） | MAGVIT-v2 token 上的掩码交叉熵 | 无 | 图生文，1:1 |
@@ -685,7 +697,7 @@ CELLS = opening(
         $$\mathcal{L}_{\text{CE}}(\theta) = -\sum_{t=1}^{T} \log p_\theta\big(v_t \mid v_{<t},\ c\big)$$
 
         **扩散头**（diffusion head，如 OpenUni 的 SANA；BAGEL 和 Harmon 的生成头思路相同）生成的则是连续的
-        *隐变量*（latents）：自编码器（autoencoder，OpenUni 用的是 DC-AE）把图像编码为 $x_0$，生成器通过
+        *隐变量*：自编码器（autoencoder，OpenUni 用的是 DC-AE）把图像编码为 $x_0$，生成器通过
         *流匹配*（flow matching）学会去除噪声。抽一份噪声 $\epsilon \sim \mathcal{N}(0, I)$ 和一个时间步 $t$
         （对应噪声强度 $\sigma_t$），把图像和噪声沿直线混合，再让网络 $v_\theta$ 预测从图像指向噪声的速度：
 
@@ -902,7 +914,7 @@ CELLS = opening(
 
         在我们的 CPU 上，第 0、100、……、400 步的损失依次为 1.63、0.70、0.66、0.44、0.17，第 500 步为 0.05；
         在没见过的场景上最终约为 0.04。而基础模型经过全部训练，从理解嵌入出发，在第 4 节那个场景上的损失是 0.58，
-        在同一随机种子的前 64 个没见过的场景上平均为 0.88。生成器并没有学到任何关于形状或颜色的东西：它学到的是“提示里第 *i* 个 token 就是第 *i*
+        在同一随机种子（seed）的前 64 个没见过的场景上平均为 0.88。生成器并没有学到任何关于形状或颜色的东西：它学到的是“提示里第 *i* 个 token 就是第 *i*
         个位置的答案”，这条规则对任何图像都成立，于是损失处处降到零，却没有教会它任何文生图用得上的本事。
         </details>
 

@@ -81,6 +81,10 @@ CELLS = opening(
         - **The toy**: no instruction at all. Its prefix is the image's *query states*: a frozen
           understanding model reads the image and writes a handful of vectors that a caption of the
           same scene would also produce (notebook 01), so RecA's condition lives where prompts live.
+
+        The diagram from notebook 01 draws both losses: a caption and an image's understanding
+        embeddings enter one generator, which is scored against the image's own VQ tokens; the frozen
+        parts are blue, and only the generator trains.
         """,
         r"""
         ## 1. 基础模型：RecA 训练什么、看到什么
@@ -99,12 +103,21 @@ CELLS = opening(
         第二项是基础模型训练时用的文生图（text-to-image）损失；两者训练的是同一个生成器，玩具模型的配方各取一半。
         前缀里装的是：
         - **Janus-Pro**：一段系统/用户对话，内含一句“描述图像全部视觉细节”式的指令（instruction，例如
-          “Describe every visual detail of this image.”）和图像的理解嵌入（SigLIP 加对齐层），随后是图像起始符
+          “Describe every visual detail of this image.”）和图像的理解嵌入（SigLIP 加上对齐层，即 aligner），随后是图像起始符
           （begin-of-image token）。*指令丢弃*只丢掉指令文字，图像嵌入保留。完全填充的无条件前缀则用于文生图的条件丢弃，
           以及无分类器引导（classifier-free guidance，CFG）中的无条件那一行。
-        - **玩具模型**：没有任何指令。它的前缀是图像的*查询状态*：冻结的理解模型读入图像，写出几个向量，
+        - **玩具模型**：没有任何指令。它的前缀是图像的*查询状态*（query states）：冻结的理解模型读入图像，写出几个向量，
           而同一场景的文字描述也会得到同样的向量（见 notebook 01），所以 RecA 的条件与提示词位于同一个空间。
+
+        下图取自 notebook 01，画出了这两种损失：文字描述和图像的理解嵌入进入同一个生成器，再与这张图像自己的
+        VQ token 比较打分；蓝色的部分冻结，只有生成器参与训练。
         """),
+    code('''
+        from recakit import viz
+
+        viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
+        '''),
+
     code('''
         from recakit import freeze_for_reca, load_model
         from recakit.training import enable_gradient_checkpointing
@@ -117,6 +130,8 @@ CELLS = opening(
         quantization = None if QUANTIZATION == "none" else QUANTIZATION
         if quantization and not LORA_RANK:
             raise ValueError("quantized weights cannot be trained directly: set LORA_RANK as well, e.g. 16")
+        if not IS_TOY and not DATA_DIR:  # checked before a download of several GB, not after
+            raise ValueError(f"{MODEL} needs real images: set DATA_DIR to a folder of unlabeled images")
         model, processor = load_model(MODEL, device=DEVICE, quantization=quantization)
         print(freeze_for_reca(model))
         if GRADIENT_CHECKPOINTING:
@@ -127,18 +142,18 @@ CELLS = opening(
         ## 2. Data: unlabeled images
 
         RecA needs images only. For the toy they are fresh ShapesWorld scenes, one per training example
-        (`steps x batch` scenes, each seen once, as in the study); we also keep each scene's short
+        (`STEPS x BATCH_SIZE` scenes, each seen once, as in the study); we also keep each scene's short
         caption, because the toy recipe mixes text-to-image training into RecA (section 6 says why).
-        A real model needs real images: `DATA_DIR` is required then, since 64 px shapes would only
-        teach Janus-Pro to draw shapes.
+        A real model needs real images: `DATA_DIR` is required then (section 1 checks it before the
+        model is downloaded), since 64 px shapes would only teach Janus-Pro to draw shapes.
         """,
         """
         ## 2. 数据：无标注图像
 
-        RecA 只需要图像。对玩具模型，每个训练样本都是一个全新的 ShapesWorld 场景（共 `步数 x 批大小` 个，
+        RecA 只需要图像。对玩具模型，每个训练样本都是一个全新的 ShapesWorld 场景（共 `STEPS x BATCH_SIZE` 个，
         每个只用一次，与玩具实验相同）；我们还保留了每个场景的简短描述，因为玩具模型的配方会在 RecA 之外混入
-        文生图训练（原因见第 6 节）。真实模型需要真实图像，所以此时必须给出 `DATA_DIR`：64 像素的几何图形
-        只会教 Janus-Pro 画几何图形。
+        文生图训练（原因见第 6 节）。真实模型需要真实图像，所以此时必须给出 `DATA_DIR`（第 1 节在下载模型之前
+        就会检查），因为 64 像素的几何图形只会教 Janus-Pro 画几何图形。
         """),
     code('''
         from recakit.reproduce import ARM_DATA_SEED
@@ -148,10 +163,8 @@ CELLS = opening(
 
         if DATA_DIR:
             data = image_files(DATA_DIR)
-        elif IS_TOY:
+        else:  # the toy (section 1 stopped a real model without DATA_DIR)
             data = scene_dataset(STEPS * BATCH_SIZE, seed=ARM_DATA_SEED + SEED, p_drop=SPARSE_DROP)
-        else:
-            raise ValueError(f"{MODEL} needs real images: set DATA_DIR to a folder of unlabeled images")
         print(f"{len(data)} training images")
         '''),
     markdown(
@@ -160,7 +173,7 @@ CELLS = opening(
         comparison in section 5.
         """,
         """
-        训练之前，先用几条 GenEval-mini 提示词给基础模型采样（每条提示词一个随机种子），留作第 5 节的对比。
+        训练之前，先用几条 GenEval-mini 提示词给基础模型采样（sampling），每条提示词用一个随机种子，留作第 5 节的对比。
         """),
     code('''
         from recakit import generate_images
@@ -175,20 +188,29 @@ CELLS = opening(
         """
         ## 3. One RecA step, written out
 
-        Here is one training step on the first batch, with the package's pieces: the adapter gives
-        the VQ codes (the targets) and the understanding embeddings (the condition) and builds the
-        prefix; `image_generation_loss` runs the generator over [prefix, codes] with teacher forcing
-        (the true previous code is fed at every position, so all $T$ predictions come from one forward
-        pass) and takes the cross-entropy. `reca_loss` does the same with the same per-image seeds,
-        so the two numbers agree. The step is undone afterwards, so training below starts from the base.
+        Here is one training step on the first batch, built from the same pieces `reca_loss` uses, so
+        that it is exactly what training does for every model family. The batch: each image is
+        centre-cropped to a square (`training_images`), and each image's seed draws its instruction
+        and whether it is dropped (`reca_choices`). A dropped row of a model with an instruction
+        (Janus-Pro) keeps its image embeddings and loses only the instruction; the toy has none, so
+        its dropped row gets the unconditional prefix. Then the adapter gives the VQ codes (the
+        targets) and the understanding embeddings (the condition) and builds the prefix;
+        `image_generation_loss` runs the generator over [prefix, codes] with teacher forcing (the true
+        previous code is fed at every position, so all $T$ predictions come from one forward pass) and
+        takes the cross-entropy. `reca_loss` on the same images with the same seeds prints the same
+        number beside it. The step is then taken, and undone, so training below starts from the base.
         """,
         """
         ## 3. 手写一步 RecA
 
-        下面用包里的组件对第一批数据做一步训练：适配器给出 VQ 码（训练目标）和理解嵌入（条件），并拼出前缀；
+        下面对第一批数据做一步训练，用的正是 `reca_loss` 所用的那些组件，所以对每一类模型，它都与训练时做的完全一样。
+        先准备这一批：每张图像先被居中裁成正方形（`training_images`），每张图像的随机种子决定它拿到哪条指令、是否被丢弃
+        （`reca_choices`）。对带指令的模型（Janus-Pro），被丢弃的那一行保留图像嵌入，只去掉指令；玩具模型没有指令，
+        被丢弃的那一行就换成无条件前缀。然后适配器给出 VQ 码（训练目标）和理解嵌入（条件），并拼出前缀；
         `image_generation_loss` 以教师强制（teacher forcing）方式让生成器读入 [前缀, 码]：每个位置喂入的都是真实的
         前一个码，所以一次前向就得到全部 $T$ 个预测，再计算交叉熵损失（cross-entropy loss）。
-        `reca_loss` 用同样的逐图随机种子做的是同一件事，所以两个数相同。演示完后撤销这一步，下面的训练仍从基础模型开始。
+        在同样的图像、同样的种子上调用 `reca_loss`，打印出的数就在它旁边，两者相同。随后真正走这一步，再把它撤销，
+        下面的训练仍从基础模型开始。
         """),
     code('''
         import random
@@ -197,32 +219,42 @@ CELLS = opening(
 
         from recakit import reca_loss
         from recakit.adapter import adapter_for
-        from recakit.images import load_images
-        from recakit.objective import image_generation_loss, sample_choices
+        from recakit.objective import DROPPED_INSTRUCTION, image_generation_loss, reca_choices, training_images
         from recakit.training import batch_indices, sample_seeds
 
         adapter = adapter_for(model, processor)
         batch = [data[i] for i in batch_indices(len(data), BATCH_SIZE, 0, SEED)]  # training's first batch
-        images = load_images(batch) if DATA_DIR else [example.image for example in batch]
+        images = training_images(batch if DATA_DIR else [example.image for example in batch])  # centre-cropped squares
         seeds = sample_seeds(BATCH_SIZE, 0, SEED)  # one per image: its instruction and whether it is dropped
-        instructions, drop = zip(*(sample_choices(random.Random(f"reca:{s}"), 0.1) for s in seeds))
-        print("dropped:", drop)
+        instructions, dropped = zip(*reca_choices(len(images), seeds, instruction_dropout=0.1))
+        if adapter.takes_instructions:  # Janus, OpenUni: a dropped row keeps its image, its instruction is blanked
+            instructions = [DROPPED_INSTRUCTION if off else text for text, off in zip(instructions, dropped)]
+            drop = torch.zeros(len(images), dtype=torch.bool)
+        else:                           # the toy has no instruction: a dropped row gets the unconditional prefix
+            drop = torch.tensor(dropped)
+        print("dropped:", dropped)
+        '''),
+    code('''
+        model.train()
+        with torch.no_grad():
+            targets = adapter.generation_targets(images)          # (B, T) VQ codes to regenerate
+        condition = adapter.understanding_embeddings(images, RESOLUTION)
+        prefix, mask = adapter.prefix_from_embeddings(condition, drop, list(instructions))
+        if adapter.generation_loss is None:                       # forward + cross-entropy
+            loss = image_generation_loss(adapter, prefix, mask, targets)
+        else:  # a flow-matching head (OpenUni): each row's noise and timestep come from its seed, as in reca_loss
+            loss = adapter.generation_loss(prefix, mask, targets, [random.Random(f"noise:{s}").getrandbits(63) for s in seeds])
+        print(f"loss by hand {loss.item():.4f}; reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}")
         '''),
     code('''
         trainable = [p for p in model.parameters() if p.requires_grad]
         saved = [p.detach().clone() for p in trainable]
         optimizer = torch.optim.AdamW(trainable, lr=LR)
-        model.train()
-
-        targets = adapter.image_tokens(images)                     # (B, T) VQ codes to regenerate
-        condition = adapter.understanding_embeddings(images, RESOLUTION)
-        prefix, mask = adapter.prefix_from_embeddings(condition, torch.tensor(drop), list(instructions))
-        loss = image_generation_loss(adapter, prefix, mask, targets)  # forward + cross-entropy
         loss.backward()                                             # gradients of the trainable part only
         optimizer.step()
         optimizer.zero_grad()
+        print(f"after the step, on this batch: reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}")
 
-        print(f"loss by hand {loss.item():.4f}; reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f} (after the step)")
         with torch.no_grad():                                       # undo the demonstration step
             for parameter, value in zip(trainable, saved):
                 parameter.copy_(value)
@@ -234,18 +266,23 @@ CELLS = opening(
 
         `recakit.train` repeats that step with what a real run needs: batches drawn from
         `(SEED, step)`, warmup and a cosine schedule, gradient clipping, a checkpoint in
-        `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss is
-        the study's: half of each batch is RecA at 32 px, half text-to-image with the scene's sparse
-        caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained); for a folder of images it
-        is RecA alone.
+        `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss and
+        the optimizer are the study's: half of each batch is RecA at 32 px, half text-to-image with
+        the scene's sparse caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained), AdamW
+        at lr 2e-3 with 10 warmup steps and no weight decay. For a real model the loss is RecA alone
+        and the optimizer is the one `recakit train` uses by default (Harmon's RecA recipe): AdamW,
+        lr 1e-5, betas (0.9, 0.95), weight decay 0.02, warmup over 1 % of the steps then cosine
+        decay, gradient clipping at 1.0.
         """,
         """
         ## 4. 训练循环
 
-        `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, 步数)` 决定每一批数据、预热加余弦学习率、
+        `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, step)` 决定每一批数据、预热加余弦学习率、
         梯度裁剪、保存在 `OUT_DIR/train` 的检查点（checkpoint，中断后可续跑），以及实时损失曲线。对玩具模型，
-        损失就是玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
-        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的）；对图像目录，则只有 RecA。
+        损失和优化器都沿用玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
+        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的），AdamW 学习率 2e-3，预热 10 步，不做权重衰减。
+        对真实模型，损失只有 RecA，优化器用 `recakit train` 的默认设置（Harmon 的 RecA 配方）：AdamW，
+        学习率 1e-5，betas (0.9, 0.95)，权重衰减 0.02，前 1% 的步数预热、之后余弦衰减，梯度裁剪阈值 1.0。
         """),
     code('''
         from recakit import viz
@@ -256,10 +293,12 @@ CELLS = opening(
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
         # LoRA goes on the linear layers RecA trains (after freeze_for_reca), never on the frozen encoders
         lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": default_lora_targets(model)} if LORA_RANK else None
+        # the toy study's optimizer settings, or those `recakit train` uses (Harmon's RecA recipe)
+        recipe = {"warmup_steps": 10, "weight_decay": 0.0} if IS_TOY else {"warmup_steps": round(STEPS / 100), "weight_decay": 0.02}
         model.train()
-        history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
-                        warmup_steps=10 if IS_TOY else STEPS // 20, weight_decay=0.0, lora=lora,
-                        out_dir=OUT_DIR / "train", callback=live_plot)
+        history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, betas=(0.9, 0.95),
+                        max_grad_norm=1.0, seed=SEED, lora=lora, out_dir=OUT_DIR / "train", callback=live_plot,
+                        **recipe)
         live_plot.finish()
         print("loss per step:", " ".join(f"{record['loss']:.3f}" for record in history[:10]), "..." if len(history) > 10 else "")
         '''),
@@ -270,15 +309,17 @@ CELLS = opening(
         difficulty of its batch (the first batch happens to be an easy one). And the learning rate
         warms up to 2e-3 over exactly these ten steps: a large step fits its own batch, as the
         written-out step showed (its batch's loss fell clearly), but at first it pushes the weights
-        around more than it helps on new scenes. Over the study's 600 steps the loss, averaged over
-        100 steps, falls from 0.92 to 0.81, and that is when text-to-image gets better. The shipped
-        `toy-reca` is that run, so the next section shows it.
+        around more than it helps on new scenes. The effect takes the study's full run: 600 steps of
+        32 fresh scenes each (its settings and scores are recorded with the model, in
+        `recakit/data/toy-reca/training.json`), after which GenEval-mini rises from the base's 22.7
+        to 34.5. The shipped `toy-reca` is that run, so the next section shows it.
         """,
         """
         十步训练只能演示机制，看不到效果，这里每一步的损失甚至在*上升*。原因有两个。每一批都是不同的场景，
         单步的损失主要反映这批数据的难度（第一批恰好比较容易）。而且学习率正是在这十步里预热到 2e-3：大步长能拟合
         它自己那一批数据（手写的那一步已经表明，那一批的损失明显下降了），但一开始它对新场景的扰动大于帮助。
-        在玩具实验的 600 步里，按每 100 步平均，损失从 0.92 降到 0.81，文生图也正是在这个过程中变好的。
+        效果要等玩具实验的完整训练才会出现：600 步，每步 32 个全新场景（训练设置和得分随模型一起记录在
+        `recakit/data/toy-reca/training.json` 中），训练后 GenEval-mini 从基础模型的 22.7 升到 34.5。
         随包发布的 `toy-reca` 就是那次训练的结果，下一节展示的就是它。
         """),
     markdown(
@@ -295,7 +336,7 @@ CELLS = opening(
 
         每张图只由提示词、随机种子和权重决定，所以用同样的提示词和种子采样的两个模型，差别只能来自训练改变了什么。
         各行依次是：基础模型、玩具实验的 RecA 模型（`toy-reca`，600 步，GenEval-mini 从 22.7 升到 34.5），
-        以及本次运行训练出的模型（快速模式只有 10 步）。
+        以及本次运行训练出的模型：在快速模式（quick mode）下它只训练了 10 步。
         """),
     code('''
         if IS_TOY:
@@ -467,13 +508,13 @@ CELLS = opening(
         ## 本章小结
 
         - RecA 用模型自己对图像的理解代替提示词，并用普通的生成损失训练，不需要任何文字描述。
-        - 一步训练就是：前向、对图像 token 计算交叉熵、反向传播、优化器更新；训练循环只是再加上分批、学习率调度、
+        - 一步训练就是：前向、对图像 token（image tokens）计算交叉熵、反向传播、优化器更新；训练循环只是再加上分批、学习率调度、
           检查点和日志。
         - 要看到效果，离不开训练配方：几百步训练、对条件施加瓶颈，以及（对玩具模型）保留一部分文生图样本。
 
         ## 练习
 
-        1. 不用理解嵌入，改用 VQ 码本身作为条件，观察损失。模型学到了什么？
+        1. 不用理解嵌入，改用 VQ 码自身作为条件，观察损失。模型学到了什么？
 
         <details><summary>参考答案</summary>
 

@@ -45,7 +45,7 @@ CELLS = opening(
     2. 把无分类器引导（classifier-free guidance，CFG）写成公式，再写成十行左右的循环，并验证这个循环给出的
        图像与 `recakit.generate_images` 完全相同；
     3. 看懂引导强度（guidance scale）扫描图，并选出合适的强度；
-    4. 用同一个调用从带扩散头（diffusion head）的模型（OpenUni）采样，并知道其公开检查点的复现步骤在哪里；
+    4. 用同一个调用从带扩散头（diffusion head）的模型（OpenUni）采样，并知道其公开检查点（checkpoint）的复现步骤在哪里；
     5. 以 4 位或 8 位加载模型以节省显存（附录）。
 
     默认运行使用随包附带的玩具模型（toy model）：基础模型（`"toy"`）和它的 RecA 微调版本（`"toy-reca"`，即
@@ -73,19 +73,26 @@ CELLS = opening(
         base, base_processor = load_model(BASE, device=DEVICE)
         IMAGE_SIZE = getattr(processor, "image_size", 384)  # the toy's processor knows its size; Janus-Pro draws 384 px
         '''),
+    code('''
+        viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
+        '''),
     markdown(
         """
         ## 1. Text-to-image, base and RecA
 
         `generate_images` draws one image per prompt. Image *i* depends only on prompt *i* and seed
         `SEED + i`, never on which other prompts share the batch, so any image can be reproduced alone,
-        and the two models below start from exactly the same random numbers.
+        and the two models below start from exactly the same random numbers. In notebook 01's diagram
+        above, this section takes the caption path into the generator; section 2 takes the image path,
+        the one RecA trains.
         """,
         """
         ## 1. 文生图：基础模型与 RecA 模型
 
         `generate_images` 为每个提示词生成一张图。第 *i* 张图只取决于第 *i* 个提示词和随机种子
         `SEED + i`，与同一批里还有哪些提示词无关，所以任何一张图都可以单独复现，下面两个模型用的也是完全相同的随机数。
+        在上面取自 notebook 01 的示意图中，本节走的是文字描述进入生成器的那条路；第 2 节走的是图像那条路，
+        也就是 RecA 训练的路径。
         """),
     code('''
         PROMPTS = ["a red circle", "a blue square below a green star", "three yellow triangles", "a white ring"]

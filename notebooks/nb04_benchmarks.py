@@ -1,6 +1,6 @@
 """Notebook 04: GenEval(-mini) for a base model, an equal-compute control and RecA, and the gains
 beside the published ones."""
-from cells import PAPER, SETUP, SETUP_TEXT, code, markdown, opening, parameters
+from cells import GITHUB, PAPER, SETUP, SETUP_TEXT, code, markdown, opening, parameters
 
 # Exercise 1's solution, the same code in both languages
 STANDARD_ERROR_SOLUTION = """```python
@@ -37,7 +37,7 @@ CELLS = opening(
     f"""
     RecA 的效果是用 GenEval 衡量的：一组简短的组合式提示词（prompt，例如“一个红色杯子和一个蓝色时钟”），
     对每张生成的图跑目标检测，再逐条核对提示词要求的物体、数量、颜色和位置是否满足。本章用同样的方法给三个模型打分：
-    玩具基础模型、*等算力对照组*（把基础模型按它原来的文生图任务再训练同样久），以及 RecA 模型；
+    玩具基础模型、*等算力对照组*（把基础模型按它原来的文生图（text-to-image）任务再训练同样久），以及 RecA 模型；
     然后把提升幅度与 [RecA 论文]({PAPER})公开的结果（论文中按架构列出的结果表：Show-o、Harmon、OpenUni、BAGEL）
     放在一起比较。
 
@@ -125,7 +125,9 @@ CELLS = opening(
 
         Same steps, same images per step: whatever separates RecA from the control is the RecA loss,
         not extra compute. `RECA_MODEL` may also be a folder saved by notebook 02
-        (`runs/02_reca_finetuning/reca_model` when both notebooks run from this folder).
+        (`runs/02_reca_finetuning/reca_model` when both notebooks run from this folder). In notebook
+        01's diagram below, the control trains the generator on the caption path only; RecA trains the
+        same generator on the image path too.
         """,
         """
         ## 2. 三个模型，只差一个训练配方
@@ -133,14 +135,21 @@ CELLS = opening(
         三个玩具模型随 recakit 一起发布，按名字即可加载。训练过的两个模型就是 `recakit reproduce --preset toy`
         （`recakit/reproduce.py`）中随机种子（seed）为 0 的两组，都从基础模型出发，每步 32 个全新的 ShapesWorld
         场景、学习率 2e-3，训练 600 步：
-        - `toy-control`：只做简短描述的文生图（text-to-image），也就是基础模型原本的训练任务；
-        - `toy-reca`：每批样本一半是无标注图像，用 RecA 损失训练（以图像在 32 像素下的查询状态为条件，
+        - `toy-control`：只做简短描述的文生图，也就是基础模型原本的训练任务；
+        - `toy-reca`：每批样本一半是无标注图像，用 RecA 损失训练（以图像在 32 像素下的查询状态（query states）为条件，
           重新生成整张图），另一半做简短描述的文生图。
 
         步数相同，每步图像数相同：RecA 与对照组之间的差别只能来自 RecA 损失，而不是多花的算力。
         `RECA_MODEL` 也可以是 notebook 02 保存的目录（两个 notebook 都在本目录下运行时，就是
-        `runs/02_reca_finetuning/reca_model`）。
+        `runs/02_reca_finetuning/reca_model`）。在下面取自 notebook 01 的示意图中，对照组只沿文字描述那条路训练生成器；
+        RecA 则让同一个生成器也沿图像那条路训练。
         """),
+    code('''
+        from recakit import viz
+
+        viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
+        '''),
+
     code('''
         from recakit import load_model
 
@@ -163,7 +172,7 @@ CELLS = opening(
         `geneval.score_folder` then judges every image with the detector and the official rules.
         """,
         """
-        ## 3. 采样与打分
+        ## 3. 采样（sampling）与打分
 
         `geneval.sample_prompts` 按官方目录结构写出样本（`00000/metadata.jsonl`、`00000/samples/0000.png`……），
         所以同一个目录也可以直接交给官方评测脚本。所有模型使用相同的随机种子采样，三者的差别只在权重。
@@ -330,6 +339,142 @@ CELLS = opening(
         '''),
     markdown(
         f"""
+        ## 6. Reproducing OpenUni's published rows
+
+        OpenUni is the family of the [paper]({PAPER}) whose published RecA numbers recakit can check on a
+        GPU: `load_model` builds OpenUni-B (InternVL3-1B + SANA 0.6B) and OpenUni-L (InternVL3-2B + SANA
+        1.6B) from hub parts, and loads the RecA checkpoints `sanaka87/OpenUni-1-0.6B-RecA` (B) and
+        `sanaka87/OpenUni-RecA` (L). The recipe, with every detail and what can make a recakit number
+        differ from the paper's, is in [docs/benchmarks.md]({GITHUB}/docs/benchmarks.md#openuni-reproducing-the-papers-own-rows).
+        Fetch the parts once:
+
+        ```bash
+        hf download OpenGVLab/InternVL3-1B-hf
+        hf download Efficient-Large-Model/Sana_600M_512px_diffusers --include "transformer/*" "scheduler/*" model_index.json
+        hf download OpenGVLab/InternVL3-2B-hf
+        hf download Efficient-Large-Model/Sana_1600M_512px_diffusers --include "transformer/*" "scheduler/*" model_index.json
+        hf download mit-han-lab/dc-ae-f32c32-sana-1.1-diffusers
+        hf download wusize/openuni openuni_b_internvl3_1b_sana_0_6b_512_hf_text2image23m.pth
+        hf download wusize/openuni openuni_l_internvl3_2b_sana_1_6b_512_hf_text2image23m.pth
+        hf download sanaka87/OpenUni-1-0.6B-RecA --local-dir checkpoints/openuni-b-reca
+        hf download sanaka87/OpenUni-RecA --local-dir checkpoints/openuni-l-reca
+        ```
+
+        Score base and RecA with the official settings: 12 images per prompt, 512 px, CFG 4.5, 20 steps,
+        seed 42 (512 px and 20 steps are the family's defaults, and recakit adds upstream's "Generate an
+        image: {{prompt}}" itself, so pass no `--rewrite`). If a RecA repository holds more than one
+        checkpoint file, pass the file itself; `--shard K/N` splits a run over N GPUs. The OpenUni-L
+        lines are the docs' own; OpenUni-B's write the published RecA model's scores to
+        `runs/openuni-b-reca-hub`, since `runs/openuni-b-reca` is the fine-tuning run below.
+
+        ```bash
+        recakit geneval sample --model openuni-b --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b/geneval
+        recakit geneval score runs/openuni-b/geneval --scorer mask2former --out runs/openuni-b/geneval.json
+        recakit geneval sample --model checkpoints/openuni-b-reca --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca-hub/geneval
+        recakit geneval score runs/openuni-b-reca-hub/geneval --scorer mask2former --out runs/openuni-b-reca-hub/geneval.json
+        recakit dpg sample --model openuni-b --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-b/dpg
+        recakit dpg score runs/openuni-b/dpg --out runs/openuni-b/dpg.json
+        recakit dpg sample --model checkpoints/openuni-b-reca --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca-hub/dpg
+        recakit dpg score runs/openuni-b-reca-hub/dpg --out runs/openuni-b-reca-hub/dpg.json
+        recakit geneval sample --model openuni-l --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-l/geneval
+        recakit geneval score runs/openuni-l/geneval --scorer mask2former --out runs/openuni-l/geneval.json
+        recakit geneval sample --model checkpoints/openuni-l-reca --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-l-reca/geneval
+        recakit geneval score runs/openuni-l-reca/geneval --scorer mask2former --out runs/openuni-l-reca/geneval.json
+        recakit dpg sample --model openuni-l --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-l/dpg
+        recakit dpg score runs/openuni-l/dpg --out runs/openuni-l/dpg.json
+        recakit dpg sample --model checkpoints/openuni-l-reca --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-l-reca/dpg
+        recakit dpg score runs/openuni-l-reca/dpg --out runs/openuni-l-reca/dpg.json
+        ```
+
+        To RecA-fine-tune OpenUni-B yourself, upstream's recipe (InternVL and the DC-AE frozen; AdamW
+        lr 1e-5, weight decay 0.05, 10000 steps of 4 accumulated micro-batches) on a folder of
+        unlabeled images (upstream used the ~1M midjourney-v6-llava images), then score `final/`:
+
+        ```bash
+        recakit train --model openuni-b --images data/midjourney-v6 --steps 10000 --batch-size 16 --grad-accum 4 \\
+            --lr 1e-5 --weight-decay 0.05 --instruction-dropout 0 --gradient-checkpointing --out runs/openuni-b-reca
+        recakit geneval sample --model runs/openuni-b-reca/final --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca/geneval
+        recakit geneval score runs/openuni-b-reca/geneval --scorer mask2former --out runs/openuni-b-reca/geneval.json
+        ```
+
+        | model | GenEval base → RecA (published) | DPG base → RecA (published) | RecA checkpoint |
+        |---|---|---|---|
+        | OpenUni-B ("OpenUni-1-0.6B") | 56.0 → 70.4 | 76.29 → 80.45 | `sanaka87/OpenUni-1-0.6B-RecA` |
+        | OpenUni-L ("OpenUni-2-1.6B") | 61.9 → 74.1 | 79.02 → 82.75 | `sanaka87/OpenUni-RecA` |
+
+        These are the paper's numbers, not recakit's (OpenUni-B's base is its RecA row minus the published
+        gains). recakit's Mask2Former scorer and BLIP VQA model are not the official mmdet scorer and
+        mPLUG: compare recakit's base with recakit's RecA, and measure the scorer's agreement (see the
+        docs) before setting a number beside the table.
+        """,
+        f"""
+        ## 6. 复现 OpenUni 的论文公开结果
+
+        在[论文]({PAPER})的模型家族中，OpenUni 是 recakit 能在 GPU 上核对其 RecA 公开数字的那一个：`load_model`
+        用 hub 上的组件搭出 OpenUni-B（InternVL3-1B + SANA 0.6B）和 OpenUni-L（InternVL3-2B + SANA 1.6B），
+        并能加载 RecA 检查点 `sanaka87/OpenUni-1-0.6B-RecA`（B）和 `sanaka87/OpenUni-RecA`（L）。完整的流程，
+        以及 recakit 的数字可能与论文不同的原因，见 [docs/benchmarks_zh.md]({GITHUB}/docs/benchmarks_zh.md#openuni复现论文自己的结果)。
+        先下载一次各组件：
+
+        ```bash
+        hf download OpenGVLab/InternVL3-1B-hf
+        hf download Efficient-Large-Model/Sana_600M_512px_diffusers --include "transformer/*" "scheduler/*" model_index.json
+        hf download OpenGVLab/InternVL3-2B-hf
+        hf download Efficient-Large-Model/Sana_1600M_512px_diffusers --include "transformer/*" "scheduler/*" model_index.json
+        hf download mit-han-lab/dc-ae-f32c32-sana-1.1-diffusers
+        hf download wusize/openuni openuni_b_internvl3_1b_sana_0_6b_512_hf_text2image23m.pth
+        hf download wusize/openuni openuni_l_internvl3_2b_sana_1_6b_512_hf_text2image23m.pth
+        hf download sanaka87/OpenUni-1-0.6B-RecA --local-dir checkpoints/openuni-b-reca
+        hf download sanaka87/OpenUni-RecA --local-dir checkpoints/openuni-l-reca
+        ```
+
+        按官方设置给基础模型和 RecA 模型打分：每条提示词 12 张图、512 像素、CFG 4.5、20 步、随机种子 42
+        （512 像素和 20 步是这个家族的默认值；上游的提示词模板 "Generate an image: {{prompt}}" 由 recakit
+        自己加上，所以不要再传 `--rewrite`）。如果 RecA 仓库里有不止一个检查点文件，请直接传文件路径；
+        `--shard K/N` 可以把一次采样分到 N 块 GPU 上。OpenUni-L 的命令与文档完全相同；OpenUni-B 公开的 RecA 模型的
+        分数写到 `runs/openuni-b-reca-hub`，因为 `runs/openuni-b-reca` 留给下面的微调。
+
+        ```bash
+        recakit geneval sample --model openuni-b --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b/geneval
+        recakit geneval score runs/openuni-b/geneval --scorer mask2former --out runs/openuni-b/geneval.json
+        recakit geneval sample --model checkpoints/openuni-b-reca --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca-hub/geneval
+        recakit geneval score runs/openuni-b-reca-hub/geneval --scorer mask2former --out runs/openuni-b-reca-hub/geneval.json
+        recakit dpg sample --model openuni-b --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-b/dpg
+        recakit dpg score runs/openuni-b/dpg --out runs/openuni-b/dpg.json
+        recakit dpg sample --model checkpoints/openuni-b-reca --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca-hub/dpg
+        recakit dpg score runs/openuni-b-reca-hub/dpg --out runs/openuni-b-reca-hub/dpg.json
+        recakit geneval sample --model openuni-l --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-l/geneval
+        recakit geneval score runs/openuni-l/geneval --scorer mask2former --out runs/openuni-l/geneval.json
+        recakit geneval sample --model checkpoints/openuni-l-reca --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-l-reca/geneval
+        recakit geneval score runs/openuni-l-reca/geneval --scorer mask2former --out runs/openuni-l-reca/geneval.json
+        recakit dpg sample --model openuni-l --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-l/dpg
+        recakit dpg score runs/openuni-l/dpg --out runs/openuni-l/dpg.json
+        recakit dpg sample --model checkpoints/openuni-l-reca --n-per-prompt 4 --cfg-scale 4.5 --seed 42 --out runs/openuni-l-reca/dpg
+        recakit dpg score runs/openuni-l-reca/dpg --out runs/openuni-l-reca/dpg.json
+        ```
+
+        若要自己对 OpenUni-B 做 RecA 微调，按上游的配方（冻结 InternVL 和 DC-AE；AdamW，学习率 1e-5，
+        权重衰减 0.05，10000 步、每步累积 4 个微批次），数据是一个无标注图像文件夹（上游用的是约 100 万张
+        midjourney-v6-llava 图像），然后给 `final/` 打分：
+
+        ```bash
+        recakit train --model openuni-b --images data/midjourney-v6 --steps 10000 --batch-size 16 --grad-accum 4 \\
+            --lr 1e-5 --weight-decay 0.05 --instruction-dropout 0 --gradient-checkpointing --out runs/openuni-b-reca
+        recakit geneval sample --model runs/openuni-b-reca/final --set official --n-per-prompt 12 --cfg-scale 4.5 --seed 42 --out runs/openuni-b-reca/geneval
+        recakit geneval score runs/openuni-b-reca/geneval --scorer mask2former --out runs/openuni-b-reca/geneval.json
+        ```
+
+        | 模型 | GenEval 基础模型 → RecA（论文公开结果） | DPG 基础模型 → RecA（论文公开结果） | RecA 检查点 |
+        |---|---|---|---|
+        | OpenUni-B（"OpenUni-1-0.6B"） | 56.0 → 70.4 | 76.29 → 80.45 | `sanaka87/OpenUni-1-0.6B-RecA` |
+        | OpenUni-L（"OpenUni-2-1.6B"） | 61.9 → 74.1 | 79.02 → 82.75 | `sanaka87/OpenUni-RecA` |
+
+        这些是论文的数字，不是 recakit 测得的（OpenUni-B 的基础模型分数是它的 RecA 那一行减去公开的提升）。
+        recakit 的 Mask2Former 打分器和 BLIP VQA 模型并不是官方的 mmdet 打分器和 mPLUG：请拿 recakit 的基础模型
+        与 recakit 的 RecA 比较，把数字放到表旁边之前，先按文档测出打分器与官方的一致率。
+        """),
+    markdown(
+        f"""
         ## What you learned
 
         - A GenEval score is a mean of yes/no verdicts per image and task; with tens to a few hundred
@@ -424,7 +569,7 @@ CELLS = opening(
 
         <details><summary>参考答案</summary>
 
-        分别用 `-p CFG_SCALE 1.0` 和 `-p CFG_SCALE 5.0` 运行，每次换一个新的 `OUT_DIR`（引导强度记录在每个目录的
+        分别用 `-p CFG_SCALE 1.0` 和 `-p CFG_SCALE 5.0` 运行，每次换一个新的 `OUT_DIR`（引导强度，即 guidance scale，记录在每个目录的
         `run.json` 里，沿用旧目录会报错停止，而不会把图像混在一起）。引导强度决定模型遵循条件的严格程度，
         所以每个模型的分数都会随之变化；要回答这个问题，要看 RecA 在每个强度下是否都高于基础模型和对照组，
         也就是比较提升，而不是分数本身。

@@ -26,10 +26,10 @@ from build import RUN_ENVIRONMENT  # noqa: E402  (the notebooks' folder is not a
 FIGURES = {
     "01_reconstruction_objective": {"vq_roundtrip.png", "embedding_similarity.png", "token_layout.png",
                                     "bottleneck_lookup.png", "reca_pipeline.png", "flow_matching.png"},
-    "02_reca_finetuning": {"loss.png", "base_vs_reca.png"},
+    "02_reca_finetuning": {"reca_pipeline.png", "loss.png", "base_vs_reca.png"},
     "03_inference": {"text_to_image.png", "reconstruction.png", "cfg_sweep.png", "panel.png", "guided_loop.png",
-                     "openuni_samples.png"},
-    "04_benchmarks": {"gains.png"},
+                     "openuni_samples.png", "reca_pipeline.png"},
+    "04_benchmarks": {"reca_pipeline.png", "gains.png"},
 }
 RUNS = [(language, name) for name in FIGURES for language in ("en", "zh")]
 
