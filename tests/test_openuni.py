@@ -333,3 +333,25 @@ def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
     assert grads.keys() == reference.keys()
     for name, grad in reference.items():
         assert torch.allclose(grads[name], grad, atol=1e-6), name
+
+
+def prompt_text(adapter, inputs_embeds, mask):
+    """The text of each row of a prefix: its embeddings looked up in the embedding table."""
+    table = adapter.model.lmm.get_input_embeddings().weight
+    rows = []
+    for embeds, keep in zip(inputs_embeds, mask.bool()):
+        ids = [int((table == vector).all(-1).nonzero()[0]) for vector in embeds[keep]]
+        rows.append(adapter.tokenizer.decode(ids, skip_special_tokens=False))
+    return rows
+
+
+def test_upstream_prompt_strings_reach_the_language_model(openuni_tiny):
+    """Upstream's GenEval template and its classifier-free-guidance prompt, written out here
+    letter for letter (not read from recakit), inside InternVL3's chat turn."""
+    model, tokenizer = openuni_tiny
+    adapter = recakit.adapter_for(model, tokenizer)
+    with torch.no_grad():
+        prefix, mask = adapter.prefix_from_text(["a red circle", "a dog"], torch.tensor([False, True]))
+    turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<img>"
+    assert prompt_text(adapter, prefix, mask) == [turn.format("Generate an image: a red circle"),
+                                                   turn.format("Generate an image.")]
