@@ -296,7 +296,30 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
     assert last_line.startswith("recakit.adapter.ModelNotAvailableError")
     for hub_id in OPENUNI_SIZES["openuni-l"].hub_ids():
         assert f"hf download {hub_id}" in last_line
-    assert OPENUNI_SIZES["openuni-l"].checkpoint in last_line
+    # the checkpoint is one file of a repository of many: the hint fetches that file only
+    assert f"`hf download wusize/openuni {OPENUNI_SIZES['openuni-l'].checkpoint}`" in last_line
+
+
+def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_path):
+    """Its keys are read first: a renamed connector weight is reported by name, not as hub parts
+    to download (the parts are missing here, offline)."""
+    from transformers.models.siglip.modeling_siglip import SiglipEncoder
+
+    from recakit.openuni import connector_config
+
+    with torch.device("meta"):
+        connector = SiglipEncoder(connector_config(1536, 8960, 24))
+    state = {"meta_queries": torch.zeros(2, 1536), "projector.weight": torch.zeros(1),
+             "projector.bias": torch.zeros(1), **{f"connector.{key}": torch.zeros(1) for key in connector.state_dict()}}
+    state["connector.layers.5.mlp.fc3.weight"] = state.pop("connector.layers.5.mlp.fc2.weight")
+    torch.save(state, tmp_path / "openuni_l_reca.pth")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HUB_CACHE", None)
+    script = f"from recakit.janus import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == ("ValueError: the checkpoint does not fit this OpenUni; missing: "
+                         "connector.layers.5.mlp.fc2.weight; unexpected: connector.layers.5.mlp.fc3.weight")
 
 
 def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
