@@ -154,6 +154,10 @@ class OpenUniModel(nn.Module):
             self.language_model.train(mode)
         return self
 
+    #: what recakit.training.add_lora leaves trainable beside LoRA on SANA: upstream trains the
+    #: glue in RecA, and it is small (OpenUni-L 0.23 B of 1.83 B trained parameters, B 0.05 B)
+    trained_alongside_lora = GLUE_PREFIXES
+
     def freeze_for_reca(self, train_aligner: bool = False) -> dict:
         """Upstream's RecA split: InternVL and the DC-AE frozen; meta-queries, connector, projector
         and SANA trained. (InternVL's own projector is frozen too; there is no aligner to train.)"""
