@@ -396,7 +396,8 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
     recakit.reca_loss(wrapped, tokenizer, images, sample_seeds=[1, 2], instruction_dropout=0.0).backward()
     with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
     lora = {name for name, _ in model.named_parameters() if ".lora_" in name}
-    glue = {name for name, _ in model.named_parameters() if name.startswith(("meta_queries", "connector.", "projector."))}
+    glue = {name for name, _ in model.named_parameters()
+            if name.startswith(("meta_queries", "connector.", "projector."))}
     assert with_grad == {name for name, p in model.named_parameters() if p.requires_grad} == lora | glue
     assert {name.split(".")[-4] for name in lora} == {"to_q", "to_k", "to_v"}
     assert all(name.startswith("transformer.") for name in lora)
@@ -409,7 +410,8 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
         adapted = recakit.reca_loss(wrapped, tokenizer, images, sample_seeds=[3, 4]).item()
         merged = wrapped.merge_and_unload()
         assert merged is model and not any(".lora_" in name for name, _ in merged.named_parameters())
-        assert recakit.reca_loss(merged, tokenizer, images, sample_seeds=[3, 4]).item() == pytest.approx(adapted, rel=1e-5)
+        merged_loss = recakit.reca_loss(merged, tokenizer, images, sample_seeds=[3, 4]).item()
+        assert merged_loss == pytest.approx(adapted, rel=1e-5)
     merged.save_pretrained(tmp_path / "merged")
     tokenizer.save_pretrained(tmp_path / "merged")
     loaded, loaded_tokenizer = recakit.load_model(str(tmp_path / "merged"), device="cpu")
