@@ -10,7 +10,10 @@ measures, each against the plain path on the same card in the same run:
    utilisation and peak memory;
 3. the 16 GB presets (recakit.presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
    NF4 + LoRA, peak memory of real optimizer steps;
-4. quantized inference: bf16 vs NF4 vs INT8 weight footprint and seconds per image.
+4. quantized inference: bf16 vs NF4 vs INT8 weight footprint and seconds per image;
+5. OpenUni-L (InternVL3-2B + SANA 1.6B + DC-AE, random weights from their configurations, needs
+   diffusers): one RecA step under the `openuni-l-reca-80gb` preset and one 512 px image at 20
+   steps, time and peak memory. Not yet run on a GPU.
 
 Every figure goes into one JSON file (see benchmarks/README.md for the keys); it is rewritten
 after each section, so an interrupted run keeps what it measured. A section that fails or needs
@@ -67,7 +70,9 @@ PROMPTS = ["a red apple on a wooden table", "two dogs playing in the snow", "a b
 #: keys every result file has, null when not measured
 REQUIRED_KEYS = ("device", "torch", "transformers", "sampling_speedup_b1", "sampling_speedup_b16",
                  "train_speedup", "train_mfu", "full_ft_1b_peak_gib", "qlora_7b_peak_gib",
-                 "nf4_gib", "int8_gib", "bf16_gib")
+                 "nf4_gib", "int8_gib", "bf16_gib", "openuni_l_reca_step_s", "openuni_l_reca_peak_gib",
+                 "openuni_l_image_s", "openuni_l_image_peak_gib")
+OPENUNI_KEYS = REQUIRED_KEYS[-4:]
 
 GIB = 2 ** 30
 
@@ -484,10 +489,161 @@ def quantized_section(args, device, dtype, out: dict) -> None:
         details[kind] = figures
 
 
+# -- OpenUni-L -------------------------------------------------------------------------------------
+
+#: OpenUni-L's parts as their released configurations give them (no download): InternVL3-2B-hf
+#: (InternViT-300M at 448 px + Qwen2.5-1.5B, untied head), SANA 1600M 512px, the DC-AE f32c32
+OPENUNI_L = {
+    "vision": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
+               "image_size": [448, 448], "patch_size": [14, 14]},
+    "text": {"vocab_size": 151674, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+             "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
+             "rope_theta": 1e6, "tie_word_embeddings": False},
+    "sana": {"in_channels": 32, "out_channels": 32, "num_attention_heads": 70, "attention_head_dim": 32,
+             "num_layers": 20, "num_cross_attention_heads": 20, "cross_attention_head_dim": 112,
+             "cross_attention_dim": 2240, "caption_channels": 2304, "mlp_ratio": 2.5, "sample_size": 16,
+             "patch_size": 1, "norm_elementwise_affine": False, "norm_eps": 1e-6},
+    "dc_ae": {"latent_channels": 32, "encoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+              "decoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+              "upsample_block_type": "interpolate", "downsample_block_type": "Conv", "scaling_factor": 0.41407},
+}
+OPENUNI_PROMPT = "a red circle on the left of a blue square"
+
+
+def build_openuni(size: str, device: torch.device, dtype: torch.dtype):
+    """OpenUni-L ("l") or the tiny OpenUni ("tiny") with random weights, created on `device` in
+    `dtype` -> (model, tokenizer). The L build reads prompts with the tiny tokenizer (a few hundred
+    ids of the full vocabulary): its sequence lengths are those of the real prompts' order."""
+    from recakit.openuni import IMAGE_CONTEXT, OpenUniModel, _tiny_tokenizer, connector_config, tiny_openuni
+
+    if size == "tiny":
+        model, tokenizer = tiny_openuni(seed=0)
+        return model.to(device=device, dtype=dtype).eval(), tokenizer
+    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
+                           SanaTransformer2DModel)
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
+
+    tokenizer = _tiny_tokenizer(320)
+    config = InternVLConfig(vision_config=InternVLVisionConfig(**OPENUNI_L["vision"]),
+                            text_config=Qwen2Config(**OPENUNI_L["text"], pad_token_id=tokenizer.pad_token_id),
+                            image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_CONTEXT), image_seq_length=256,
+                            tie_word_embeddings=False)
+    # the schedulers hold small CPU tensors: made outside the device context
+    train_scheduler = FlowMatchEulerDiscreteScheduler()
+    test_scheduler = DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                 flow_shift=3.0)
+    torch.manual_seed(0)
+    with torch.device(device), default_dtype(dtype):
+        model = OpenUniModel(InternVLForConditionalGeneration(config), SanaTransformer2DModel(**OPENUNI_L["sana"]),
+                             AutoencoderDC(**OPENUNI_L["dc_ae"]), train_scheduler, test_scheduler,
+                             connector_config(1536, 8960, 24), num_queries=256, image_size=512, vit_size=448)
+    return model.to(device=device, dtype=dtype).eval(), tokenizer
+
+
+def random_images(count: int, side: int, seed: int):
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(seed)
+    return [Image.fromarray(torch.randint(0, 256, (side, side, 3), generator=generator, dtype=torch.uint8).numpy())
+            for _ in range(count)]
+
+
+def openuni_reca_step(model, tokenizer, preset, images, device, repeats: int) -> dict:
+    """Optimizer steps of `preset` over `images` in its micro-batches, through recakit.reca_loss
+    (bf16 autocast on a GPU over the preset's float32 weights, as `recakit train` runs it): one
+    untimed step, whose loss is that of the initial weights, then `repeats` timed ones."""
+    from recakit.objective import freeze_for_reca, reca_loss
+
+    counts = freeze_for_reca(model)
+    preset.prepare_model(model)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = preset.make_optimizer(trainable)
+    seeds = list(range(len(images)))
+
+    def one_step():
+        total = 0.0
+        for start in range(0, len(images), preset.micro_batch):
+            chunk = slice(start, start + preset.micro_batch)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = reca_loss(model, tokenizer, images[chunk], sample_seeds=seeds[chunk], instruction_dropout=0.0)
+            share = len(images[chunk]) / len(images)
+            (loss * share).backward()
+            total += loss.detach().float() * share
+        if preset.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(trainable, preset.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(total)
+
+    first_loss = one_step()
+    start_peak(device)
+    seconds = [timed(one_step, device)[0] for _ in range(repeats)]
+    name = type(optimizer).__name__ + (" (fused)" if optimizer.defaults.get("fused") else "")
+    return {"preset": preset.name, "optimizer": name,
+            "images": len(images), "micro_batch": preset.micro_batch, "side": model.image_size,
+            "step_s": round(sorted(seconds)[len(seconds) // 2], 4), "peak_gib": peak_gib(device),
+            "first_loss": round(first_loss, 6), "trainable": counts["trainable"], "frozen": counts["frozen"],
+            "budget_gib": preset.memory_budget_gib}
+
+
+def openuni_section(args, device, dtype, out: dict) -> None:
+    """One RecA step of OpenUni-L under the 80 GB preset and one 512 px image at 20 steps."""
+    import hashlib
+
+    import numpy as np
+
+    from recakit.presets import get_preset
+    from recakit.sampling import generate_images
+
+    try:
+        import diffusers  # noqa: F401
+    except ImportError as error:
+        for key in OPENUNI_KEYS:
+            out["reasons"][key] = f"diffusers cannot be imported ({error})"
+        return
+    size = "tiny" if args.tiny else "l"
+    details = out["details"].setdefault("openuni", {"model_size": size})
+    preset = get_preset("openuni-l-reca-80gb")
+    if device.type != "cuda":
+        for key in ("openuni_l_reca_peak_gib", "openuni_l_image_peak_gib"):
+            out["reasons"][key] = "peak GPU memory needs CUDA; on the CPU the step runs for the code path only"
+    try:
+        model, tokenizer = build_openuni(size, device, preset.torch_dtype)
+        images = random_images(preset.micro_batch * args.preset_micro_steps, model.image_size, 3)
+        start_peak(device)
+        figures = openuni_reca_step(model, tokenizer, preset, images, device, args.repeats)
+        details["reca"] = figures
+        out["openuni_l_reca_step_s"], out["openuni_l_reca_peak_gib"] = figures["step_s"], figures["peak_gib"]
+    except Exception as error:  # noqa: BLE001 -- the sampling figure is still worth having
+        details["reca"] = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+        out["reasons"]["openuni_l_reca_step_s"] = f"failed: {error!r}"
+    model = tokenizer = None
+    release()
+    try:
+        # inference weights in the run's dtype (bf16 on a GPU), as load_model gives them
+        model, tokenizer = build_openuni(size, device, dtype)
+        options = {"cfg_scale": 4.5, "steps": 20, "progress": False}
+        generate_images(model, tokenizer, [OPENUNI_PROMPT], seed=[1], **{**options, "steps": 2})  # warm-up
+        start_peak(device)
+        seconds, sampled = timed(lambda: generate_images(model, tokenizer, [OPENUNI_PROMPT], seed=[0], **options),
+                                 device)
+        pixels = np.asarray(sampled[0])
+        details["sample"] = {**options, "prompt": OPENUNI_PROMPT, "seed": 0, "side": sampled[0].size[0],
+                             "s_per_image": round(seconds, 4), "peak_gib": peak_gib(device),
+                             "sha256": hashlib.sha256(pixels.tobytes()).hexdigest()}
+        out["openuni_l_image_s"], out["openuni_l_image_peak_gib"] = details["sample"]["s_per_image"], peak_gib(device)
+    except Exception as error:  # noqa: BLE001
+        details["sample"] = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
+        out["reasons"]["openuni_l_image_s"] = f"failed: {error!r}"
+    model = tokenizer = None
+    release()
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 SECTIONS = {"sampling": sampling_section, "quantized": quantized_section, "train": train_section,
-            "presets": presets_section}
+            "presets": presets_section, "openuni": openuni_section}
 
 
 def write(out: dict, path: Path) -> None:
@@ -561,7 +717,7 @@ def main(argv=None) -> int:
     section_keys = {"sampling": ("sampling_speedup_b1", "sampling_speedup_b16"),
                     "train": ("train_speedup", "train_mfu"),
                     "presets": ("full_ft_1b_peak_gib", "qlora_7b_peak_gib"),
-                    "quantized": ("nf4_gib", "int8_gib", "bf16_gib")}
+                    "quantized": ("nf4_gib", "int8_gib", "bf16_gib"), "openuni": OPENUNI_KEYS}
     for name in sections:
         for key in section_keys[name]:
             out["reasons"].pop(key, None)

@@ -6,9 +6,9 @@
 #
 # Extra arguments go to gpu.py (`bash benchmarks/run_on_gpu.sh --tiny` checks the script on a CPU).
 #
-# bitsandbytes is not installed on the GPU image: its wheel travels in .whl/ (see
-# benchmarks/README.md for the download command) and is installed here first; without it the
-# 8-bit / NF4 figures come back null with the reason.
+# bitsandbytes and diffusers are not installed on the GPU image: their wheels travel in .whl/
+# (see benchmarks/README.md for the download commands) and are installed here first; without
+# them the 8-bit / NF4 figures, or the OpenUni ones, come back null with the reason.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results="${OUT:-benchmarks/results}"
@@ -28,7 +28,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 
 # Sections in order of importance; the JSON is rewritten after each, so a timeout keeps the
 # finished ones. 480 s leaves the device tool time to copy the files back.
-timeout 480 "$python" benchmarks/gpu.py --sections sampling,train,presets,quantized \
+timeout 480 "$python" benchmarks/gpu.py --sections sampling,train,presets,quantized,openuni \
     --out "$results/gpu_benchmark.json" "$@" 2>&1 | tee "$results/gpu_benchmark.log"
 status=${PIPESTATUS[0]}
 echo "benchmarks/gpu.py exit status $status (124 = stopped at the time limit)"

@@ -154,6 +154,10 @@ class OpenUniModel(nn.Module):
             self.language_model.train(mode)
         return self
 
+    #: what recakit.training.add_lora leaves trainable beside LoRA on SANA: upstream trains the
+    #: glue in RecA, and it is small (OpenUni-L 0.23 B of 1.83 B trained parameters, B 0.05 B)
+    trained_alongside_lora = GLUE_PREFIXES
+
     def freeze_for_reca(self, train_aligner: bool = False) -> dict:
         """Upstream's RecA split: InternVL and the DC-AE frozen; meta-queries, connector, projector
         and SANA trained. (InternVL's own projector is frozen too; there is no aligner to train.)"""
@@ -373,6 +377,24 @@ def _size_of_checkpoint(state: dict) -> str:
     raise ValueError(f"not an OpenUni-B or -L checkpoint: meta_queries width {width} ({widths})")
 
 
+def check_checkpoint_keys(state: dict, size: OpenUniSize) -> None:
+    """Name the wrong keys of an upstream checkpoint from the size alone, before any hub part is
+    fetched: the glue's key names follow from the connector's shape (built on the meta device,
+    no memory). transformer.* keys and all shapes are checked by load_checkpoint once SANA is there."""
+    from transformers.models.siglip.modeling_siglip import SiglipEncoder
+
+    with torch.device("meta"):
+        connector = SiglipEncoder(connector_config(size.connector_hidden, size.connector_intermediate,
+                                                   size.connector_heads))
+    glue = {"meta_queries", "projector.weight", "projector.bias"}
+    glue |= {f"connector.{key}" for key in connector.state_dict()}
+    keys = {key for key in _unwrap_checkpoint(state) if not key.startswith(FROZEN_PREFIXES + ("transformer.",))}
+    problems = [f"{label}: {', '.join(_shorten(sorted(found)))}" for label, found in
+                (("missing", glue - keys), ("unexpected", keys - glue)) if found]
+    if problems:
+        raise ValueError("the checkpoint does not fit this OpenUni; " + "; ".join(problems))
+
+
 def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> dict[str, str]:
     """Local paths of every hub part of one size (downloaded when online and not cached).
 
@@ -395,7 +417,10 @@ def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> 
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             missing.append((ids[part], reason))
     if missing:
-        commands = "; ".join(f"`hf download {hub_id.split(' ')[0]}`" for hub_id, _ in missing)
+        # the checkpoint is one file of a repository of several: download that file only
+        commands = "; ".join(f"`hf download {hub_id.split(' ')[0]}"
+                             + (f" {size.checkpoint}`" if hub_id.startswith(CHECKPOINT_REPO) else "`")
+                             for hub_id, _ in missing)
         reasons = "; ".join(f"{hub_id}: {reason}" for hub_id, reason in missing)
         raise ModelNotAvailableError(
             f"cannot assemble OpenUni: {len(missing)} of its parts are neither cached nor downloadable ({reasons}). "
@@ -457,6 +482,8 @@ def load_openuni(name_or_path: str, *, device=None, dtype=None, checkpoint=None,
             state = read_checkpoint(found)
             size_name = _size_of_checkpoint(state)
         size = OPENUNI_SIZES[size_name]
+        if state is not None:  # a wrong file is named before gigabytes of hub parts are fetched
+            check_checkpoint_keys(state, size)
         paths = fetch_components(size, checkpoint=state is None, cache_dir=cache_dir)
         if state is None:
             state = read_checkpoint(paths["checkpoint"])

@@ -66,11 +66,18 @@ def sample_seeds(batch_size: int, step: int, seed: int) -> list[int]:
 def add_lora(model, lora):
     """Wrap `model` with peft LoRA adapters (`lora`: a `peft.LoraConfig` or its keyword dict).
 
-    The adapters are injected into `model` itself; everything else is frozen."""
+    The adapters are injected into `model` itself; everything else is frozen, except the
+    parameters whose names start with one of `model.trained_alongside_lora` (OpenUni's queries,
+    connector and projector) that were trainable before."""
     import peft
 
     config = lora if isinstance(lora, peft.LoraConfig) else peft.LoraConfig(**lora)
-    return peft.get_peft_model(model, config)
+    kept = [p for name, p in model.named_parameters()
+            if p.requires_grad and name.startswith(tuple(getattr(model, "trained_alongside_lora", ())))]
+    wrapped = peft.get_peft_model(model, config)
+    for parameter in kept:
+        parameter.requires_grad_(True)
+    return wrapped
 
 
 def enable_gradient_checkpointing(model):
@@ -508,13 +515,15 @@ def default_lora_targets(model) -> list[str]:
     """Every linear layer in the part of the model RecA trains (after `freeze_for_reca`), by name.
 
     The text output head is left out: RecA's image loss never reaches it, and it is often tied to
-    the input embeddings, which merging an adapter into it would change as well."""
+    the input embeddings, which merging an adapter into it would change as well. So are the
+    parts add_lora keeps fully trainable (`model.trained_alongside_lora`: OpenUni's glue)."""
     get_text_head = getattr(model, "get_output_embeddings", None)
     text_head = get_text_head() if get_text_head is not None else None
     modules = dict(model.named_modules())
+    kept = tuple(getattr(model, "trained_alongside_lora", ()))
     targets = [name for name, module in modules.items()
                if isinstance(module, torch.nn.Linear) and module is not text_head
-               and _in_trained_part(name, modules)]
+               and _in_trained_part(name, modules) and not (kept and f"{name}.".startswith(kept))]
     if not targets:
         raise ValueError("no trainable linear layers to put LoRA on: name them with --lora-targets")
     return targets

@@ -18,15 +18,18 @@ RUN_WITHOUT_DIFFUSERS = ("import runpy, sys; sys.modules['diffusers'] = None; "
                          "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
-def run_benchmark(*arguments, cwd, packed=False):
+def run_benchmark(*arguments, cwd, packed=False, diffusers=False):
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     code = RUN_WITHOUT_DIFFUSERS.format(packed=packed)
+    if diffusers:  # the OpenUni section needs it (the GPU machine gets it from a carried wheel)
+        code = code.replace("sys.modules['diffusers'] = None; ", "")
     return subprocess.run([sys.executable, "-c", code, str(SCRIPT), *arguments],
                           cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
 
 
-def benchmark_result(folder, *arguments, packed=False):
-    done = run_benchmark("--tiny", *arguments, "--out", str(folder / "tmp.json"), cwd=folder, packed=packed)
+def benchmark_result(folder, *arguments, packed=False, diffusers=False):
+    done = run_benchmark("--tiny", *arguments, "--out", str(folder / "tmp.json"), cwd=folder, packed=packed,
+                         diffusers=diffusers)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((folder / "tmp.json").read_text())
 
@@ -160,3 +163,60 @@ def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     assert not torch._dynamo.utils.counters["graph_break"]
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 3
+
+
+def test_without_diffusers_the_openuni_figures_are_null_with_the_reason(tiny_result):
+    for key in import_benchmark().OPENUNI_KEYS:
+        assert tiny_result[key] is None and "diffusers cannot be imported" in tiny_result["reasons"][key]
+
+
+def test_openuni_section_steps_the_80gb_preset_and_samples_what_recakit_samples(tmp_path):
+    """The tiny run's figures are recomputed here from a fresh tiny OpenUni: the first step's loss
+    (initial weights, the benchmark's images and seeds), the parameter split, and the image."""
+    import hashlib
+
+    import numpy as np
+
+    import recakit
+    from recakit.openuni import tiny_openuni
+    from recakit.presets import get_preset
+
+    gpu = import_benchmark()
+    result = benchmark_result(tmp_path, "--sections", "openuni", diffusers=True)
+    details = result["details"]["openuni"]
+    reca, sample = details["reca"], details["sample"]
+    assert details["model_size"] == "tiny" and not any(key.endswith("_error") for key in result["details"])
+    assert result["openuni_l_reca_step_s"] == reca["step_s"] and result["openuni_l_image_s"] == sample["s_per_image"]
+    for key in ("openuni_l_reca_peak_gib", "openuni_l_image_peak_gib"):
+        assert result[key] is None and "CUDA" in result["reasons"][key]
+
+    preset = get_preset("openuni-l-reca-80gb")
+    model, tokenizer = tiny_openuni(seed=0)
+    assert (reca["preset"], reca["images"], reca["micro_batch"], reca["side"]) == (preset.name, 8, 8, 32)
+    counts = recakit.freeze_for_reca(model)
+    assert (reca["trainable"], reca["frozen"]) == (counts["trainable"], counts["frozen"])
+    images = gpu.random_images(8, 32, 3)
+    with torch.no_grad():
+        loss = recakit.reca_loss(model, tokenizer, images, sample_seeds=list(range(8)), instruction_dropout=0.0)
+    assert reca["first_loss"] == pytest.approx(loss.item(), abs=2e-6)
+
+    assert (sample["side"], sample["steps"], sample["cfg_scale"]) == (32, 20, 4.5)
+    model.eval()
+    image = recakit.generate_images(model, tokenizer, [gpu.OPENUNI_PROMPT], seed=[0], cfg_scale=4.5, steps=20,
+                                    progress=False)[0]
+    assert sample["sha256"] == hashlib.sha256(np.asarray(image).tobytes()).hexdigest()
+
+
+def test_openuni_l_built_from_configs_has_the_sizes_the_presets_plan_for():
+    """On the meta device (no memory): 1.83 B trained and 2.40 B frozen parameters, the figures
+    behind the openuni-l-reca-80gb preset's arithmetic, and the released models' shapes."""
+    import recakit
+
+    model, _ = import_benchmark().build_openuni("l", torch.device("meta"), torch.float32)
+    counts = recakit.freeze_for_reca(model)
+    assert (round(counts["trainable"] / 1e9, 2), round(counts["frozen"] / 1e9, 2)) == (1.83, 2.40)
+    assert round(sum(p.numel() for p in model.transformer.parameters()) / 1e9, 2) == 1.60  # SANA 1.6B
+    assert model.lmm.lm_head.weight is not model.lmm.get_input_embeddings().weight  # InternVL3's untied head
+    shape = (model.num_queries, model.image_size, model.vit_size, model.lmm.config.image_seq_length)
+    assert shape == (256, 512, 448, 256)
+    assert model.transformer.config.sample_size * 32 == 512  # the DC-AE's 32x compression

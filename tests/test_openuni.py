@@ -296,7 +296,30 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
     assert last_line.startswith("recakit.adapter.ModelNotAvailableError")
     for hub_id in OPENUNI_SIZES["openuni-l"].hub_ids():
         assert f"hf download {hub_id}" in last_line
-    assert OPENUNI_SIZES["openuni-l"].checkpoint in last_line
+    # the checkpoint is one file of a repository of many: the hint fetches that file only
+    assert f"`hf download wusize/openuni {OPENUNI_SIZES['openuni-l'].checkpoint}`" in last_line
+
+
+def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_path):
+    """Its keys are read first: a renamed connector weight is reported by name, not as hub parts
+    to download (the parts are missing here, offline)."""
+    from transformers.models.siglip.modeling_siglip import SiglipEncoder
+
+    from recakit.openuni import connector_config
+
+    with torch.device("meta"):
+        connector = SiglipEncoder(connector_config(1536, 8960, 24))
+    state = {"meta_queries": torch.zeros(2, 1536), "projector.weight": torch.zeros(1),
+             "projector.bias": torch.zeros(1), **{f"connector.{key}": torch.zeros(1) for key in connector.state_dict()}}
+    state["connector.layers.5.mlp.fc3.weight"] = state.pop("connector.layers.5.mlp.fc2.weight")
+    torch.save(state, tmp_path / "openuni_l_reca.pth")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HUB_CACHE", None)
+    script = f"from recakit.janus import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == ("ValueError: the checkpoint does not fit this OpenUni; missing: "
+                         "connector.layers.5.mlp.fc2.weight; unexpected: connector.layers.5.mlp.fc3.weight")
 
 
 def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
@@ -333,3 +356,88 @@ def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
     assert grads.keys() == reference.keys()
     for name, grad in reference.items():
         assert torch.allclose(grads[name], grad, atol=1e-6), name
+
+
+def prompt_text(adapter, inputs_embeds, mask):
+    """The text of each row of a prefix: its embeddings looked up in the embedding table."""
+    table = adapter.model.lmm.get_input_embeddings().weight
+    rows = []
+    for embeds, keep in zip(inputs_embeds, mask.bool()):
+        ids = [int((table == vector).all(-1).nonzero()[0]) for vector in embeds[keep]]
+        rows.append(adapter.tokenizer.decode(ids, skip_special_tokens=False))
+    return rows
+
+
+def test_upstream_prompt_strings_reach_the_language_model(openuni_tiny):
+    """Upstream's GenEval template and its classifier-free-guidance prompt, written out here
+    letter for letter (not read from recakit), inside InternVL3's chat turn."""
+    model, tokenizer = openuni_tiny
+    adapter = recakit.adapter_for(model, tokenizer)
+    with torch.no_grad():
+        prefix, mask = adapter.prefix_from_text(["a red circle", "a dog"], torch.tensor([False, True]))
+    turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<img>"
+    assert prompt_text(adapter, prefix, mask) == [turn.format("Generate an image: a red circle"),
+                                                   turn.format("Generate an image.")]
+
+
+def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads(tmp_path):
+    """LoRA on SANA's attention projections: the adapters and upstream's small trained glue
+    (queries, connector, projector) get gradients, nothing else; merged, the model computes what
+    the adapted one did and saves and loads like any OpenUni."""
+    from recakit.training import add_lora, default_lora_targets
+
+    model, tokenizer = tiny_openuni(seed=3)
+    recakit.freeze_for_reca(model)
+    # without named targets LoRA goes on SANA only: the glue trains whole beside it
+    assert all(name.startswith("transformer.") for name in default_lora_targets(model))
+    assert {"transformer.transformer_blocks.0.attn2.to_q", "transformer.proj_out"} <= set(default_lora_targets(model))
+    wrapped = add_lora(model, {"r": 4, "lora_alpha": 8, "target_modules": ["to_q", "to_k", "to_v"]})
+    images = noise_images(2)
+    recakit.reca_loss(wrapped, tokenizer, images, sample_seeds=[1, 2], instruction_dropout=0.0).backward()
+    with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
+    lora = {name for name, _ in model.named_parameters() if ".lora_" in name}
+    glue = {name for name, _ in model.named_parameters()
+            if name.startswith(("meta_queries", "connector.", "projector."))}
+    assert with_grad == {name for name, p in model.named_parameters() if p.requires_grad} == lora | glue
+    assert {name.split(".")[-4] for name in lora} == {"to_q", "to_k", "to_v"}
+    assert all(name.startswith("transformer.") for name in lora)
+    assert all(model.get_parameter(name).grad.abs().sum() > 0 for name in glue)
+
+    with torch.no_grad():  # B starts at zero: give the adapters something to merge
+        for name in lora:
+            if ".lora_B." in name:
+                model.get_parameter(name).normal_(0, 0.1)
+        adapted = recakit.reca_loss(wrapped, tokenizer, images, sample_seeds=[3, 4]).item()
+        merged = wrapped.merge_and_unload()
+        assert merged is model and not any(".lora_" in name for name, _ in merged.named_parameters())
+        merged_loss = recakit.reca_loss(merged, tokenizer, images, sample_seeds=[3, 4]).item()
+        assert merged_loss == pytest.approx(adapted, rel=1e-5)
+    merged.save_pretrained(tmp_path / "merged")
+    tokenizer.save_pretrained(tmp_path / "merged")
+    loaded, loaded_tokenizer = recakit.load_model(str(tmp_path / "merged"), device="cpu")
+    with torch.no_grad():
+        assert recakit.reca_loss(loaded, loaded_tokenizer, images, sample_seeds=[3, 4]).item() == pytest.approx(
+            adapted, rel=1e-5)
+
+
+def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
+    """The documented command: LoRA r4 on SANA's to_q, to_k, to_v; final/ holds the merged model."""
+    from recakit.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, image in enumerate(noise_images(2)):
+        image.save(images / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(out),
+                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--mixed-precision", "no",
+                 "--lora-r", "4", "--lora-targets", "to_q,to_k,to_v"]) == 0
+    assert (out / "final" / "adapter" / "adapter_config.json").is_file()
+    trained, _ = recakit.load_model(str(out / "final"), device="cpu")
+    original, _ = recakit.load_model(str(openuni_folder), device="cpu")
+    changed = {name for name, value in trained.state_dict().items()
+               if not torch.equal(value, original.state_dict()[name])}
+    assert {"meta_queries", "projector.weight"} <= changed  # the glue trained beside the adapters
+    sana = {name.removeprefix("transformer.") for name in changed if name.startswith("transformer.")}
+    assert sana and all(name.split(".")[-2] in ("to_q", "to_k", "to_v") for name in sana)  # merged there only
+    assert not any(name.startswith(("lmm.", "vae.")) for name in changed)
