@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-#: model sizes: keyword overrides of recakit.janus.tiny_janus
+#: model sizes: keyword overrides of recakit.models.janus.tiny_janus
 SIZES = {
     "tiny": {},
     "tiny-large": {"hidden_size": 96, "num_layers": 3},  # stands in for the 7B on a CPU
@@ -126,7 +126,7 @@ def default_dtype(dtype: torch.dtype):
 
 def build_model(size: str, device: torch.device, dtype: torch.dtype):
     """A Janus of the given size with random weights, created directly on `device` in `dtype`."""
-    from recakit.janus import tiny_janus
+    from recakit.models.janus import tiny_janus
 
     with torch.device(device), default_dtype(dtype):
         model, processor = tiny_janus(seed=0, **copy.deepcopy(SIZES[size]))
@@ -136,13 +136,13 @@ def build_model(size: str, device: torch.device, dtype: torch.dtype):
 def quantize_linears(model, kind: str, dtype: torch.dtype) -> int:
     """Replace the model's linear layers by bitsandbytes NF4 or INT8 layers in place -> how many.
 
-    The same split as recakit.janus.load_model (`full_precision_layers`). Done in memory so that
+    The same split as recakit.registry.load_model (`full_precision_layers`). Done in memory so that
     no checkpoint has to be written first."""
     import logging
 
     import bitsandbytes as bnb
 
-    from recakit.janus import full_precision_layers
+    from recakit.models.janus import full_precision_layers
 
     # its int8 layers log a dtype-cast notice on every call
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
@@ -193,7 +193,7 @@ def with_tokens(adapter, count: int):
 
 
 def sampling_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.fast import fast_sample_image_tokens
     from recakit.sampling import sample_image_tokens
 
@@ -269,14 +269,14 @@ def reca_step_loss(adapter, pixels):
 @contextlib.contextmanager
 def chunked_loss(enabled: bool):
     """Force image_generation_loss onto the chunked (True) or the full-logits (False) path."""
-    from recakit import fast
+    from recakit import objective
 
-    previous = fast.CHUNKED_LOSS_MIN_CODES
-    fast.CHUNKED_LOSS_MIN_CODES = 0 if enabled else sys.maxsize
+    previous = objective.CHUNKED_LOSS_MIN_CODES
+    objective.CHUNKED_LOSS_MIN_CODES = 0 if enabled else sys.maxsize
     try:
         yield
     finally:
-        fast.CHUNKED_LOSS_MIN_CODES = previous
+        objective.CHUNKED_LOSS_MIN_CODES = previous
 
 
 def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats: int, device):
@@ -318,7 +318,7 @@ def mfu(figures: dict, llm_parameters: int, flops: float | None):
 
 
 def train_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
 
     details = out["details"].setdefault("train", {})
@@ -384,7 +384,7 @@ def bitsandbytes_missing() -> str | None:
 
 def preset_step(preset, model, processor, device, dtype, args) -> dict:
     """Two optimizer steps (each `args.preset_micro_steps` micro-batches) under `preset` -> figures."""
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
     from recakit.training import add_lora
 
@@ -445,7 +445,7 @@ def presets_section(args, device, dtype, out: dict) -> None:
 # -- quantized inference ------------------------------------------------------------------------
 
 def quantized_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.sampling import sample_image_tokens
 
     # the "bf16" row is the unquantized model in the run's dtype (float32 in a CPU run)

@@ -141,9 +141,9 @@ CELLS = opening(
         只会教 Janus-Pro 画几何图形。
         """),
     code('''
-        from recakit.reproduce import ARM_DATA_SEED
-        from recakit.shapes import scene_dataset
-        from recakit.toy_train import SPARSE_DROP
+        from recakit.toy.reproduce import ARM_DATA_SEED
+        from recakit.toy.shapes import scene_dataset
+        from recakit.toy.train_base import SPARSE_DROP
         from recakit.training import image_files
 
         if DATA_DIR:
@@ -196,7 +196,7 @@ CELLS = opening(
         import torch
 
         from recakit import reca_loss
-        from recakit.adapter import adapter_for
+        from recakit.registry import adapter_for
         from recakit.images import load_images
         from recakit.objective import image_generation_loss, sample_choices
         from recakit.training import batch_indices, sample_seeds
@@ -236,7 +236,7 @@ CELLS = opening(
         `(SEED, step)`, warmup and a cosine schedule, gradient clipping, a checkpoint in
         `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss is
         the study's: half of each batch is RecA at 32 px, half text-to-image with the scene's sparse
-        caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained); for a folder of images it
+        caption (`recakit.toy.reproduce.arm_loss`, as `toy-reca` was trained); for a folder of images it
         is RecA alone.
         """,
         """
@@ -245,11 +245,11 @@ CELLS = opening(
         `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, 步数)` 决定每一批数据、预热加余弦学习率、
         梯度裁剪、保存在 `OUT_DIR/train` 的检查点（checkpoint，中断后可续跑），以及实时损失曲线。对玩具模型，
         损失就是玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
-        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的）；对图像目录，则只有 RecA。
+        （`recakit.toy.reproduce.arm_loss`，`toy-reca` 就是这样训练的）；对图像目录，则只有 RecA。
         """),
     code('''
         from recakit import viz
-        from recakit.reproduce import arm_loss
+        from recakit.toy.reproduce import arm_loss
         from recakit.training import default_lora_targets, reca_loss_fn, train
 
         loss_fn = arm_loss("reca", processor, reca_resolution=RESOLUTION) if IS_TOY and not DATA_DIR else reca_loss_fn(processor)
@@ -435,12 +435,12 @@ CELLS = opening(
         </details>
 
         2. Train the study's two arms at bottlenecks of 16, 32 and 64 px (64 px is the full image) and
-           score them; `recakit.reproduce` does both in one call.
+           score them; `recakit.toy.reproduce` does both in one call.
 
         <details><summary>Solution</summary>
 
         ```python
-        from recakit.reproduce import reproduce_toy
+        from recakit.toy.reproduce import reproduce_toy
 
         for R in (16, 32, 64):  # about ten minutes each on a CPU
             results = reproduce_toy(f"runs/bottleneck{R}", settings={"reca_resolution": R})
@@ -483,12 +483,12 @@ CELLS = opening(
         </details>
 
         2. 分别在 16、32、64 像素（64 像素即原图）的瓶颈下训练玩具实验的两组模型并打分；
-           `recakit.reproduce` 一次调用就能完成这两件事。
+           `recakit.toy.reproduce` 一次调用就能完成这两件事。
 
         <details><summary>参考答案</summary>
 
         ```python
-        from recakit.reproduce import reproduce_toy
+        from recakit.toy.reproduce import reproduce_toy
 
         for R in (16, 32, 64):  # about ten minutes each on a CPU
             results = reproduce_toy(f"runs/bottleneck{R}", settings={"reca_resolution": R})

@@ -22,7 +22,7 @@ instead of repeating a dozen numbers:
   language model's 28 layers at ~550 positions, which the queries' gradient passes through, and
   ~0.8 GB for SANA's 20 layers) -> ~58 GB expected peak. No GPU has measured either yet.
 
-`load_options()` gives the keywords of `recakit.janus.load_model`, `train_options(model)` those of
+`load_options()` gives the keywords of `recakit.registry.load_model`, `train_options(model)` those of
 `recakit.training.train`, `prepare_model(model)` switches on gradient checkpointing, and
 `make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes).
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
@@ -104,7 +104,7 @@ class Preset:
         return self
 
     def load_options(self) -> dict:
-        """Keywords for recakit.janus.load_model(preset.model, **options)."""
+        """Keywords for recakit.registry.load_model(preset.model, **options)."""
         return {"dtype": self.torch_dtype, "quantization": self.quantization}
 
     def lora_config(self, model) -> dict | None:

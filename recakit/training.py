@@ -537,7 +537,7 @@ def add_commands(subparsers) -> None:
         "train", help="RecA post-training on a folder of unlabeled images",
         description="RecA post-training: the model regenerates each image of --images from its "
                     "own understanding embeddings. Several processes (GPUs, or CPU with gloo): "
-                    "`torchrun --nproc_per_node N -m recakit.cli train ...`. The optimizer defaults "
+                    "`torchrun --nproc_per_node N -m recakit.commands.main train ...`. The optimizer defaults "
                     "are Harmon's RecA recipe: AdamW, lr 1e-5, betas (0.9, 0.95), weight decay 0.02, "
                     "1 % of the steps warmup then cosine decay, gradient clipping at 1.0.")
     parser.add_argument("--model", required=True, help="'toy', a hub id or a local folder")
@@ -587,10 +587,10 @@ def add_commands(subparsers) -> None:
 
 
 def run_train_command(args) -> int:
-    from recakit.adapter import adapter_for
-    from recakit.janus import load_model
+    from recakit.registry import adapter_for
+    from recakit.registry import load_model
     from recakit.objective import freeze_for_reca
-    from recakit.toy import ToyUnifiedModel
+    from recakit.toy.model import ToyUnifiedModel
 
     if args.quantization and not args.lora_r:
         raise ValueError("quantized weights cannot be trained: add --lora-r (e.g. 16) to train LoRA adapters")

@@ -139,7 +139,7 @@ def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
     import torch._dynamo.utils
 
     gpu = import_benchmark()
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
 
     cpu = torch.device("cpu")

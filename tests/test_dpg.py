@@ -4,8 +4,8 @@ import json
 import pytest
 from PIL import Image
 
-import recakit.geneval as geneval
-from recakit import dpg
+import recakit.bench.geneval as geneval
+from recakit.bench import dpg
 
 HEADER = ",".join(dpg.CSV_COLUMNS)
 
@@ -232,7 +232,7 @@ def test_blip_vqa_wiring_with_a_tiny_random_model():
 
 
 def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     local = tmp_path / "dpg.csv"
     local.write_text(CSV)

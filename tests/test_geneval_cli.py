@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import recakit.geneval as geneval
-from recakit.cli import main
+import recakit.bench.geneval as geneval
+from recakit.commands.main import main
 
 # the official prompt file, kept as test data (MIT; see tests/data/README.md)
 OFFICIAL_COPY = Path(__file__).resolve().parent / "data" / "geneval" / "evaluation_metadata.jsonl"
@@ -215,11 +215,11 @@ def test_sample_command_uses_load_model(tmp_path, monkeypatch):
 
     fake = FakeGenerator()
     loaded = []
-    fake_janus = types.ModuleType("recakit.janus")
-    fake_janus.load_model = lambda name, device=None: loaded.append((name, device)) or ("model", "processor")
+    fake_registry = types.ModuleType("recakit.registry")
+    fake_registry.load_model = lambda name, device=None: loaded.append((name, device)) or ("model", "processor")
     fake_sampling = types.ModuleType("recakit.sampling")
     fake_sampling.generate_images = fake
-    monkeypatch.setitem(sys.modules, "recakit.janus", fake_janus)
+    monkeypatch.setitem(sys.modules, "recakit.registry", fake_registry)
     monkeypatch.setitem(sys.modules, "recakit.sampling", fake_sampling)
     out = tmp_path / "run"
     assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--n-per-prompt", "2", "--limit", "3",

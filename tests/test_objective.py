@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, full_forward_image_logits
 
-from recakit import fast
-from recakit.janus import JanusAdapter, tiny_janus
+from recakit import objective
+from recakit.models.janus import JanusAdapter, tiny_janus
 from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_choices,
                                reca_loss, sample_choices)
 
@@ -82,9 +82,9 @@ def test_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(janus_sensi
     model, processor = janus_sensitive
     chunk_calls = []
     if path == "chunked":
-        original = fast.chunked_image_loss
-        monkeypatch.setattr(fast, "CHUNKED_LOSS_MIN_CODES", 2)
-        monkeypatch.setattr(fast, "chunked_image_loss",
+        original = objective.chunked_image_loss
+        monkeypatch.setattr(objective, "CHUNKED_LOSS_MIN_CODES", 2)
+        monkeypatch.setattr(objective, "chunked_image_loss",
                             lambda *a, **k: chunk_calls.append(1) or original(*a, chunk_tokens=5))
     recorder = RecordingAdapter(model, processor)
     images = square_images[:3]

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import recakit
-from recakit import dpg
-from recakit.openuni import OPENUNI_SIZES, read_checkpoint, tiny_openuni
+from recakit.bench import dpg
+from recakit.models.openuni import OPENUNI_SIZES, read_checkpoint, tiny_openuni
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"progress": False}
@@ -247,7 +247,7 @@ def test_a_saved_folder_loads_through_load_model(openuni_tiny, openuni_folder):
 
 
 def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openuni_folder):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     out = tmp_path / "geneval"
     assert main(["geneval", "sample", "--model", str(openuni_folder), "--set", "mini", "--limit", "2",
@@ -268,7 +268,7 @@ def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openun
 
 
 def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     images = tmp_path / "images"
     images.mkdir()
@@ -289,7 +289,7 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
     """A fresh interpreter: the hub client reads HF_HUB_OFFLINE and HF_HOME at import."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
-    script = "from recakit.janus import load_model; load_model('openuni-l', device='cpu')"
+    script = "from recakit.registry import load_model; load_model('openuni-l', device='cpu')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]

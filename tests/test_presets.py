@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from recakit.janus import tiny_janus
+from recakit.models.janus import tiny_janus
 from recakit.objective import freeze_for_reca, reca_loss
 from recakit.presets import PRESETS, Preset, get_preset
 

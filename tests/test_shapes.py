@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recakit.geneval import relative_position
-from recakit.geneval_mini import build_entries, is_heldout_caption
-from recakit.shapes import (BACKGROUND, COLORS, GAP, SHAPES, Scene, ShapeObject, add_commands, clear_relation,
+from recakit.bench.geneval import relative_position
+from recakit.toy.geneval_mini import build_entries, is_heldout_caption
+from recakit.toy.shapes import (BACKGROUND, COLORS, GAP, SHAPES, Scene, ShapeObject, add_commands, clear_relation,
                             dense_caption, random_scene, relations_between, render, scene_dataset, scene_for_entry,
                             sparse_caption)
 

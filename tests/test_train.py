@@ -321,10 +321,10 @@ def test_schedule_warms_up_then_decays():
     assert train_module._lr_factor("constant", 0, 20)(19) == 1.0
 
 
-# -- RecA end to end (needs recakit.janus and recakit.objective from the core engineer) --------
+# -- RecA end to end (needs recakit.models.janus and recakit.objective from the core engineer) --------
 reca_ready = all(importlib.util.find_spec(name) for name in
-                 ("recakit.janus", "recakit.objective"))
-needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.janus / recakit.objective not written yet")
+                 ("recakit.models.janus", "recakit.objective"))
+needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.models.janus / recakit.objective not written yet")
 
 
 def tiny_images(folder, count=4):
@@ -353,7 +353,7 @@ def test_reca_trains_a_tiny_janus(tmp_path):
 @pytest.mark.parametrize("lora", [False, True])
 def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     import recakit
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
     model.save_pretrained(tmp_path / "base")
@@ -429,7 +429,7 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
     # tiny_janus ties the text head to the input embeddings, so RecA alone moves the rows of the
     # instruction tokens it embeds; image-to-text's softmax over the vocabulary moves every row
     import recakit
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
     model.save_pretrained(tmp_path / "base")
@@ -458,7 +458,7 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
 
 
 def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
-    from recakit.cli import build_parser, main
+    from recakit.commands.main import build_parser, main
 
     args = build_parser().parse_args(["train", "--model", "toy", "--images", "x", "--out", "y"])
     assert (args.lr, tuple(args.adam_betas), args.weight_decay, args.schedule, args.max_grad_norm) == \
@@ -480,7 +480,7 @@ def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
 
 
 def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     (tmp_path / "images").mkdir()
     command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run")]
@@ -496,7 +496,7 @@ def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
 
 def shipped_toy_exists():
     try:
-        from recakit.toy import SHIPPED_BASE
+        from recakit.toy.model import SHIPPED_BASE
     except ImportError:
         return False
     return SHIPPED_BASE.exists()
@@ -504,7 +504,7 @@ def shipped_toy_exists():
 
 @pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_trains_the_toy_with_lora(tmp_path):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     tiny_images(tmp_path / "images")
     out = tmp_path / "run"
@@ -517,7 +517,7 @@ def test_cli_trains_the_toy_with_lora(tmp_path):
 
 @pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     images = tiny_images(tmp_path / "images")
     command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "1",

@@ -8,8 +8,8 @@ unweighted mean of the six tasks. RecA's headline numbers are GenEval numbers, s
 keeps the judging rules identical to the official evaluation script while letting the detector be
 anything with a `detect(images)` method:
 
-- "mask2former": transformers' Mask2Former + CLIP (`recakit.geneval_mask2former`), the real scorer;
-- "shapes": an exact detector for the ShapesWorld toy (`recakit.shapes_detect`).
+- "mask2former": transformers' Mask2Former + CLIP (`recakit.bench.mask2former`), the real scorer;
+- "shapes": an exact detector for the ShapesWorld toy (`recakit.toy.detect`).
 
 A detection is `{"class": str, "score": float, "box": [x0, y0, x1, y1], "color": str | None}`
 (pixels, y down). Folder layout, the official one: `DIR/00000/metadata.jsonl` (that prompt's
@@ -59,13 +59,13 @@ POSITION_MARGIN = 0.1  # share of the two objects' summed sizes an offset must e
 OFFICIAL_METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/main/"
                          "prompts/evaluation_metadata.jsonl")
 OFFICIAL_METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
-MINI_METADATA = Path(__file__).parent / "data" / "geneval_mini.jsonl"
+MINI_METADATA = Path(__file__).parents[1] / "data" / "geneval_mini.jsonl"
 
 # Scorer name -> "module:class" of its detector; imported only when asked for, since the real
 # detector pulls in large models.
 SCORERS = {
-    "shapes": "recakit.shapes_detect:ShapesDetector",
-    "mask2former": "recakit.geneval_mask2former:Mask2FormerDetector",
+    "shapes": "recakit.toy.detect:ShapesDetector",
+    "mask2former": "recakit.bench.mask2former:Mask2FormerDetector",
 }
 
 RESULTS_FILE = "geneval_results.jsonl"
@@ -642,7 +642,7 @@ def _run_sample(args) -> int:
     entries = load_prompts(args.set)
     if args.limit is not None:
         entries = entries[:args.limit]
-    from recakit.janus import load_model
+    from recakit.registry import load_model
 
     model, processor = load_model(args.model, device=args.device)
     drawn = sample_prompts(model, processor, entries, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,

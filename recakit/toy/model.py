@@ -39,7 +39,7 @@ from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCaus
 
 from recakit.adapter import UnifiedAdapter, cache_argument, per_position_cross_entropy
 
-SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
+SHIPPED_BASE = Path(__file__).parents[1] / "data" / "toy"
 #: the toy models shipped with recakit, by `load_model` name: the base, and the two arms that
 #: `recakit reproduce --preset toy` trains from it for seed 0 (each folder's training.json says how)
 SHIPPED_MODELS = {"toy": SHIPPED_BASE, "toy-reca": SHIPPED_BASE.parent / "toy-reca",
@@ -600,7 +600,7 @@ class ToyAdapter(UnifiedAdapter):
 
     def __init__(self, model: ToyUnifiedModel, processor: ToyProcessor):
         if processor is None:
-            raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.load_toy)")
+            raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.model.load_toy)")
         self.model = model
         self.processor = processor
         self.num_image_tokens = model.tokens_per_side ** 2
@@ -664,6 +664,22 @@ def load_toy(path=None, device=None):
     directory = SHIPPED_MODELS[path] if path in SHIPPED_MODELS else Path(path) if path is not None else SHIPPED_BASE
     model = ToyUnifiedModel.from_pretrained(directory, device)
     return model, ToyProcessor.from_pretrained(directory)
+
+
+# -- the family's entry in recakit.registry ------------------------------------------------------
+
+def claims_checkpoint(name: str) -> bool:
+    """A name of SHIPPED_MODELS, or a folder of a saved toy (one with processor.json)."""
+    return name in SHIPPED_MODELS or (Path(name).expanduser() / "processor.json").is_file()
+
+
+def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization: str | None = None):
+    """The toy loads in float32 whatever `dtype` and `quantization` say."""
+    return load_toy(name if name in SHIPPED_MODELS else Path(name).expanduser(), device=device)
+
+
+def claims_model(model) -> bool:
+    return isinstance(model, ToyUnifiedModel)
 
 
 class ToyVQ:

@@ -2,7 +2,7 @@
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
-0. `vq`: the image tokenizer. The shipped toy uses `recakit.toy.PatchTokenizer`, fitted by
+0. `vq`: the image tokenizer. The shipped toy uses `recakit.toy.model.PatchTokenizer`, fitted by
    k-means in seconds. The JanusVQVAE alternative (config "tokenizer": "janus_vq") is trained
    here too -- encoder -> quant_conv -> quantise -> post_quant_conv -> decoder run by hand
    (JanusVQVAE.forward decodes from the ids, so no gradient would reach the encoder), unit-norm
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recakit.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
-from recakit.toy import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
+from recakit.toy.model import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
 

@@ -8,12 +8,12 @@ import sys
 from importlib import import_module
 
 COMMAND_MODULES = [
-    "recakit.geneval",    # recakit geneval prompts | sample | score
-    "recakit.dpg",        # recakit dpg ...
-    "recakit.shapes",     # recakit shapes render
+    "recakit.bench.geneval",    # recakit geneval prompts | sample | score
+    "recakit.bench.dpg",        # recakit dpg ...
+    "recakit.toy.shapes",     # recakit shapes render
     "recakit.training",   # recakit train
-    "recakit.toy_train",  # recakit toy train-base
-    "recakit.reproduce",  # recakit reproduce --preset toy
+    "recakit.toy.train_base",  # recakit toy train-base
+    "recakit.toy.reproduce",  # recakit reproduce --preset toy
 ]
 
 

@@ -1,6 +1,6 @@
 """`recakit reproduce --preset toy`: RecA's headline experiment, end to end, on a CPU.
 
-From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
+From the shipped ShapesWorld toy base (`recakit.toy.model.load_toy`), for each seed:
 1. train two arms at the same compute (same steps, same number of images per step):
    - `reca`: part of each batch (`reca_share`, half by default) is unlabeled images trained with
      the RecA loss (the query states of the image, seen at `reca_resolution` px -> regenerate it
@@ -8,11 +8,11 @@ From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
      `recakit.objective.reca_loss(..., t2i=...)`;
    - `control`: continued training on sparse text-to-image only;
 2. sample every GenEval-mini prompt from base, control and RecA with the same fixed seeds
-   (`recakit.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
+   (`recakit.bench.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
 3. score the images with the GenEval rules and the exact ShapesWorld detector.
 
 Everything is written under `--out`, and every step resumes: training checkpoints through
-`recakit.training.train`, samples and scores through `recakit.geneval`. Each trained arm is saved
+`recakit.training.train`, samples and scores through `recakit.bench.geneval`. Each trained arm is saved
 as a toy model folder (`seed{N}/{arm}_model`, what `load_model` reads; seed 0's are shipped as
 "toy-reca" and "toy-control") and scored from that folder. Outputs:
 `results.json` (per arm: overall and per-task scores, mean and std over seeds, per-seed values),
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from recakit import geneval
-from recakit.adapter import adapter_for
+from recakit.bench import geneval
+from recakit.registry import adapter_for
 from recakit.objective import image_generation_loss, reca_loss
-from recakit.report import published_gains
-from recakit.shapes import scene_dataset
-from recakit.toy import load_toy
-from recakit.toy_train import SPARSE_DROP, UNCONDITIONAL_RATE
+from recakit.bench.report import published_gains
+from recakit.toy.shapes import scene_dataset
+from recakit.toy.model import load_toy
+from recakit.toy.train_base import SPARSE_DROP, UNCONDITIONAL_RATE
 from recakit.training import train
 
 ARMS = ("base", "control", "reca")

@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.geneval import FAST_HELP, _check_run_settings, _write_image, cached_download, sampler_options, sha256_of
+from recakit.bench.geneval import FAST_HELP, _check_run_settings, _write_image, cached_download, sampler_options, sha256_of
 
 DPG_CSV_URL = "https://raw.githubusercontent.com/TencentQQGYLab/ELLA/main/dpg_bench/dpg_bench.csv"
 CSV_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
@@ -275,7 +275,7 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
     """Draw `n_per_prompt` (1-4) images per prompt into `OUT/<item_id>.png` grids; returns how many
     prompts were drawn now. Seeds follow the prompt's position (seed + index * n + k), and prompts
     already drawn are skipped, so an interrupted run resumes with the same images. `fast` as in
-    `recakit.geneval.sample_prompts`."""
+    `recakit.bench.geneval.sample_prompts`."""
     if not 1 <= n_per_prompt <= 4:
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
     if rewrite is not None and "{prompt}" not in rewrite:
@@ -335,7 +335,7 @@ def _run_prompts(args) -> int:
 
 def _run_sample(args) -> int:
     items = _items_from_args(args)
-    from recakit.janus import load_model
+    from recakit.registry import load_model
 
     model, processor = load_model(args.model, device=args.device)
     drawn = sample_items(model, processor, items, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
