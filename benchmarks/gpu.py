@@ -386,7 +386,7 @@ def preset_step(preset, model, processor, device, dtype, args) -> dict:
     """Two optimizer steps (each `args.preset_micro_steps` micro-batches) under `preset` -> figures."""
     from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
-    from recakit.training import add_lora
+    from recakit.lora import add_lora
 
     freeze_for_reca(model)
     preset.prepare_model(model)

@@ -107,7 +107,7 @@ CELLS = opening(
         """),
     code('''
         from recakit import freeze_for_reca, load_model
-        from recakit.training import enable_gradient_checkpointing
+        from recakit.lora import enable_gradient_checkpointing
 
         IS_TOY = MODEL.startswith("toy")
         STEPS = STEPS or (10 if QUICK else 600 if IS_TOY else 1000)
@@ -144,7 +144,7 @@ CELLS = opening(
         from recakit.toy.reproduce import ARM_DATA_SEED
         from recakit.toy.shapes import scene_dataset
         from recakit.toy.train_base import SPARSE_DROP
-        from recakit.training import image_files
+        from recakit.images import image_files
 
         if DATA_DIR:
             data = image_files(DATA_DIR)
@@ -250,7 +250,9 @@ CELLS = opening(
     code('''
         from recakit import viz
         from recakit.toy.reproduce import arm_loss
-        from recakit.training import default_lora_targets, reca_loss_fn, train
+        from recakit.lora import default_lora_targets
+        from recakit.objective import reca_loss_fn
+        from recakit.training import train
 
         loss_fn = arm_loss("reca", processor, reca_resolution=RESOLUTION) if IS_TOY and not DATA_DIR else reca_loss_fn(processor)
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
@@ -340,7 +342,7 @@ CELLS = opening(
         （合并进 4 位或 8 位权重会损失精度）。
         """),
     code('''
-        from recakit.training import merge_lora
+        from recakit.lora import merge_lora
 
         SAVE_DIR = OUT_DIR / "reca_model"
         if LORA_RANK and quantization:

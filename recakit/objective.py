@@ -211,3 +211,25 @@ def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
     if hasattr(model, "freeze_for_reca"):
         return model.freeze_for_reca(train_aligner=train_aligner)
     return family_of(model).freeze_for_reca(model, train_aligner=train_aligner)
+
+
+def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_options):
+    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it returns
+    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`.
+
+    `i2t_pairs` [(image, caption), ...] mixes image-to-text in, one pair per RecA image (upstream's
+    1:1 for models whose understanding and generation share parameters), weighted by `i2t_weight`.
+    Image j's pair is drawn from its own sample seed, so a batch gets the same pairs in one process,
+    in micro-batches or across ranks."""
+    if i2t_pairs is not None and not i2t_pairs:
+        raise ValueError("i2t_pairs is empty")
+    if i2t_weight < 0:
+        raise ValueError(f"i2t_weight scales a loss and cannot be negative; got {i2t_weight}")
+
+    def loss_fn(model, examples, seeds):
+        if i2t_pairs is None:
+            return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
+        drawn = [i2t_pairs[rng.randrange(len(i2t_pairs))] for rng in _rngs(len(examples), seeds, "i2t-pair")]
+        return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
+                         i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
+    return loss_fn

@@ -113,7 +113,7 @@ class Preset:
             return None
         config = dict(self.lora)
         if config.get("target_modules") is None:
-            from recakit.training import default_lora_targets
+            from recakit.lora import default_lora_targets
 
             config["target_modules"] = default_lora_targets(model)
         return config

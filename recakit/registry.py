@@ -15,7 +15,6 @@ this module, so there is no import cycle.
 from __future__ import annotations
 
 from importlib import import_module
-from pathlib import Path
 
 import torch
 

@@ -6,6 +6,7 @@ from PIL import Image
 
 import recakit.bench.geneval as geneval
 from recakit.bench import dpg
+from recakit.commands import dpg as dpg_commands
 
 HEADER = ",".join(dpg.CSV_COLUMNS)
 
@@ -245,7 +246,7 @@ def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
     run.mkdir()
     write_grid(run / "cat.png", ["blue", "red"])
     (run / "run.json").write_text(json.dumps({"n_per_prompt": 2}))
-    monkeypatch.setattr(dpg, "BlipVQA", lambda model_id, device=None: ColourVQA())
+    monkeypatch.setattr(dpg_commands, "BlipVQA", lambda model_id, device=None: ColourVQA())
     out = tmp_path / "scores" / "dpg.json"
     assert main(["dpg", "score", str(run), "--csv", str(local), "--out", str(out)]) == 0
     summary = json.loads(out.read_text())

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import recakit.bench.geneval as geneval
+import recakit.commands.geneval as geneval_commands
 from recakit.commands.main import main
 
 # the official prompt file, kept as test data (MIT; see tests/data/README.md)
@@ -312,7 +313,7 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     # the choices list was built from SCORERS at parser time; call the command function directly
     args = argparse.Namespace(folder=str(tmp_path / "run"), scorer="fake", out=str(out), batch_size=16, device=None,
                               detector_model=None, clip_model=None)
-    assert geneval._run_score(args) == 0
+    assert geneval_commands._run_score(args) == 0
     summary = json.loads(out.read_text())
     assert set(summary["tasks"]) == set(geneval.TASKS)
     assert summary["tasks"]["colors"] == 0.5 and summary["n_images"] == 2 and summary["scorer"] == "fake"
@@ -320,7 +321,7 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     table = capsys.readouterr().out
     assert "colors" in table and "50.0" in table
     with pytest.raises(ValueError, match="mask2former scorer only"):
-        geneval._run_score(argparse.Namespace(**{**vars(args), "device": "cuda"}))
+        geneval_commands._run_score(argparse.Namespace(**{**vars(args), "device": "cuda"}))
 
 
 def test_unknown_scorer_and_empty_folder(tmp_path):

@@ -93,7 +93,8 @@ def test_make_optimizer_builds_the_named_optimizer_and_steps():
 
 
 def test_preset_drives_train_on_the_tiny_model():
-    from recakit.training import reca_loss_fn, train
+    from recakit.objective import reca_loss_fn
+    from recakit.training import train
 
     model, processor = tiny_janus(seed=2)
     freeze_for_reca(model)

@@ -1,4 +1,4 @@
-"""`recakit reproduce --preset toy`: RecA's headline experiment, end to end, on a CPU.
+"""RecA's headline experiment, end to end, on a CPU (`recakit reproduce --preset toy`, in `recakit.commands.toy`).
 
 From the shipped ShapesWorld toy base (`recakit.toy.model.load_toy`), for each seed:
 1. train two arms at the same compute (same steps, same number of images per step):
@@ -258,28 +258,3 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     (out / "results.md").write_text(results_markdown(results))
     samples_figure(out, seed_list[0], entries, out / "samples.png")
     return results
-
-
-# -- command line --------------------------------------------------------------------------------
-def _run_reproduce(args) -> int:
-    if args.preset != "toy":
-        raise ValueError(f"unknown preset {args.preset!r}; available: toy")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = {"steps": args.steps} if args.steps else None
-    results = reproduce_toy(args.out, seeds=args.seeds, quick=args.quick, base_path=args.base, settings=settings)
-    print((Path(args.out) / "results.md").read_text())
-    return 0 if results["reca"]["overall"] is not None else 1
-
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("reproduce", help="reproduce RecA's GenEval gain on the ShapesWorld toy (CPU)")
-    parser.add_argument("--preset", default="toy", choices=["toy"], help="which reproduction (only the toy runs on a CPU)")
-    parser.add_argument("--out", required=True, help="output folder (rerunning resumes)")
-    parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (results report mean ± std)")
-    parser.add_argument("--quick", action="store_true", help="a few steps and prompts: checks that everything runs")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps of each arm (default {FULL['steps']})")
-    parser.add_argument("--base", default=None, help="a toy base folder (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.set_defaults(run=_run_reproduce)

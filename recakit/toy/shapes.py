@@ -461,10 +461,6 @@ def scene_dataset(n: int, seed: int = 0, **options) -> ShapesDataset:
     return ShapesDataset(n, seed, **options)
 
 
-# --------------------------------------------------------------------------------------------
-# recakit shapes render
-# --------------------------------------------------------------------------------------------
-
 def render_metadata(metadata: str | Path, out: str | Path, *, n_per_prompt: int = 4, size: int = 64,
                     seed: int = 0) -> int:
     """Ground-truth images for every line of a GenEval metadata file, in GenEval's folder layout
@@ -490,24 +486,3 @@ def render_metadata(metadata: str | Path, out: str | Path, *, n_per_prompt: int 
             render(scene, size).save(partial)
             partial.replace(target)
     return len(lines)
-
-
-def _run_render(args) -> int:
-    count = render_metadata(args.metadata, args.out, n_per_prompt=args.n_per_prompt, size=args.size,
-                            seed=args.seed)
-    print(f"wrote ground truth for {count} prompts to {args.out}")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    group = subparsers.add_parser("shapes", help="ShapesWorld toy images")
-    commands = group.add_subparsers(dest="shapes_command", required=True, metavar="COMMAND")
-    render_parser = commands.add_parser(
-        "render", help="ground-truth images for GenEval metadata (a perfect model's upper bound)")
-    render_parser.add_argument("--metadata", default=str(Path(__file__).parents[1] / "data" / "geneval_mini.jsonl"),
-                               help="GenEval-format metadata .jsonl (default: the shipped GenEval-mini)")
-    render_parser.add_argument("--out", required=True, help="output folder (GenEval layout)")
-    render_parser.add_argument("--n-per-prompt", type=int, default=4)
-    render_parser.add_argument("--size", type=int, default=64)
-    render_parser.add_argument("--seed", type=int, default=0)
-    render_parser.set_defaults(run=_run_render)

@@ -1,4 +1,4 @@
-"""Train the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`).
+"""Training the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`, in `recakit.commands.toy`).
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
@@ -366,36 +366,3 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         log.clear()
     model.freeze_for_reca()
     return model.eval(), processor, progress
-
-
-# -- command line -----------------------------------------------------------------------------------
-def _run_train_base(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _, _, progress = train_base(args.out, seed=args.seed, quick=args.quick, stage1_attempts=args.stage1_attempts)
-    print(f"toy base in {args.out}; seconds per stage: {progress['seconds']}")
-    # folders whose stage 1 was trained before the check existed have none
-    checks = progress.get("shape_checks") or ([progress["shape_check"]] if "shape_check" in progress else [])
-    for attempt, check in enumerate(checks, 1):
-        print(f"stage 1, attempt {attempt}: captions from image query states name a lone object's shape for "
-              f"{check['shape'] * 100:.0f} % of unseen scenes, its colour for {check['colour'] * 100:.0f} % "
-              "(the shipped base: 100 %, 100 %)")
-    if checks and checks[-1]["shape"] < SHAPE_CHECK_FLOOR and not args.quick:
-        print(f"warning: no stage 1 kept shape in {len(checks)} attempts; RecA did not gain on a base like "
-              "this (docs/toy_study.md, measurement 17). Another --seed may do better.")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    toy = subparsers.add_parser("toy", help="the ShapesWorld toy unified model")
-    commands = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
-    parser = commands.add_parser("train-base", help="train a toy base of the shipped design from scratch "
-                                                    "(CPU: 18 minutes on two cores, 9 more per stage 1 retried)")
-    parser.add_argument("--out", required=True, help="folder for the model (resumes if it holds a partial run)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few steps per stage: checks the wiring only")
-    parser.add_argument("--stage1-attempts", type=int, default=STAGE1_ATTEMPTS,
-                        help="train stage 1 again from another random start, up to this many times in all, "
-                             "while its image query states lose shape (each attempt: about 9 minutes)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.set_defaults(run=_run_train_base)
