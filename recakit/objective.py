@@ -9,6 +9,8 @@ image-generation loss to produce that same image's generation tokens. No caption
 - `freeze_for_reca` applies the model family's trainable/frozen split (the rule lives with the
   family, see `recakit.registry`).
 - `reca_choices` tells which instruction (and dropout) `reca_loss` draws for given sample seeds.
+- `text_to_image_loss` is the ordinary text-to-image loss (what the toy's base training and the
+  control arm of its reproduction train with, and what `reca_loss(..., t2i=...)` mixes in).
 - `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix
   (the text-to-image loss of every training run); a family with a diffusion head (OpenUni) brings
   its own loss through the adapter instead.
@@ -131,6 +133,23 @@ def _generation_loss(adapter, inputs_embeds, attention_mask, targets, noise_keys
     return adapter.generation_loss(inputs_embeds, attention_mask, targets, noise_seeds)
 
 
+def text_dropout(count: int, dropout: float, sample_seeds=None) -> torch.Tensor:
+    """(count,) bools: which text-to-image rows get the null condition (the dropout classifier-free
+    guidance needs), each drawn from its own sample seed when given."""
+    return torch.tensor([rng.random() < dropout for rng in _rngs(count, sample_seeds, "t2i")])
+
+
+def text_to_image_loss(model, processor, images, prompts: list[str], drop=None, noise_keys=None) -> torch.Tensor:
+    """The generation loss of `images` after the text prefix of `prompts`, rows flagged in `drop`
+    unconditional: the ordinary text-to-image training loss of every family. `noise_keys` seed the
+    per-row draws of a diffusion family's loss (see _generation_loss)."""
+    adapter = adapter_for(model, processor)
+    with torch.no_grad():
+        targets = adapter.generation_targets(images)
+    prefix, mask = adapter.prefix_from_text(prompts, drop)
+    return _generation_loss(adapter, prefix, mask, targets, noise_keys)
+
+
 def _check_pairs(name: str, pair) -> tuple[list, list]:
     if not isinstance(pair, (tuple, list)) or len(pair) != 2:
         raise ValueError(f"{name} must be an (images, texts) pair")
@@ -186,12 +205,8 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
         t2i_images, prompts = _check_pairs("t2i", t2i)
         # the text-to-image pairs are not the RecA images, so their draws hang off the whole seed list
         t2i_keys = None if seeds is None else [f"{seeds}:{j}" for j in range(len(prompts))]
-        t2i_drop = torch.tensor([rng.random() < instruction_dropout
-                                 for rng in _rngs(len(prompts), t2i_keys, "t2i")])
-        with torch.no_grad():
-            t2i_targets = adapter.generation_targets(t2i_images)
-        prefix, mask = adapter.prefix_from_text(prompts, t2i_drop)
-        loss = loss + t2i_weight * _generation_loss(adapter, prefix, mask, t2i_targets, t2i_keys)
+        t2i_drop = text_dropout(len(prompts), instruction_dropout, t2i_keys)
+        loss = loss + t2i_weight * text_to_image_loss(adapter, None, t2i_images, prompts, t2i_drop, t2i_keys)
 
     if i2t is not None:
         i2t_images, captions = _check_pairs("i2t", i2t)

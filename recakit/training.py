@@ -283,14 +283,23 @@ def _placed_by_loader(model) -> bool:
                 or getattr(model, "is_loaded_in_8bit", False))
 
 
+def scheduled_lr(step: int, steps: int, peak: float, warmup_steps: int, *, schedule: str = "cosine",
+                 floor: float = 0.0) -> float:
+    """The learning rate of optimizer step `step` (0-based) of `steps`: linear warmup to `peak`
+    over `warmup_steps`, then constant or a cosine decay to `floor` x peak."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
+    progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def _lr_factor(schedule: str, warmup_steps: int, steps: int):
+    """scheduled_lr as a multiple of the peak, what LambdaLR takes (a plain function, so the
+    scheduler's state_dict holds no state of it)."""
     def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant":
-            return 1.0
-        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return scheduled_lr(step, steps, 1.0, warmup_steps, schedule=schedule)
     return factor
 
 

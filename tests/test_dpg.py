@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 import recakit.bench.geneval as geneval
+import recakit.bench.runs as runs
 from recakit.bench import dpg
 from recakit.commands import dpg as dpg_commands
 
@@ -72,7 +73,7 @@ def test_malformed_question_files_are_rejected():
 def test_csv_comes_from_the_cache_or_a_local_path(tmp_path, monkeypatch):
     monkeypatch.setenv("RECAKIT_CACHE", str(tmp_path / "cache"))
     fetched = []
-    monkeypatch.setattr(geneval, "_download", lambda url, timeout: fetched.append(url) or CSV.encode())
+    monkeypatch.setattr(runs, "_download", lambda url, timeout: fetched.append(url) or CSV.encode())
     assert list(dpg.load_items()) == ["truck", "cat"]
     assert list(dpg.load_items()) == ["truck", "cat"]
     assert fetched == [dpg.DPG_CSV_URL]  # downloaded once, then cached
@@ -94,7 +95,7 @@ def test_offline_without_cache_names_the_file_to_provide(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise OSError("no network")
 
-    monkeypatch.setattr(geneval, "_download", offline)
+    monkeypatch.setattr(runs, "_download", offline)
     with pytest.raises(RuntimeError, match=str(tmp_path / "dpg" / "dpg_bench.csv")):
         dpg.load_items()
 

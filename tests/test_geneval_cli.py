@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import recakit.bench.geneval as geneval
+import recakit.bench.runs as runs
 import recakit.commands.geneval as geneval_commands
 from recakit.commands.main import main
 
@@ -40,7 +41,7 @@ class FakeNetwork(list):
 @pytest.fixture
 def downloads(monkeypatch):
     network = FakeNetwork()
-    monkeypatch.setattr(geneval, "_download", network.download)
+    monkeypatch.setattr(runs, "_download", network.download)
     return network
 
 
@@ -63,7 +64,7 @@ def test_corrupted_cache_is_reported_and_fetched_again(cache, downloads, capsys)
     assert downloads == [geneval.OFFICIAL_METADATA_URL]
     assert "wrong SHA-256" in capsys.readouterr().err
     assert len(entries) == 553
-    assert geneval.sha256_of(cache / CACHED) == geneval.OFFICIAL_METADATA_SHA256
+    assert runs.sha256_of(cache / CACHED) == geneval.OFFICIAL_METADATA_SHA256
 
 
 def test_a_download_with_the_wrong_checksum_is_not_cached(cache, downloads):

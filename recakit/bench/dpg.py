@@ -33,7 +33,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.bench.geneval import _check_run_settings, _write_image, cached_download, sampler_options, sha256_of
+from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs, sample_seed,
+                                sha256_of, write_image)
 
 DPG_CSV_URL = "https://raw.githubusercontent.com/TencentQQGYLab/ELLA/main/dpg_bench/dpg_bench.csv"
 CSV_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
@@ -278,31 +279,19 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
     `recakit.bench.geneval.sample_prompts`."""
     if not 1 <= n_per_prompt <= 4:
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
-    if rewrite is not None and "{prompt}" not in rewrite:
-        raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
-    options = sampler_options(cfg_scale, fast)
-    if generate is None:
-        from recakit.sampling import generate_images as generate
-
-        options["progress"] = False  # this driver shows one bar for the whole run
+    check_rewrite(rewrite)
     out_dir = Path(out_dir)
-    _check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
-                                      cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
-                                      seed_rule="seed + prompt_index * n_per_prompt + k"))
-    todo = [(index, item) for index, item in enumerate(items.values())
-            if not (out_dir / f"{item.item_id}.png").exists()]
+    check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
+                                     cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
+                                     seed_rule="seed + prompt_index * n_per_prompt + k"))
+    jobs = []  # one grid each
+    for index, item in enumerate(items.values()):
+        path = out_dir / f"{item.item_id}.png"
+        if not path.exists():
+            text = rewrite.format(prompt=item.prompt) if rewrite else item.prompt
+            jobs.append(SamplingJob([text] * n_per_prompt, [sample_seed(seed, index, n_per_prompt, k) for k in range(n_per_prompt)],
+                                    lambda images, path=path: write_image(make_grid(images), path)))
     # Several prompts share a call when the batch holds more than one prompt's samples.
-    prompts_per_call = max(1, batch_size // n_per_prompt)
-    with tqdm(total=len(todo), desc="DPG-Bench sampling", unit="prompt") as bar:
-        for start in range(0, len(todo), prompts_per_call):
-            group = todo[start:start + prompts_per_call]
-            texts, seeds = [], []
-            for index, item in group:
-                texts += [rewrite.format(prompt=item.prompt) if rewrite else item.prompt] * n_per_prompt
-                seeds += [seed + index * n_per_prompt + k for k in range(n_per_prompt)]
-            images = generate(model, processor, texts, seed=seeds, batch_size=batch_size, **options)
-            for position, (_, item) in enumerate(group):
-                grid = make_grid(images[position * n_per_prompt:(position + 1) * n_per_prompt])
-                _write_image(grid, out_dir / f"{item.item_id}.png")
-            bar.update(len(group))
-    return len(todo)
+    draw_jobs(model, processor, jobs, jobs_per_call=max(1, batch_size // n_per_prompt), batch_size=batch_size,
+              cfg_scale=cfg_scale, fast=fast, generate=generate, desc="DPG-Bench sampling", unit="prompt")
+    return len(jobs)

@@ -19,19 +19,18 @@ Command line: `recakit geneval prompts | sample | score | agree` (`recakit.comma
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-import sys
-import urllib.request
 from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs,
+                                sample_seed, sha256_of, write_image)
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
@@ -69,54 +68,6 @@ SCORERS = {
 }
 
 RESULTS_FILE = "geneval_results.jsonl"
-RUN_FILE = "run.json"
-
-
-# -- downloads with a checked cache (DPG-Bench uses these too) -------------------------------------
-def cache_dir() -> Path:
-    """Where downloaded benchmark files live: $RECAKIT_CACHE, else ~/.cache/recakit."""
-    return Path(os.environ.get("RECAKIT_CACHE") or "~/.cache/recakit").expanduser()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
-
-
-def cached_download(url: str, relative_path: str, *, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """The cached copy of `url` at `cache_dir()/relative_path`, downloaded when missing.
-
-    With `sha256`, a cached file with another checksum is reported and fetched again, and a
-    download with another checksum is refused. Offline with no usable copy, the error says exactly
-    where to put the file by hand.
-    """
-    path = cache_dir() / relative_path
-    if path.exists():
-        if sha256 is None or sha256_of(path) == sha256:
-            return path
-        print(f"{path} has the wrong SHA-256 (expected {sha256}); downloading it again", file=sys.stderr)
-    try:
-        data = _download(url, timeout)
-    except OSError as error:
-        raise RuntimeError(
-            f"could not download {url} ({error}). Without network access, download that file on "
-            f"another machine and copy it to {path} (or set RECAKIT_CACHE to a folder holding "
-            f"{relative_path})") from error
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise RuntimeError(f"{url} did not match the expected SHA-256 {sha256}; not cached")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)  # an interrupted download never leaves a half file under the real name
-    return path
 
 
 # -- prompts ----------------------------------------------------------------------------------------
@@ -516,45 +467,7 @@ def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, se
             "theirs": theirs_summary, "resamples": resamples, "seed": seed}
 
 
-# -- sampling ---------------------------------------------------------------------------------------
-def sample_seed(seed: int, prompt_index: int, n_per_prompt: int, k: int) -> int:
-    """Seed of sample k of prompt `prompt_index`: fixed by position alone, so resuming or
-    splitting a run across machines draws exactly the same images."""
-    return seed + prompt_index * n_per_prompt + k
-
-
-def _write_image(image: Image.Image, path: Path) -> None:
-    partial = path.with_name(path.stem + ".partial.png")
-    image.save(partial)
-    partial.replace(path)  # an interrupted save never leaves a broken PNG that resuming would trust
-
-
-def sampler_options(cfg_scale: float | None, fast: bool) -> dict:
-    """The keyword arguments a benchmark run passes to the sampler (none it leaves at their defaults)."""
-    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
-    if fast:
-        options["fast"] = True
-    return options
-
-
-#: settings added after run.json files were first written: a file without one ran with this value
-LATER_SETTINGS = {"fast": False}
-
-
-def _check_run_settings(out_dir: Path, settings: dict) -> None:
-    """Write run.json, or make sure a run resumed in the same folder used the same settings."""
-    run_file = out_dir / RUN_FILE
-    if run_file.exists():
-        previous = {**LATER_SETTINGS, **json.loads(run_file.read_text(encoding="utf-8"))}
-        differing = sorted(key for key in settings if previous.get(key) != settings[key])
-        if differing:
-            raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); "
-                             "use a new folder")
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-
-
+# -- sampling (the loop itself is recakit.bench.runs.draw_jobs) ---------------------------------------------------------------------------------------
 def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *, n_per_prompt: int = 4,
                    seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None,
                    rewrite: str | None = None, run_info: dict | None = None, shard: tuple[int, int] = (0, 1),
@@ -573,22 +486,16 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
     """
     if n_per_prompt < 1 or batch_size < 1:
         raise ValueError("n_per_prompt and batch_size must be at least 1")
-    if rewrite is not None and "{prompt}" not in rewrite:
-        raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    check_rewrite(rewrite)
     shard_index, shard_count = shard
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard {shard_index} of {shard_count} does not exist")
-    options = sampler_options(cfg_scale, fast)
-    if generate is None:
-        from recakit.sampling import generate_images as generate
-
-        options["progress"] = False  # this driver shows one bar for the whole run
     out_dir = Path(out_dir)
     settings = dict(run_info or {}, n_per_prompt=n_per_prompt, seed=seed, cfg_scale=cfg_scale, rewrite=rewrite,
                     fast=fast, n_prompts=len(entries), seed_rule="seed + prompt_index * n_per_prompt + k")
-    _check_run_settings(out_dir, settings)
+    check_run_settings(out_dir, settings)
 
-    jobs = []  # (model prompt, seed, image path)
+    jobs = []  # one image each: ([model prompt], [seed], where to save it)
     for index, entry in enumerate(entries):
         if index % shard_count != shard_index:
             continue
@@ -600,15 +507,10 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
         for k in range(n_per_prompt):
             path = prompt_dir / "samples" / f"{k:04d}.png"
             if not path.exists():
-                jobs.append((text, sample_seed(seed, index, n_per_prompt, k), path))
+                jobs.append(SamplingJob([text], [sample_seed(seed, index, n_per_prompt, k)],
+                                        lambda images, path=path: write_image(images[0], path)))
 
     total = len(range(shard_index, len(entries), shard_count)) * n_per_prompt
-    with tqdm(total=total, initial=total - len(jobs), desc="GenEval sampling", unit="img") as bar:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
-            images = generate(model, processor, [text for text, _, _ in batch], seed=[s for _, s, _ in batch],
-                              batch_size=batch_size, **options)
-            for image, (_, _, path) in zip(images, batch):
-                _write_image(image, path)
-            bar.update(len(batch))
+    draw_jobs(model, processor, jobs, jobs_per_call=batch_size, batch_size=batch_size, cfg_scale=cfg_scale,
+              fast=fast, generate=generate, total=total, desc="GenEval sampling", unit="img")
     return len(jobs)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from recakit.bench.dpg import (DEFAULT_VQA, DPG_CSV_URL, BlipVQA, DPGItem, load_items, question_csv, sample_items,
                                score_folder)
-from recakit.bench.geneval import sha256_of
+from recakit.bench.runs import sha256_of
 from recakit.commands.geneval import FAST_HELP
 
 def _items_from_args(args) -> dict[str, DPGItem]:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from recakit import objective
 from recakit.bench import geneval
-from recakit.registry import adapter_for
-from recakit.objective import image_generation_loss, reca_loss
 from recakit.bench.report import published_gains
-from recakit.toy.shapes import scene_dataset
+from recakit.objective import reca_loss, text_dropout
 from recakit.toy.model import load_toy
+from recakit.toy.shapes import scene_dataset
 from recakit.toy.train_base import SPARSE_DROP, UNCONDITIONAL_RATE
 from recakit.training import train
 
@@ -60,12 +59,8 @@ SAMPLE_SEED = 0
 def text_to_image_loss(model, processor, images, captions, sample_seeds):
     """Sparse text-to-image cross-entropy, the base's own training task; each row is dropped to
     the null condition (for guidance) by its own seed, as in reca_loss."""
-    adapter = adapter_for(model, processor)
-    drop = torch.tensor([random.Random(f"t2i:{seed}").random() < UNCONDITIONAL_RATE for seed in sample_seeds])
-    with torch.no_grad():
-        targets = adapter.image_tokens(images)
-    prefix, mask = adapter.prefix_from_text(captions, drop)
-    return image_generation_loss(adapter, prefix, mask, targets)
+    drop = text_dropout(len(captions), UNCONDITIONAL_RATE, sample_seeds)
+    return objective.text_to_image_loss(model, processor, images, captions, drop)
 
 
 def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int | None = None):

@@ -25,7 +25,6 @@ Three stages, each saved before the next starts, so an interrupted run resumes w
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -35,6 +34,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
+from recakit.objective import text_to_image_loss
+from recakit.training import scheduled_lr
 from recakit.toy.model import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
@@ -54,13 +55,6 @@ RETRY_SEED_STRIDE = 1000   # attempt k of stage 1 draws its weights and batches 
 LENGTH_GROUPS = 3          # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
 
 
-def cosine_lr(step: int, steps: int, peak: float, warmup: int = 30, floor: float = 0.1) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: list) -> None:
     """AdamW with warmup + cosine decay; `batch_loss(step)` returns (loss, extra numbers)."""
     parameters = [p for p in parameters if p.requires_grad]
@@ -68,7 +62,7 @@ def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: l
     bar = tqdm(range(steps), desc=description)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
+            group["lr"] = scheduled_lr(step, steps, lr, warmup_steps=30, floor=0.1)
         loss, extra = batch_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -266,10 +260,7 @@ def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-
         examples = [data[step * batch_size + i] for i in range(batch_size)]
         captions = [sparse_caption(example.scene, rng, SPARSE_DROP) for example in examples]
         drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in examples])
-        with torch.no_grad():
-            tokens = model.encode_image_tokens(processor.pixel_values([example.image for example in examples]), cache=False)
-            states = model.understand_text([processor.encode(c) for c in captions])
-        loss = model.generation_loss(model.condition_prefix(states, drop), tokens)
+        loss = text_to_image_loss(model, processor, [example.image for example in examples], captions, drop)
         return loss, {}
 
     model.freeze_for_reca()
