@@ -122,6 +122,14 @@ class UnifiedAdapter:
         image tokens here; a diffusion family returns its autoencoder latents."""
         return self.image_tokens(images)
 
+    def reca_views(self, images: list[Image.Image], resolution: int | None = None):
+        """RecA's two views of the same images -> (generation_targets, computed without gradient;
+        understanding_embeddings at `resolution`). A family whose tokenizer and encoder share a
+        preprocessing step overrides this to run it once."""
+        with torch.no_grad():
+            targets = self.generation_targets(images)
+        return targets, self.understanding_embeddings(images, resolution)
+
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:
         """Teacher-forced image-to-text cross-entropy (keeps shared parameters able to describe)."""

@@ -195,9 +195,7 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
     else:
         instructions = [instruction for instruction, _ in choices]
         drop = torch.tensor([dropped for _, dropped in choices])
-    with torch.no_grad():
-        targets = adapter.generation_targets(images)
-    embeddings = adapter.understanding_embeddings(images, resolution)
+    targets, embeddings = adapter.reca_views(images, resolution)
     prefix, mask = adapter.prefix_from_embeddings(embeddings, drop, instructions)
     loss = _generation_loss(adapter, prefix, mask, targets, seeds)
 

@@ -4,7 +4,6 @@ import json
 import pytest
 from PIL import Image
 
-import recakit.bench.geneval as geneval
 import recakit.bench.runs as runs
 from recakit.bench import dpg
 from recakit.commands import dpg as dpg_commands

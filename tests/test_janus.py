@@ -167,15 +167,15 @@ def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, 
 
     monkeypatch.setattr(processor.image_processor.__class__, "__call__", counting)
     images = square_images[:2]
-    tokens = adapter.image_tokens(images)
-    embeddings = adapter.understanding_embeddings(images)
+    tokens, embeddings = adapter.reca_views(images)
     assert len(calls) == 1
-    fresh = JanusAdapter(model, processor)
-    assert torch.equal(fresh.image_tokens(images), tokens)
-    assert torch.equal(fresh.understanding_embeddings(images), embeddings)
-    adapter.understanding_embeddings(images)  # reused once only: a later call preprocesses again
-    adapter.understanding_embeddings(square_images[1:3])
-    assert len(calls) == 4  # tokens, fresh tokens, the repeat, the new images
+    assert torch.equal(adapter.image_tokens(images), tokens)
+    assert torch.equal(adapter.understanding_embeddings(images), embeddings)
+    assert len(calls) == 3  # the separate calls preprocess on their own: no hidden memo
+    shrunk_tokens, shrunk = adapter.reca_views(images, resolution=8)
+    assert len(calls) == 5  # a bottleneck resolution needs the encoder's own pixels
+    assert torch.equal(shrunk_tokens, tokens)
+    assert torch.equal(shrunk, adapter.understanding_embeddings(images, resolution=8))
 
 
 def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):

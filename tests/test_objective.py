@@ -40,6 +40,11 @@ class RecordingAdapter(JanusAdapter):
         self.embeddings.append(embeddings)
         return embeddings
 
+    def reca_views(self, images, resolution=None):
+        targets, embeddings = super().reca_views(images, resolution)
+        self.embeddings.append(embeddings)
+        return targets, embeddings
+
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
         self.drops += [bool(flag) for flag in drop]
         self.instructions += list(instructions)

@@ -382,7 +382,6 @@ class JanusAdapter(UnifiedAdapter):
         if self.pad_id is None:
             raise ValueError("the Janus tokenizer has no pad token; classifier-free guidance needs one")
         self._cache_argument = cache_argument(model.model.language_model)
-        self._last_pixels = ([], None)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -390,18 +389,20 @@ class JanusAdapter(UnifiedAdapter):
         return self.model.model.get_input_embeddings().weight.dtype
 
     # -- pixels --------------------------------------------------------------------------------
-    def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
-        # reca_loss asks for the VQ tokens and then the understanding embeddings of the same
-        # images; preprocessing can cost as much as a GPU training step, so the next call reuses
-        # the result once (the memo holds the images themselves, so a match is never a recycled id)
-        last_images, last_pixels = self._last_pixels
-        if len(last_images) == len(images) and all(a is b for a, b in zip(last_images, images)):
-            self._last_pixels = ([], None)
-            return last_pixels
+    def _pixel_values(self, images: list[Image.Image], resolution: int | None = None) -> torch.Tensor:
+        """The processor's pixel values of `images` (shrunk first to `resolution`, see
+        understanding_embeddings), on the model's device and in its dtype."""
+        if resolution is not None:
+            images = [fit_longest_side(image, resolution) for image in images]
         pixels = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.dtype)
-        self._last_pixels = (list(images), pixels)
-        return pixels
+        return pixels.to(self.device, self.dtype)
+
+    def _understand(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.model.get_image_features(pixels).pooler_output
+
+    @torch.no_grad()
+    def _tokenize(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.model.vqmodel.encode(pixels).image_tokens.view(len(pixels), -1)
 
     def understanding_embeddings(self, images, resolution: int | None = None) -> torch.Tensor:
         """SigLIP + aligner output, (B, N, D).
@@ -410,16 +411,19 @@ class JanusAdapter(UnifiedAdapter):
         is `resolution` pixels, then the processor scales it back up to the encoder's native size.
         The encoder thus sees its usual input shape and emits its usual N embeddings, but only the
         detail a `resolution`-pixel image holds, so the generator cannot copy fine texture."""
-        images = load_images(images)
-        if resolution is not None:
-            images = [fit_longest_side(image, resolution) for image in images]
-        return self.model.model.get_image_features(self._pixel_values(images)).pooler_output
+        return self._understand(self._pixel_values(load_images(images), resolution))
 
     def image_tokens(self, images) -> torch.Tensor:
+        return self._tokenize(self._pixel_values(load_images(images)))
+
+    def reca_views(self, images, resolution: int | None = None):
+        """Both RecA views from one preprocessing: SigLIP and the VQ tokenizer take the same pixel
+        values (preprocessing can cost as much as a GPU training step), except where `resolution`
+        shrinks what SigLIP sees."""
         images = load_images(images)
-        with torch.no_grad():
-            encoded = self.model.model.vqmodel.encode(self._pixel_values(images))
-        return encoded.image_tokens.view(len(images), -1)
+        pixels = self._pixel_values(images)
+        understood = pixels if resolution is None else self._pixel_values(images, resolution)
+        return self._tokenize(pixels), self._understand(understood)
 
     def decode_image_tokens(self, tokens: torch.Tensor) -> list[Image.Image]:
         # one image at a time, so an image's pixels never depend on what else is in the batch;

@@ -2,12 +2,7 @@
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
-0. `vq`: the image tokenizer. The shipped toy uses `recakit.toy.model.PatchTokenizer`, fitted by
-   k-means in seconds. The JanusVQVAE alternative (config "tokenizer": "janus_vq") is trained
-   here too -- encoder -> quant_conv -> quantise -> post_quant_conv -> decoder run by hand
-   (JanusVQVAE.forward decodes from the ids, so no gradient would reach the encoder), unit-norm
-   latents and codes, unused codes re-seeded -- but it did not reach a usable quality within the
-   CPU budget (docs/toy_study.md).
+0. `vq`: the image tokenizer, `recakit.toy.model.PatchTokenizer`, fitted by k-means in seconds.
 1. `understanding`: the vision encoder first learns what sits in each of its cells (1a); then,
    around that encoder held fixed, the understanding LM + learnable queries + describer learn to
    write the DENSE caption of a scene from its query states, from the image and from the caption
@@ -36,20 +31,20 @@ from tqdm.auto import tqdm
 from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
 from recakit.objective import text_to_image_loss
 from recakit.training import scheduled_lr
-from recakit.toy.model import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy.model import ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
 
 # The sizes of the shipped base; `quick` shrinks every stage to a wiring check.
-FULL = dict(n_scenes=6000, vq_steps=300, vq_batch=16, vision_steps=400, understanding_steps=1600,
+FULL = dict(n_scenes=6000, vision_steps=400, understanding_steps=1600,
             understanding_batch=32, generator_steps=2000, generator_batch=48)
-QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, vision_steps=3, understanding_steps=3, understanding_batch=8,
+QUICK = dict(n_scenes=64, vision_steps=3, understanding_steps=3, understanding_batch=8,
              generator_steps=3, generator_batch=8)
 
 SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
 UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
 GENERATOR_DATA_SEED = 500  # stage 2's stream of fresh scenes (reproduce's arms draw from 1000 + seed)
-SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; the one RecA did not help (measurement 17), 0.19
+SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; a stage 1 on which RecA gained nothing scored 0.19
 STAGE1_ATTEMPTS = 3        # stage 1s trained at most, each from another random start, until one keeps shape
 RETRY_SEED_STRIDE = 1000   # attempt k of stage 1 draws its weights and batches from seed + k * stride
 LENGTH_GROUPS = 3          # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
@@ -75,47 +70,6 @@ def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: l
 
 def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
     return random.Random(f"{seed}-{step}").sample(range(n), min(batch_size, n))
-
-
-# -- stage 0 --------------------------------------------------------------------------------------
-def train_vq(model: ToyUnifiedModel, pixels: torch.Tensor, steps: int, batch_size: int, seed: int,
-             log: list, lr: float = 2e-3) -> None:
-    codebook = model.vq.quantize.embedding.weight
-    usage = torch.zeros(codebook.shape[0])
-    recent_latents = []
-
-    def batch_loss(step):
-        # Codes nobody picks never get a gradient; move them onto recent encoder outputs (before
-        # this step's forward pass, as autograd forbids editing weights it is still using).
-        if recent_latents and step % 20 == 0 and step < steps * 0.8:
-            dead = (usage < 0.05).nonzero().flatten()
-            if len(dead):
-                pool = recent_latents.pop()
-                with torch.no_grad():
-                    codebook[dead] = pool[torch.randint(len(pool), (len(dead),))]
-                usage[dead] = 1.0
-        # The tokenizer is convolutional, so it can learn from 32 px crops (on the 8 px code
-        # grid) at a quarter of the cost of whole images; the CPU budget goes into more steps.
-        rng = random.Random(f"vq-crop-{seed}-{step}")
-        batch = torch.stack([pixels[i, :, y:y + 32, x:x + 32]
-                             for i in _batch_indices(step, batch_size, len(pixels), seed)
-                             for y, x in [(8 * rng.randint(0, 4), 8 * rng.randint(0, 4))]])
-        latents = model.vq_latents(batch)
-        quantised, commitment, ids = model.vq_quantize(latents)
-        reconstruction = model.vq_decode_latents(quantised)
-        loss = F.mse_loss(reconstruction, batch) + 0.5 * F.l1_loss(reconstruction, batch) + commitment
-        usage.mul_(0.9).index_add_(0, ids.flatten(), torch.ones(ids.numel()))
-        recent_latents[:] = [latents.detach().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])]
-        return loss, {"codes_used": int((usage > 0.05).sum())}
-
-    parameters = [p for name, p in model.vq.named_parameters()]
-    for p in parameters:
-        p.requires_grad_(True)
-    model.vq.train()
-    _fit(parameters, batch_loss, steps, lr, "stage 0: VQ tokenizer", log)
-    model.vq.eval()
-    for p in parameters:
-        p.requires_grad_(False)
 
 
 # -- stage 1 --------------------------------------------------------------------------------------
@@ -336,10 +290,8 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         if stage in progress["done"]:
             continue
         started = time.time()
-        if stage == "vq" and isinstance(model.vq, PatchTokenizer):
+        if stage == "vq":
             model.vq.fit(pixels, seed=seed)
-        elif stage == "vq":
-            train_vq(model, pixels, sizes["vq_steps"], sizes["vq_batch"], seed, log)
         elif stage == "understanding":
             model = _train_stage1(model, processor, scenes, pixels, dense, sizes, seed,
                                   1 if quick else stage1_attempts, progress, save_progress, log)
