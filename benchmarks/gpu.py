@@ -8,7 +8,7 @@ measures, each against the plain path on the same card in the same run:
 2. a RecA training step at equal batch: plain (full float32 logits, foreach AdamW, eager) vs
    fast (chunked cross-entropy, fused AdamW, compiled decoder layers and encoders); tokens/s, model-FLOPs
    utilisation and peak memory;
-3. the 16 GB presets (recakit.presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
+3. the 16 GB presets (recakit.memory_presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
    NF4 + LoRA, peak memory of real optimizer steps;
 4. quantized inference: bf16 vs NF4 vs INT8 weight footprint and seconds per image.
 
@@ -411,7 +411,7 @@ def preset_step(preset, model, processor, device, dtype, args) -> dict:
 def presets_section(args, device, dtype, out: dict) -> None:
     import dataclasses
 
-    from recakit.presets import get_preset
+    from recakit.memory_presets import get_preset
 
     details = out["details"].setdefault("presets", {})
     missing = bitsandbytes_missing()

@@ -300,7 +300,7 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
 
 
 def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
-    from recakit.presets import get_preset
+    from recakit.memory_presets import get_preset
 
     assert get_preset("openuni-b-reca-24gb").memory_budget_gib < 24
     assert get_preset("openuni-l-reca-80gb").memory_budget_gib < 80

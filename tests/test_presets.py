@@ -7,7 +7,7 @@ from PIL import Image
 
 from recakit.models.janus import tiny_janus
 from recakit.objective import freeze_for_reca, reca_loss
-from recakit.presets import PRESETS, Preset, get_preset
+from recakit.memory_presets import PRESETS, Preset, get_preset
 
 
 def test_required_presets_exist_and_validate():

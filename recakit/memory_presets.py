@@ -1,4 +1,4 @@
-"""Named training presets: how to load a model and train it with RecA within a memory budget.
+"""Memory-budget presets: named settings to load a model and train it with RecA on a given card.
 
 A preset is a small frozen dataclass of load settings (which checkpoint, dtype, quantization) and
 training settings (batch, micro-batch, learning rate, LoRA, optimizer, gradient checkpointing),
