@@ -46,7 +46,7 @@ def _run_train_base(args) -> int:
               "(the shipped base: 100 %, 100 %)")
     if checks and checks[-1]["shape"] < SHAPE_CHECK_FLOOR and not args.quick:
         print(f"warning: no stage 1 kept shape in {len(checks)} attempts; RecA did not gain on a base like "
-              "this (docs/toy_study.md, measurement 17). Another --seed may do better.")
+              "this (docs/toy_study.md). Another --seed may do better.")
     return 0
 
 

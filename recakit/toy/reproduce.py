@@ -41,9 +41,8 @@ from recakit.training import train
 ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
-# stop before the generator learns to read image states (docs/toy_study.md, measurement 3). RecA's
-# images reach the understanding encoder at 32 px, the information bottleneck upstream advises;
-# it scored above full size on seed 0 of two bases (measurement 9).
+# stop before the generator learns to read image states (docs/toy_study.md). RecA's images reach
+# the understanding encoder at 32 px, the information bottleneck upstream advises.
 FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_per_prompt=2,
             cfg_scale=3.0, prompts_per_task=None, reca_share=0.5, reca_resolution=32)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.

@@ -191,7 +191,7 @@ def shape_check(model, processor, n_scenes: int = 64, seed: int = 9000) -> dict:
     """What the image query states hold of a lone object: the describer captions `n_scenes`
     unseen one-object scenes from the image alone; returns the share whose caption names exactly
     the object's shape, and exactly its colour. A stage 1 whose states kept colour but lost shape
-    made a base on which RecA gained nothing (docs/toy_study.md, measurement 17)."""
+    made a base on which RecA gained nothing (docs/toy_study.md)."""
     rng = random.Random(seed)
     scenes = [random_scene(rng, n_objects=1) for _ in range(n_scenes)]
     captions = model.reca_adapter(processor).caption([render(scene) for scene in scenes])
@@ -239,9 +239,8 @@ def caption_vocabulary(scenes, dense) -> list[str]:
 
 def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts, progress, save_progress, log):
     """Stages 1a and 1b, then `shape_check`; while the image query states fail it, train stage 1
-    again on the same scenes from another random start. Of four stage 1s that trained the encoder
-    in 1b too, two lost shape (measurements 17 and 20); of two with it fixed, none (measurement 21).
-    Every attempt's check is kept in progress["shape_checks"], so an
+    again on the same scenes from another random start (a stage 1 that also trains the encoder in
+    1b can lose shape; docs/toy_study.md). Every attempt's check is kept in progress["shape_checks"], so an
     interrupted run resumes at the next attempt. Returns the model of the last attempt."""
     checks = progress.setdefault("shape_checks", [])
     for attempt in range(len(checks), max(attempts, len(checks) + 1)):
