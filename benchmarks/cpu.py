@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from recakit.janus import tiny_janus
+from recakit.models.janus import tiny_janus
 from recakit.objective import freeze_for_reca, reca_loss
 from recakit.sampling import generate_images
 

@@ -8,7 +8,7 @@ measures, each against the plain path on the same card in the same run:
 2. a RecA training step at equal batch: plain (full float32 logits, foreach AdamW, eager) vs
    fast (chunked cross-entropy, fused AdamW, compiled decoder layers and encoders); tokens/s, model-FLOPs
    utilisation and peak memory;
-3. the 16 GB presets (recakit.presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
+3. the 16 GB presets (recakit.memory_presets): Janus-Pro-1B full fine-tuning and Janus-Pro-7B-size
    NF4 + LoRA, peak memory of real optimizer steps;
 4. quantized inference: bf16 vs NF4 vs INT8 weight footprint and seconds per image;
 5. OpenUni-L (InternVL3-2B + SANA 1.6B + DC-AE, random weights from their configurations, needs
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-#: model sizes: keyword overrides of recakit.janus.tiny_janus
+#: model sizes: keyword overrides of recakit.models.janus.tiny_janus
 SIZES = {
     "tiny": {},
     "tiny-large": {"hidden_size": 96, "num_layers": 3},  # stands in for the 7B on a CPU
@@ -131,7 +131,7 @@ def default_dtype(dtype: torch.dtype):
 
 def build_model(size: str, device: torch.device, dtype: torch.dtype):
     """A Janus of the given size with random weights, created directly on `device` in `dtype`."""
-    from recakit.janus import tiny_janus
+    from recakit.models.janus import tiny_janus
 
     with torch.device(device), default_dtype(dtype):
         model, processor = tiny_janus(seed=0, **copy.deepcopy(SIZES[size]))
@@ -141,13 +141,13 @@ def build_model(size: str, device: torch.device, dtype: torch.dtype):
 def quantize_linears(model, kind: str, dtype: torch.dtype) -> int:
     """Replace the model's linear layers by bitsandbytes NF4 or INT8 layers in place -> how many.
 
-    The same split as recakit.janus.load_model (`full_precision_layers`). Done in memory so that
+    The same split as recakit.registry.load_model (`full_precision_layers`). Done in memory so that
     no checkpoint has to be written first."""
     import logging
 
     import bitsandbytes as bnb
 
-    from recakit.janus import full_precision_layers
+    from recakit.models.janus import full_precision_layers
 
     # its int8 layers log a dtype-cast notice on every call
     logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
@@ -198,7 +198,7 @@ def with_tokens(adapter, count: int):
 
 
 def sampling_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.fast import fast_sample_image_tokens
     from recakit.sampling import sample_image_tokens
 
@@ -274,14 +274,14 @@ def reca_step_loss(adapter, pixels):
 @contextlib.contextmanager
 def chunked_loss(enabled: bool):
     """Force image_generation_loss onto the chunked (True) or the full-logits (False) path."""
-    from recakit import fast
+    from recakit import objective
 
-    previous = fast.CHUNKED_LOSS_MIN_CODES
-    fast.CHUNKED_LOSS_MIN_CODES = 0 if enabled else sys.maxsize
+    previous = objective.CHUNKED_LOSS_MIN_CODES
+    objective.CHUNKED_LOSS_MIN_CODES = 0 if enabled else sys.maxsize
     try:
         yield
     finally:
-        fast.CHUNKED_LOSS_MIN_CODES = previous
+        objective.CHUNKED_LOSS_MIN_CODES = previous
 
 
 def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats: int, device):
@@ -323,7 +323,7 @@ def mfu(figures: dict, llm_parameters: int, flops: float | None):
 
 
 def train_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
 
     details = out["details"].setdefault("train", {})
@@ -389,9 +389,9 @@ def bitsandbytes_missing() -> str | None:
 
 def preset_step(preset, model, processor, device, dtype, args) -> dict:
     """Two optimizer steps (each `args.preset_micro_steps` micro-batches) under `preset` -> figures."""
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
-    from recakit.training import add_lora
+    from recakit.lora import add_lora
 
     freeze_for_reca(model)
     preset.prepare_model(model)
@@ -416,7 +416,7 @@ def preset_step(preset, model, processor, device, dtype, args) -> dict:
 def presets_section(args, device, dtype, out: dict) -> None:
     import dataclasses
 
-    from recakit.presets import get_preset
+    from recakit.memory_presets import get_preset
 
     details = out["details"].setdefault("presets", {})
     missing = bitsandbytes_missing()
@@ -450,7 +450,7 @@ def presets_section(args, device, dtype, out: dict) -> None:
 # -- quantized inference ------------------------------------------------------------------------
 
 def quantized_section(args, device, dtype, out: dict) -> None:
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.sampling import sample_image_tokens
 
     # the "bf16" row is the unquantized model in the run's dtype (float32 in a CPU run)
@@ -514,7 +514,7 @@ def build_openuni(size: str, device: torch.device, dtype: torch.dtype):
     """OpenUni-L ("l") or the tiny OpenUni ("tiny") with random weights, created on `device` in
     `dtype` -> (model, tokenizer). The L build reads prompts with the tiny tokenizer (a few hundred
     ids of the full vocabulary): its sequence lengths are those of the real prompts' order."""
-    from recakit.openuni import IMAGE_CONTEXT, OpenUniModel, _tiny_tokenizer, connector_config, tiny_openuni
+    from recakit.models.openuni import IMAGE_CONTEXT, OpenUniModel, _tiny_tokenizer, connector_config, tiny_openuni
 
     if size == "tiny":
         model, tokenizer = tiny_openuni(seed=0)
@@ -593,7 +593,7 @@ def openuni_section(args, device, dtype, out: dict) -> None:
 
     import numpy as np
 
-    from recakit.presets import get_preset
+    from recakit.memory_presets import get_preset
     from recakit.sampling import generate_images
 
     try:

@@ -20,9 +20,9 @@ import re
 import torch
 
 from recakit.sampling import generate_image_tokens
-from recakit.shapes import COLORS, scene_dataset
-from recakit.toy import EMPTY_PATTERN, load_toy
-from recakit.toy_train import SPARSE_DROP
+from recakit.toy.shapes import COLORS, scene_dataset
+from recakit.toy.model import EMPTY_PATTERN, load_toy
+from recakit.toy.train_base import SPARSE_DROP
 
 PROBE_COLOURS = ("red", "blue", "yellow", "green", "white", "black")
 PROMPT_FORMS = ("a photo of a {colour} circle", "{colour} circle")

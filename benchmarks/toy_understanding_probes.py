@@ -5,7 +5,7 @@ Linear probes, trained on frozen features of 2000 one-object scenes and scored o
   teaches);
 - image query states: all query states of the scene, flattened -> the object's shape, its colour
   (what the generator would read from the image during RecA).
-A stage 1 whose captions lose shape (`recakit.toy_train.shape_check`) can have lost it in the
+A stage 1 whose captions lose shape (`recakit.toy.train_base.shape_check`) can have lost it in the
 encoder or between the encoder and the query states; the two probes tell which.
 
     python benchmarks/toy_understanding_probes.py                       # the shipped base
@@ -18,9 +18,9 @@ import random
 import torch
 import torch.nn.functional as F
 
-from recakit.shapes import COLORS, SHAPES, random_scene, render
-from recakit.toy import load_toy
-from recakit.toy_train import object_map
+from recakit.toy.shapes import COLORS, SHAPES, random_scene, render
+from recakit.toy.model import load_toy
+from recakit.toy.train_base import object_map
 
 
 @torch.no_grad()

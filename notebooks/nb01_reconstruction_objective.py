@@ -179,7 +179,7 @@ CELLS = opening(
         *连续*向量，生成侧得到的是一格一格的*整数*编号。
         """),
     code('''
-        from recakit.shapes import scene_dataset
+        from recakit.toy.shapes import scene_dataset
 
         IMAGE_SIZE = 64 if MODEL == "toy" else 384
         scenes = scene_dataset(8, seed=SEED, image_size=IMAGE_SIZE, p_drop=0.9)  # p_drop: how sparse the captions are

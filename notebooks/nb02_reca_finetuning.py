@@ -120,7 +120,7 @@ CELLS = opening(
 
     code('''
         from recakit import freeze_for_reca, load_model
-        from recakit.training import enable_gradient_checkpointing
+        from recakit.lora import enable_gradient_checkpointing
 
         IS_TOY = MODEL.startswith("toy")
         STEPS = STEPS or (10 if QUICK else 600 if IS_TOY else 1000)
@@ -156,10 +156,10 @@ CELLS = opening(
         就会检查），因为 64 像素的几何图形只会教 Janus-Pro 画几何图形。
         """),
     code('''
-        from recakit.reproduce import ARM_DATA_SEED
-        from recakit.shapes import scene_dataset
-        from recakit.toy_train import SPARSE_DROP
-        from recakit.training import image_files
+        from recakit.toy.reproduce import ARM_DATA_SEED
+        from recakit.toy.shapes import scene_dataset
+        from recakit.toy.train_base import SPARSE_DROP
+        from recakit.images import image_files
 
         if DATA_DIR:
             data = image_files(DATA_DIR)
@@ -218,8 +218,9 @@ CELLS = opening(
         import torch
 
         from recakit import reca_loss
-        from recakit.adapter import adapter_for
-        from recakit.objective import DROPPED_INSTRUCTION, image_generation_loss, reca_choices, training_images
+        from recakit.instructions import DROPPED_INSTRUCTION
+        from recakit.objective import image_generation_loss, reca_choices, training_images
+        from recakit.registry import adapter_for
         from recakit.training import batch_indices, sample_seeds
 
         adapter = adapter_for(model, processor)
@@ -268,7 +269,7 @@ CELLS = opening(
         `(SEED, step)`, warmup and a cosine schedule, gradient clipping, a checkpoint in
         `OUT_DIR/train` (an interrupted run resumes), and a live loss plot. For the toy, the loss and
         the optimizer are the study's: half of each batch is RecA at 32 px, half text-to-image with
-        the scene's sparse caption (`recakit.reproduce.arm_loss`, as `toy-reca` was trained), AdamW
+        the scene's sparse caption (`recakit.toy.reproduce.arm_loss`, as `toy-reca` was trained), AdamW
         at lr 2e-3 with 10 warmup steps and no weight decay. For a real model the loss is RecA alone
         and the optimizer is the one `recakit train` uses by default (Harmon's RecA recipe): AdamW,
         lr 1e-5, betas (0.9, 0.95), weight decay 0.02, warmup over 1 % of the steps then cosine
@@ -280,14 +281,16 @@ CELLS = opening(
         `recakit.train` 重复上面这一步，并加上真实训练需要的东西：由 `(SEED, step)` 决定每一批数据、预热加余弦学习率、
         梯度裁剪、保存在 `OUT_DIR/train` 的检查点（checkpoint，中断后可续跑），以及实时损失曲线。对玩具模型，
         损失和优化器都沿用玩具实验的配方：每批一半样本在 32 像素下做 RecA，另一半用场景的简短描述做文生图
-        （`recakit.reproduce.arm_loss`，`toy-reca` 就是这样训练的），AdamW 学习率 2e-3，预热 10 步，不做权重衰减。
+        （`recakit.toy.reproduce.arm_loss`，`toy-reca` 就是这样训练的），AdamW 学习率 2e-3，预热 10 步，不做权重衰减。
         对真实模型，损失只有 RecA，优化器用 `recakit train` 的默认设置（Harmon 的 RecA 配方）：AdamW，
         学习率 1e-5，betas (0.9, 0.95)，权重衰减 0.02，前 1% 的步数预热、之后余弦衰减，梯度裁剪阈值 1.0。
         """),
     code('''
         from recakit import viz
-        from recakit.reproduce import arm_loss
-        from recakit.training import default_lora_targets, reca_loss_fn, train
+        from recakit.toy.reproduce import arm_loss
+        from recakit.lora import default_lora_targets
+        from recakit.objective import reca_loss_fn
+        from recakit.training import train
 
         loss_fn = arm_loss("reca", processor, reca_resolution=RESOLUTION) if IS_TOY and not DATA_DIR else reca_loss_fn(processor)
         live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
@@ -381,7 +384,7 @@ CELLS = opening(
         （合并进 4 位或 8 位权重会损失精度）。
         """),
     code('''
-        from recakit.training import merge_lora
+        from recakit.lora import merge_lora
 
         SAVE_DIR = OUT_DIR / "reca_model"
         if LORA_RANK and quantization:
@@ -476,12 +479,12 @@ CELLS = opening(
         </details>
 
         2. Train the study's two arms at bottlenecks of 16, 32 and 64 px (64 px is the full image) and
-           score them; `recakit.reproduce` does both in one call.
+           score them; `recakit.toy.reproduce` does both in one call.
 
         <details><summary>Solution</summary>
 
         ```python
-        from recakit.reproduce import reproduce_toy
+        from recakit.toy.reproduce import reproduce_toy
 
         for R in (16, 32, 64):  # about ten minutes each on a CPU
             results = reproduce_toy(f"runs/bottleneck{R}", settings={"reca_resolution": R})
@@ -524,12 +527,12 @@ CELLS = opening(
         </details>
 
         2. 分别在 16、32、64 像素（64 像素即原图）的瓶颈下训练玩具实验的两组模型并打分；
-           `recakit.reproduce` 一次调用就能完成这两件事。
+           `recakit.toy.reproduce` 一次调用就能完成这两件事。
 
         <details><summary>参考答案</summary>
 
         ```python
-        from recakit.reproduce import reproduce_toy
+        from recakit.toy.reproduce import reproduce_toy
 
         for R in (16, 32, 64):  # about ten minutes each on a CPU
             results = reproduce_toy(f"runs/bottleneck{R}", settings={"reca_resolution": R})

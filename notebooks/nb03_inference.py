@@ -67,7 +67,7 @@ CELLS = opening(
     SETUP,
     code('''
         from recakit import caption, generate_images, load_model, reconstruct, viz
-        from recakit.shapes import scene_dataset
+        from recakit.toy.shapes import scene_dataset
 
         model, processor = load_model(MODEL, device=DEVICE)
         base, base_processor = load_model(BASE, device=DEVICE)
@@ -527,7 +527,7 @@ CELLS = opening(
         """),
     code('''
         from recakit import tiny_janus
-        from recakit.toy import ToyProcessor
+        from recakit.toy.model import ToyProcessor
 
         source = MODEL
         if isinstance(processor, ToyProcessor):  # the toy is no Janus checkpoint: measure a tiny Janus instead

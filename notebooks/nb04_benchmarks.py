@@ -104,7 +104,7 @@ CELLS = opening(
     code('''
         from collections import Counter
 
-        from recakit import geneval
+        from recakit.bench import geneval
 
         entries = geneval.load_prompts(PROMPT_SET)
         N_PER_PROMPT = N_PER_PROMPT or (2 if QUICK else 4)
@@ -116,7 +116,7 @@ CELLS = opening(
         ## 2. Three models, one recipe apart
 
         The three toy models ship with recakit and load by name. The two trained ones are the seed-0
-        arms of `recakit reproduce --preset toy` (`recakit/reproduce.py`), both trained from the base
+        arms of `recakit reproduce --preset toy` (`recakit/toy/reproduce.py`), both trained from the base
         for 600 steps of 32 fresh ShapesWorld scenes at learning rate 2e-3:
         - `toy-control`: sparse text-to-image only, the task the base was trained on;
         - `toy-reca`: half of every batch is unlabeled images trained with the RecA loss (the image's
@@ -133,7 +133,7 @@ CELLS = opening(
         ## 2. 三个模型，只差一个训练配方
 
         三个玩具模型随 recakit 一起发布，按名字即可加载。训练过的两个模型就是 `recakit reproduce --preset toy`
-        （`recakit/reproduce.py`）中随机种子（seed）为 0 的两组，都从基础模型出发，每步 32 个全新的 ShapesWorld
+        （`recakit/toy/reproduce.py`）中随机种子（seed）为 0 的两组，都从基础模型出发，每步 32 个全新的 ShapesWorld
         场景、学习率 2e-3，训练 600 步：
         - `toy-control`：只做简短描述的文生图，也就是基础模型原本的训练任务；
         - `toy-reca`：每批样本一半是无标注图像，用 RecA 损失训练（以图像在 32 像素下的查询状态（query states）为条件，
@@ -212,7 +212,7 @@ CELLS = opening(
     code('''
         from IPython.display import Markdown, display
 
-        from recakit import report
+        from recakit.bench import report
 
         COMPARISONS = [(high, low) for high, low in [("RecA", "base"), ("RecA", "control")] if low in summaries]
         display(Markdown(report.results_table(summaries)))
@@ -327,7 +327,7 @@ CELLS = opening(
         """),
     code('''
         if RUN_DPG:
-            from recakit import dpg
+            from recakit.bench import dpg
 
             items, vqa = dpg.load_items(), dpg.BlipVQA(device=DEVICE)
             for label, (model, model_processor) in models.items():

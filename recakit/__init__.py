@@ -14,18 +14,18 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: "gemm_4bit_forward from kernels-community" not in record.getMessage())
 
 _PUBLIC = {
-    "load_model": "recakit.janus",
-    "tiny_janus": "recakit.janus",
-    "tiny_openuni": "recakit.openuni",
-    "load_openuni": "recakit.openuni",
+    "load_model": "recakit.registry",
+    "tiny_janus": "recakit.models.janus",
+    "tiny_openuni": "recakit.models.openuni",
+    "load_openuni": "recakit.models.openuni",
     "reca_loss": "recakit.objective",
     "freeze_for_reca": "recakit.objective",
-    "RECONSTRUCTION_INSTRUCTIONS": "recakit.objective",
+    "RECONSTRUCTION_INSTRUCTIONS": "recakit.instructions",
     "generate_images": "recakit.sampling",
     "reconstruct": "recakit.sampling",
     "caption": "recakit.sampling",
     "train": "recakit.training",
-    "adapter_for": "recakit.adapter",
+    "adapter_for": "recakit.registry",
     "UnifiedAdapter": "recakit.adapter",
 }
 

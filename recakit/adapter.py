@@ -5,8 +5,10 @@ RecA needs four things from a model: its own *understanding* embeddings of an im
 those embeddings or a text prompt, and the generation stack that turns a prefix into next-token
 logits over image codes. Everything else in recakit -- the objective (`recakit.objective`), the
 sampler (`recakit.sampling`), the training loop -- talks to a model only through this class, so
-the same code serves Janus-Pro (`recakit.janus.JanusAdapter`) and the ShapesWorld toy
-(`recakit.toy.ToyAdapter`).
+the same code serves Janus-Pro (`recakit.models.janus.JanusAdapter`), OpenUni
+(`recakit.models.openuni.OpenUniAdapter`) and the ShapesWorld toy (`recakit.toy.model.ToyAdapter`);
+`recakit.registry.adapter_for` finds the adapter for a model. The small helpers at the end
+(padding, drop flags, eval-mode pinning) are shared by the families.
 
 Conventions every adapter follows:
 - A *prefix* is `(inputs_embeds (B, L, D), attention_mask (B, L))`, left-padded, ending with the
@@ -20,6 +22,7 @@ Conventions every adapter follows:
 from __future__ import annotations
 
 import inspect
+import types
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +111,7 @@ class UnifiedAdapter:
     #: per row for every random draw of that row (noise, timestep), or None for torch's own.
     generation_loss = None
     #: sample_images(build_prefix, count, *, cfg_scale, seeds, steps, batch_size, progress, desc)
-    #: -> PIL images; `build_prefix` as in recakit.sampling.prefix_batches.
+    #: -> PIL images; `build_prefix` as in recakit.decoding.prefix_batches.
     sample_images = None
 
     #: classifier-free guidance scale the family samples with when the caller gives none
@@ -118,6 +121,14 @@ class UnifiedAdapter:
         """What the generation loss regenerates for each image, computed without gradient: the
         image tokens here; a diffusion family returns its autoencoder latents."""
         return self.image_tokens(images)
+
+    def reca_views(self, images: list[Image.Image], resolution: int | None = None):
+        """RecA's two views of the same images -> (generation_targets, computed without gradient;
+        understanding_embeddings at `resolution`). A family whose tokenizer and encoder share a
+        preprocessing step overrides this to run it once."""
+        with torch.no_grad():
+            targets = self.generation_targets(images)
+        return targets, self.understanding_embeddings(images, resolution)
 
     # -- understanding loss, for mixing image-to-text into RecA -------------------------------
     def caption_loss(self, images: list[Image.Image], captions: list[str]) -> torch.Tensor:
@@ -161,20 +172,13 @@ def cache_argument(module) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def adapter_for(model, processor=None) -> UnifiedAdapter:
-    """The adapter for a loaded model (or a peft wrapper of one): the model's own
-    `reca_adapter()` if it has one, else the adapter registered for its class."""
-    if isinstance(model, UnifiedAdapter):
-        return model
-    if hasattr(model, "get_base_model"):  # a peft wrapper: the adapter drives the wrapped model
-        model = model.get_base_model()
-    if hasattr(model, "reca_adapter"):
-        return model.reca_adapter(processor)
-    from transformers import JanusForConditionalGeneration
+def stay_in_eval(module: torch.nn.Module) -> None:
+    """Keep `module` in eval mode even when the whole model is switched with model.train()
+    (nn.Module.train calls each child's own `train`, so an instance attribute overrides it)."""
+    module.eval()
+    # a bound method (not a closure) so copy.deepcopy rebinds it to the copy
+    module.train = types.MethodType(_train_stays_off, module)
 
-    if isinstance(model, JanusForConditionalGeneration):
-        from recakit.janus import JanusAdapter
 
-        return JanusAdapter(model, processor)
-    raise TypeError(f"recakit has no RecA adapter for {type(model).__name__}; "
-                    "wrap it in a recakit.adapter.UnifiedAdapter subclass")
+def _train_stays_off(module, mode: bool = True):
+    return torch.nn.Module.train(module, False)

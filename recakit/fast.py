@@ -1,6 +1,6 @@
-"""Fast paths for the GPU: a static-cache image sampler and a memory-light image-token loss.
+"""The static-cache image sampler, for the GPU.
 
-Sampling. The plain loop in `recakit.sampling` grows a dynamic KV cache and launches hundreds of
+The plain loop in `recakit.sampling` grows a dynamic KV cache and launches hundreds of
 small kernels per image token, so at batch 1 it is bound by launch overhead, not by the GPU.
 `fast_sample_image_tokens` keeps the same inputs and outputs but
 - preallocates the keys and values of every layer once (a static KV cache) and writes each new
@@ -17,12 +17,6 @@ runs eagerly there ("eager"); the tests check that path against the plain sample
 The decode step is written against the Llama modules' weights (norms, q/k/v/o projections,
 rotary embedding, MLP) rather than through the transformers cache classes, whose call
 conventions change between releases; both Janus and the ShapesWorld toy generate with a Llama.
-
-Training. Janus's generation head has 16384 outputs: for a batch of 8 images of 576 tokens the
-float32 logits alone take 300 MB, and autograd keeps them (and their softmax) for the backward
-pass. `chunked_image_loss` computes the head and the cross-entropy a chunk of positions at a
-time under activation checkpointing, so only one chunk's logits ever exist; the value and the
-gradient are those of the plain loss.
 """
 from __future__ import annotations
 
@@ -30,55 +24,12 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
+from tqdm.auto import tqdm
 
-#: positions per chunk of the memory-light loss
-DEFAULT_CHUNK_TOKENS = 1024
-
-#: codebooks at least this large use the chunked loss automatically (Janus: 16384; toy: 128)
-CHUNKED_LOSS_MIN_CODES = 4096
+from recakit.decoding import DEFAULT_BATCH_SIZE, draw, evaluating, guided_logits, prefix_batches, row_noise
 
 MODES = ("auto", "eager", "graph", "compile")
 
-
-# -- training: cross-entropy without the full logits --------------------------------------------
-
-def chunked_image_loss(adapter, hidden: torch.Tensor, targets: torch.Tensor,
-                       chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
-    """Mean cross-entropy of `adapter.image_logits(hidden)` (float32) against `targets`.
-
-    hidden (..., D) and targets (...) are flattened to positions; each chunk of `chunk_tokens`
-    positions is run through the head under checkpointing, so its logits are dropped after the
-    forward pass and recomputed in the backward pass."""
-    if chunk_tokens < 1:
-        raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
-    hidden = hidden.reshape(-1, hidden.shape[-1])
-    targets = targets.reshape(-1).to(hidden.device)
-    if hidden.shape[0] != targets.shape[0]:
-        raise ValueError(f"{hidden.shape[0]} hidden positions for {targets.shape[0]} targets")
-
-    def chunk_loss_sum(chunk_hidden, chunk_targets):
-        logits = adapter.image_logits(chunk_hidden).float()
-        return F.cross_entropy(logits, chunk_targets, reduction="sum")
-
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start in range(0, hidden.shape[0], chunk_tokens):
-        stop = start + chunk_tokens
-        total = total + checkpoint(chunk_loss_sum, hidden[start:stop], targets[start:stop], use_reentrant=False)
-    return total / targets.shape[0]
-
-
-def use_chunked_loss(adapter) -> bool:
-    """Whether `recakit.objective.image_generation_loss` should take the chunked path: only where
-    the full logits are large, since chunking costs a second pass through the head, and the
-    adapter has no cheaper exact loss of its own."""
-    from recakit.adapter import UnifiedAdapter
-
-    own_loss = type(adapter).image_token_loss is not UnifiedAdapter.image_token_loss
-    return adapter.codebook_size >= CHUNKED_LOSS_MIN_CODES and torch.is_grad_enabled() and not own_loss
-
-
-# -- sampling: a static KV cache and a captured decode step -------------------------------------
 
 def generation_stack(adapter):
     """The Llama model (`.layers`, `.norm`, `.rotary_emb`) the adapter generates with."""
@@ -188,25 +139,6 @@ class StaticDecoder:
         return self.forward(embeds, positions, slots, attend)[:, -1]
 
 
-def _guided_logits(adapter, hidden: torch.Tensor, rows: int, cfg_scale: float) -> torch.Tensor:
-    logits = adapter.image_logits(hidden).float()
-    if cfg_scale == 1:
-        return logits
-    conditional, unconditional = logits[:rows], logits[rows:]
-    return unconditional + cfg_scale * (conditional - unconditional)
-
-
-def _pick(logits: torch.Tensor, noise: torch.Tensor | None, temperature: float, top_k: int | None) -> torch.Tensor:
-    """The plain sampler's draw (top-k, then Gumbel-max on the given uniform noise), batched."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth_best = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth_best, float("-inf"))
-    if temperature == 0:
-        return logits.argmax(-1)
-    gumbel = -torch.log(-torch.log(noise))
-    return torch.argmax(logits / temperature + gumbel, dim=-1)
-
-
 class _DecodeStep:
     """One image token for every row: previous codes -> next codes, with all state on the device.
 
@@ -232,8 +164,8 @@ class _DecodeStep:
         self.decoder.visible.index_fill_(1, slot, True)
         attend = self.decoder.visible[:, None, :]
         hidden = self.decoder.forward(embeds, self.start_positions + self.step, slot, attend)
-        logits = _guided_logits(self.adapter, hidden[:, -1], self.rows, self.cfg_scale)
-        return _pick(logits, self.noise, self.temperature, self.top_k)
+        logits = guided_logits(self.adapter, hidden[:, -1], self.rows, self.cfg_scale)
+        return draw(logits, self.noise, self.temperature, self.top_k)
 
 
 def _capture(step: _DecodeStep):
@@ -275,10 +207,6 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
     mode: "auto" (a CUDA graph on CUDA, eager elsewhere; eager too where capture fails), "eager",
     "graph" or "compile". "compile" traces the step anew for every batch (each has its own cache
     tensors), so it pays off only for long runs of large batches; "graph" captures in milliseconds."""
-    from tqdm.auto import tqdm
-
-    from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
-
     stack = generation_stack(adapter)
     batch_size = batch_size or DEFAULT_BATCH_SIZE
     guided = cfg_scale != 1
@@ -299,11 +227,10 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
             codes = torch.empty((rows, steps), dtype=torch.long, device=device)
 
             def fresh_noise():
-                return torch.stack([torch.rand(adapter.codebook_size, generator=generator, device=device,
-                                               dtype=torch.float32) for generator in generators])
+                return row_noise(generators, adapter.codebook_size, device)
 
-            logits = _guided_logits(adapter, hidden, rows, cfg_scale)
-            codes[:, 0] = _pick(logits, fresh_noise() if temperature else None, temperature, top_k)
+            logits = guided_logits(adapter, hidden, rows, cfg_scale)
+            codes[:, 0] = draw(logits, fresh_noise() if temperature else None, temperature, top_k)
             bar.update(rows)
             if steps > 1:
                 start_positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -1:] + 1

@@ -7,6 +7,7 @@ name in the message instead of deep inside a processor.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -106,3 +107,45 @@ def center_crop_square(image: Image.Image) -> Image.Image:
         return image
     left, top = (width - side) // 2, (height - side) // 2
     return image.crop((left, top, left + side, top + side))
+
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def read_pairs(path) -> list[tuple[Path, str]]:
+    """Captioned images from a JSON-lines file, one {"image": PATH, "caption": TEXT} per line;
+    a relative PATH is taken from the file's folder. Every image must exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pairs file {path} does not exist")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str) \
+                or not isinstance(record.get("caption"), str) or not record["caption"].strip():
+            raise ValueError(f'{path}, line {number}: expected {{"image": PATH, "caption": TEXT}} '
+                             f"with a non-empty caption")
+        image = path.parent / record["image"]
+        if not image.is_file():
+            raise FileNotFoundError(f"{path}, line {number}: image {image} does not exist")
+        pairs.append((image, record["caption"]))
+    if not pairs:
+        raise ValueError(f"no pairs in {path}")
+    return pairs
+
+
+def image_files(folder) -> list[Path]:
+    """The image files under `folder` (recursively), in a stable sorted order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(path for path in folder.rglob("*")
+                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files

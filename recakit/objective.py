@@ -6,63 +6,40 @@ image-generation loss to produce that same image's generation tokens. No caption
 
 - `reca_loss` computes the loss for a batch of images, optionally mixing in text-to-image and
   image-to-text losses (useful when understanding and generation share parameters, as in Janus).
-- `freeze_for_reca` applies the default trainable/frozen split: the understanding encoder and the
-  VQ tokenizer are frozen (and kept in eval mode), the language model and generation modules train.
+- `freeze_for_reca` applies the model family's trainable/frozen split (the rule lives with the
+  family, see `recakit.registry`).
 - `reca_choices` tells which instruction (and dropout) `reca_loss` draws for given sample seeds.
-- `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix;
-  a family with a diffusion head (OpenUni) brings its own loss through the adapter instead.
+- `text_to_image_loss` is the ordinary text-to-image loss (what the toy's base training and the
+  control arm of its reproduction train with, and what `reca_loss(..., t2i=...)` mixes in).
+- `image_generation_loss` is the teacher-forced cross-entropy over image tokens after any prefix
+  (the text-to-image loss of every training run); a family with a diffusion head (OpenUni) brings
+  its own loss through the adapter instead.
+- `chunked_image_loss` is the same cross-entropy computed a chunk of positions at a time, for
+  large codebooks: Janus's head has 16384 outputs, so for 8 images of 576 tokens the float32
+  logits alone take 300 MB, and autograd keeps them (and their softmax) for the backward pass.
+  Under activation checkpointing only one chunk's logits ever exist; value and gradient are
+  those of the plain loss.
 
-Everything goes through `recakit.adapter.adapter_for`, so the same code serves Janus and the toy.
+Everything goes through `recakit.registry.adapter_for`, so the same code serves every family.
 """
 from __future__ import annotations
 
 import random
-import types
-import warnings
 
 import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-from recakit.adapter import adapter_for
+from recakit.adapter import UnifiedAdapter
 from recakit.images import center_crop_square, load_images
+from recakit.instructions import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS
+from recakit.registry import adapter_for, family_of
 
-#: How a reconstruction request opens; each is followed by one of the SUBJECTS below.
-REQUESTS = (
-    "Describe", "Analyse", "Catalogue", "List", "Detail", "Document", "Examine and describe",
-    "Inspect and report on", "Give a full account of", "Write out", "Spell out", "Go through",
-    "Take stock of", "Break down", "Itemise", "Survey", "Record", "Explain", "Set out", "Point out",
-    "Walk me through", "Tell me about", "Provide an inventory of", "Summarise, leaving nothing out,",
-)
+#: positions per chunk of the memory-light loss
+DEFAULT_CHUNK_TOKENS = 1024
 
-#: What the request asks about: the image as a whole, its objects, their attributes and layout.
-SUBJECTS = (
-    "every visual detail of this image",
-    "all the objects in this picture and where each one sits",
-    "the colours, shapes and sizes of everything in this image",
-    "the layout of this scene, from the background to the foreground",
-    "each element of this image and its position relative to the others",
-    "what this picture shows, part by part",
-    "the visual attributes of every object you can see here",
-    "the composition of this image: what is where, and how large",
-    "the textures, colours and lighting in this picture",
-    "the number of things in this image and what each of them looks like",
-    "the scene in this image as precisely as you can",
-    "everything visible in this picture, the background included",
-    "the arrangement of objects in this image, left to right and top to bottom",
-    "the content of this image in enough detail to redraw it",
-    "the style, palette and subject matter of this picture",
-    "the fine details of this image that a quick glance would miss",
-)
-
-#: Instructions shown next to the understanding embeddings, in the describe / analyse / catalogue
-#: style of the published recipe; one is drawn at random per sample so the model learns that the
-#: embeddings, not the wording, carry the content. Their number is kept at 48 x 2**k (here
-#: 24 x 16 = 384): `random.choice` then consumes a generator exactly as over 48 items, so the
-#: dropout draw after it is the one the toy's reproduction numbers were measured with.
-RECONSTRUCTION_INSTRUCTIONS = tuple(f"{request} {subject}." for request in REQUESTS for subject in SUBJECTS)
-
-
-#: what a RecA row whose instruction is dropped says beside the image: nothing
-DROPPED_INSTRUCTION = ""
+#: codebooks at least this large use the chunked loss automatically (Janus: 16384; toy: 128)
+CHUNKED_LOSS_MIN_CODES = 4096
 
 
 def sample_choices(rng: random.Random, instruction_dropout: float) -> tuple[str, bool]:
@@ -103,11 +80,42 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
     position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
     hidden, _ = adapter.forward_generation(embeds, mask, position_ids)
     prefix_length = inputs_embeds.shape[1]
-    from recakit.fast import chunked_image_loss, use_chunked_loss
-
     if use_chunked_loss(adapter):  # large codebooks: never hold all the float32 logits at once
         return chunked_image_loss(adapter, hidden[:, prefix_length - 1:], targets)
     return adapter.image_token_loss(hidden[:, prefix_length - 1:], targets).mean()
+
+
+def chunked_image_loss(adapter, hidden: torch.Tensor, targets: torch.Tensor,
+                       chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
+    """Mean cross-entropy of `adapter.image_logits(hidden)` (float32) against `targets`.
+
+    hidden (..., D) and targets (...) are flattened to positions; each chunk of `chunk_tokens`
+    positions is run through the head under checkpointing, so its logits are dropped after the
+    forward pass and recomputed in the backward pass."""
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be at least 1, got {chunk_tokens}")
+    hidden = hidden.reshape(-1, hidden.shape[-1])
+    targets = targets.reshape(-1).to(hidden.device)
+    if hidden.shape[0] != targets.shape[0]:
+        raise ValueError(f"{hidden.shape[0]} hidden positions for {targets.shape[0]} targets")
+
+    def chunk_loss_sum(chunk_hidden, chunk_targets):
+        logits = adapter.image_logits(chunk_hidden).float()
+        return F.cross_entropy(logits, chunk_targets, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, hidden.shape[0], chunk_tokens):
+        stop = start + chunk_tokens
+        total = total + checkpoint(chunk_loss_sum, hidden[start:stop], targets[start:stop], use_reentrant=False)
+    return total / targets.shape[0]
+
+
+def use_chunked_loss(adapter) -> bool:
+    """Whether `image_generation_loss` should take the chunked path: only where the full logits
+    are large, since chunking costs a second pass through the head, and the adapter has no
+    cheaper exact loss of its own."""
+    own_loss = type(adapter).image_token_loss is not UnifiedAdapter.image_token_loss
+    return adapter.codebook_size >= CHUNKED_LOSS_MIN_CODES and torch.is_grad_enabled() and not own_loss
 
 
 def training_images(items) -> list:
@@ -123,6 +131,23 @@ def _generation_loss(adapter, inputs_embeds, attention_mask, targets, noise_keys
         return image_generation_loss(adapter, inputs_embeds, attention_mask, targets)
     noise_seeds = [rng.getrandbits(63) for rng in _rngs(len(targets), noise_keys, "noise")]
     return adapter.generation_loss(inputs_embeds, attention_mask, targets, noise_seeds)
+
+
+def text_dropout(count: int, dropout: float, sample_seeds=None) -> torch.Tensor:
+    """(count,) bools: which text-to-image rows get the null condition (the dropout classifier-free
+    guidance needs), each drawn from its own sample seed when given."""
+    return torch.tensor([rng.random() < dropout for rng in _rngs(count, sample_seeds, "t2i")])
+
+
+def text_to_image_loss(model, processor, images, prompts: list[str], drop=None, noise_keys=None) -> torch.Tensor:
+    """The generation loss of `images` after the text prefix of `prompts`, rows flagged in `drop`
+    unconditional: the ordinary text-to-image training loss of every family. `noise_keys` seed the
+    per-row draws of a diffusion family's loss (see _generation_loss)."""
+    adapter = adapter_for(model, processor)
+    with torch.no_grad():
+        targets = adapter.generation_targets(images)
+    prefix, mask = adapter.prefix_from_text(prompts, drop)
+    return _generation_loss(adapter, prefix, mask, targets, noise_keys)
 
 
 def _check_pairs(name: str, pair) -> tuple[list, list]:
@@ -170,9 +195,7 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
     else:
         instructions = [instruction for instruction, _ in choices]
         drop = torch.tensor([dropped for _, dropped in choices])
-    with torch.no_grad():
-        targets = adapter.generation_targets(images)
-    embeddings = adapter.understanding_embeddings(images, resolution)
+    targets, embeddings = adapter.reca_views(images, resolution)
     prefix, mask = adapter.prefix_from_embeddings(embeddings, drop, instructions)
     loss = _generation_loss(adapter, prefix, mask, targets, seeds)
 
@@ -180,12 +203,8 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
         t2i_images, prompts = _check_pairs("t2i", t2i)
         # the text-to-image pairs are not the RecA images, so their draws hang off the whole seed list
         t2i_keys = None if seeds is None else [f"{seeds}:{j}" for j in range(len(prompts))]
-        t2i_drop = torch.tensor([rng.random() < instruction_dropout
-                                 for rng in _rngs(len(prompts), t2i_keys, "t2i")])
-        with torch.no_grad():
-            t2i_targets = adapter.generation_targets(t2i_images)
-        prefix, mask = adapter.prefix_from_text(prompts, t2i_drop)
-        loss = loss + t2i_weight * _generation_loss(adapter, prefix, mask, t2i_targets, t2i_keys)
+        t2i_drop = text_dropout(len(prompts), instruction_dropout, t2i_keys)
+        loss = loss + t2i_weight * text_to_image_loss(adapter, None, t2i_images, prompts, t2i_drop, t2i_keys)
 
     if i2t is not None:
         i2t_images, captions = _check_pairs("i2t", i2t)
@@ -193,49 +212,37 @@ def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, res
     return loss
 
 
-def _stay_in_eval(module: torch.nn.Module) -> None:
-    """Keep `module` in eval mode even when the whole model is switched with model.train()
-    (nn.Module.train calls each child's own `train`, so an instance attribute overrides it)."""
-    module.eval()
-    # a bound method (not a closure) so copy.deepcopy rebinds it to the copy
-    module.train = types.MethodType(_train_stays_off, module)
-
-
-def _train_stays_off(module, mode: bool = True):
-    return torch.nn.Module.train(module, False)
-
-
 def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
-    """The default RecA split: freeze the understanding encoder (and, unless `train_aligner`, its
-    aligner) and the VQ tokenizer, keep them in eval mode for good, and train the rest (language
-    model, generation embeddings, generation aligner and head). Models that know their own policy
-    (the toy) provide `model.freeze_for_reca`.
+    """The family's RecA split of trainable and frozen parameters (for Janus: the understanding
+    encoder, unless `train_aligner` its aligner, and the VQ tokenizer frozen and kept in eval mode
+    for good; the language model and generation modules train). A model that knows its own policy
+    provides `model.freeze_for_reca(train_aligner=...)`.
 
     Returns {"trainable": n, "frozen": m} parameter counts. A quantized model (load_model with
     quantization=...) also reports "quantized": its 4/8-bit weights cannot take gradients, so they
     stay frozen; train them through LoRA adapters (peft) added after this call."""
     if hasattr(model, "freeze_for_reca"):
         return model.freeze_for_reca(train_aligner=train_aligner)
-    from transformers import JanusForConditionalGeneration
+    return family_of(model).freeze_for_reca(model, train_aligner=train_aligner)
 
-    if not isinstance(model, JanusForConditionalGeneration):
-        raise TypeError(f"freeze_for_reca does not know {type(model).__name__}; "
-                        "give the model a freeze_for_reca(train_aligner=...) method")
-    for parameter in model.parameters():
-        parameter.requires_grad_(parameter.is_floating_point())
-    frozen = [model.model.vision_model, model.model.vqmodel]
-    if not train_aligner:
-        frozen.append(model.model.aligner)
-    for module in frozen:
-        for parameter in module.parameters():
-            parameter.requires_grad_(False)
-        _stay_in_eval(module)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    counts = {"trainable": trainable, "frozen": total - trainable}
-    quantized = sum(p.numel() for p in model.parameters() if not p.is_floating_point())
-    if quantized:
-        counts["quantized"] = quantized
-        warnings.warn(f"{quantized:,} quantized weights cannot be trained directly and stay frozen; "
-                      "add LoRA adapters (peft) to train those layers", stacklevel=2)
-    return counts
+
+def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_options):
+    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it returns
+    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`.
+
+    `i2t_pairs` [(image, caption), ...] mixes image-to-text in, one pair per RecA image (upstream's
+    1:1 for models whose understanding and generation share parameters), weighted by `i2t_weight`.
+    Image j's pair is drawn from its own sample seed, so a batch gets the same pairs in one process,
+    in micro-batches or across ranks."""
+    if i2t_pairs is not None and not i2t_pairs:
+        raise ValueError("i2t_pairs is empty")
+    if i2t_weight < 0:
+        raise ValueError(f"i2t_weight scales a loss and cannot be negative; got {i2t_weight}")
+
+    def loss_fn(model, examples, seeds):
+        if i2t_pairs is None:
+            return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
+        drawn = [i2t_pairs[rng.randrange(len(i2t_pairs))] for rng in _rngs(len(examples), seeds, "i2t-pair")]
+        return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
+                         i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
+    return loss_fn

@@ -14,29 +14,16 @@ generate_images and reconstruct hand it the same prefixes and per-image seeds.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from numbers import Integral
-
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from recakit.adapter import adapter_for
+from recakit.decoding import (DEFAULT_BATCH_SIZE, decode_attention, draw, evaluating, guided_logits, prefix_batches,
+                              row_noise, seeds as _seeds)
+from recakit.fast import fast_sample_image_tokens
 from recakit.images import load_images
-
-#: images sampled together when batch_size is None
-DEFAULT_BATCH_SIZE = 8
-
-
-def _seeds(seed, count: int) -> list[int]:
-    if isinstance(seed, bool) or not isinstance(seed, (Integral, list, tuple)):
-        raise ValueError(f"seed must be an int or a list of ints, got {type(seed).__name__}")
-    if isinstance(seed, Integral):
-        return [int(seed) + i for i in range(count)]
-    if len(seed) != count:
-        raise ValueError(f"got {len(seed)} seeds for {count} images; pass one seed per image or a single int")
-    return [int(value) for value in seed]
-
+from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
+from recakit.registry import adapter_for
 
 def _check_options(cfg_scale, temperature, top_k, batch_size):
     if temperature < 0:
@@ -49,69 +36,15 @@ def _check_options(cfg_scale, temperature, top_k, batch_size):
         raise ValueError(f"cfg_scale must be >= 0 (1 means no guidance), got {cfg_scale}")
 
 
-def _draw(logits: torch.Tensor, generators: list[torch.Generator], temperature: float, top_k: int | None):
-    """One code per row. Each row draws from its own generator (Gumbel-max), so its draw is the
-    same whatever rows it shares the batch with."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth_best = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth_best, float("-inf"))
-    if temperature == 0:
-        return logits.argmax(-1)
-    picks = []
-    for row, generator in zip(logits / temperature, generators):
-        uniform = torch.rand(row.shape, generator=generator, device=row.device, dtype=torch.float32)
-        gumbel = -torch.log(-torch.log(uniform))
-        picks.append(torch.argmax(row + gumbel))
-    return torch.stack(picks)
-
-
-def decode_attention():
-    """Attention kernels for token-by-token decoding with a growing cache: every SDPA backend
-    but cuDNN's. cuDNN plans each new key length on the CPU (1.7 ms a layer per step on an H200,
-    torch 2.11), half of the plain loop's step at Janus-Pro-1B size, whose GPU work is 3 ms."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
-
-
-@contextmanager
-def evaluating(model: torch.nn.Module):
-    """Eval mode for the duration (no dropout while sampling, e.g. right after training), then
-    back to whatever mode the model was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def prefix_batches(build_prefix, count: int, batch_size: int, guided: bool, seeds: list[int], device):
-    """Yield (inputs_embeds, attention_mask, generators) per batch of rows: with guidance the
-    unconditional copies of the rows follow the conditional ones in the same batch, and each row
-    gets its own generator seeded from its seed, so no draw depends on the batch."""
-    for start in range(0, count, batch_size):
-        indices = list(range(start, min(start + batch_size, count)))
-        rows = len(indices)
-        if guided:
-            inputs, mask = build_prefix(indices + indices, [False] * rows + [True] * rows)
-        else:
-            inputs, mask = build_prefix(indices, [False] * rows)
-        yield inputs, mask, [torch.Generator(device=device).manual_seed(seeds[i]) for i in indices]
-
-
 @torch.no_grad()
 def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
                         temperature: float, top_k: int | None, batch_size: int | None,
                         progress: bool = True, desc: str = "sampling", fast: bool | str = False) -> torch.Tensor:
     """The sampling loop shared by generate_images and reconstruct -> (count, T) image codes.
 
-    build_prefix(indices, drop) -> (inputs_embeds, attention_mask) for the rows `indices` (which
-    may repeat), with row r unconditional where drop[r] is set. `fast` (True or a mode name) hands
-    the same job to `recakit.fast.fast_sample_image_tokens` (static KV cache, captured step)."""
+    build_prefix as in `recakit.decoding.prefix_batches`. `fast` (True or a mode name) hands the
+    same job to `recakit.fast.fast_sample_image_tokens` (static KV cache, captured step)."""
     if fast:
-        from recakit.fast import fast_sample_image_tokens
-
         return fast_sample_image_tokens(adapter, build_prefix, count, cfg_scale=cfg_scale, seeds=seeds,
                                         temperature=temperature, top_k=top_k, batch_size=batch_size,
                                         progress=progress, desc=desc, mode="auto" if fast is True else fast)
@@ -131,11 +64,9 @@ def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, 
             codes = torch.empty((rows, steps), dtype=torch.long, device=device)
             for step in range(steps):
                 hidden, cache = adapter.forward_generation(inputs, mask, position_ids, cache)
-                logits = adapter.image_logits(hidden[:, -1]).float()
-                if guided:
-                    conditional, unconditional = logits[:rows], logits[rows:]
-                    logits = unconditional + cfg_scale * (conditional - unconditional)
-                codes[:, step] = _draw(logits, generators, temperature, top_k)
+                logits = guided_logits(adapter, hidden[:, -1], rows, cfg_scale)
+                noise = row_noise(generators, logits.shape[-1], logits.device) if temperature else None
+                codes[:, step] = draw(logits, noise, temperature, top_k)
                 fed = torch.cat([codes[:, step], codes[:, step]]) if guided else codes[:, step]
                 inputs = adapter.embed_image_tokens(fed[:, None]).to(inputs.dtype)
                 position_ids = position_ids[:, -1:] + 1
@@ -228,8 +159,6 @@ def reconstruct(model, processor, images, *, cfg_scale: float | None = None, see
     The prefix is the one RecA trains on, with `instruction` (default: the first of
     RECONSTRUCTION_INSTRUCTIONS, so results are repeatable). `resolution` is the understanding
     encoder's input side, as in reca_loss. Other options as in generate_images."""
-    from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
-
     images = load_images(images)
     if not images:
         raise ValueError("no images given: pass a list with at least one image")

@@ -18,7 +18,6 @@ Reproducibility is built in rather than hoped for:
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -29,16 +28,16 @@ import shutil
 import signal
 import sys
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from recakit.lora import add_lora
+
 CHECKPOINT = "checkpoint"
 HISTORY = "history.jsonl"
 SCHEDULES = ("cosine", "constant")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def batch_indices(num_examples: int, batch_size: int, step: int, seed: int) -> list[int]:
@@ -61,47 +60,6 @@ def _epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
 def sample_seeds(batch_size: int, step: int, seed: int) -> list[int]:
     """One seed per position of the global batch of `step`, for the loss's own random choices."""
     return [int(word) for word in np.random.SeedSequence([seed, step]).generate_state(batch_size)]
-
-
-def add_lora(model, lora):
-    """Wrap `model` with peft LoRA adapters (`lora`: a `peft.LoraConfig` or its keyword dict).
-
-    The adapters are injected into `model` itself; everything else is frozen, except the
-    parameters whose names start with one of `model.trained_alongside_lora` (OpenUni's queries,
-    connector and projector) that were trainable before."""
-    import peft
-
-    config = lora if isinstance(lora, peft.LoraConfig) else peft.LoraConfig(**lora)
-    kept = [p for name, p in model.named_parameters()
-            if p.requires_grad and name.startswith(tuple(getattr(model, "trained_alongside_lora", ())))]
-    wrapped = peft.get_peft_model(model, config)
-    for parameter in kept:
-        parameter.requires_grad_(True)
-    return wrapped
-
-
-def enable_gradient_checkpointing(model):
-    """Recompute activations in the backward pass instead of keeping them: less memory, about a
-    third more compute. Returns the model."""
-    if not hasattr(model, "gradient_checkpointing_enable"):
-        raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
-    # Non-reentrant checkpointing also works when the inputs (RecA's prefix embeddings of a
-    # frozen encoder, or a frozen base under LoRA) carry no gradient.
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model
-
-
-def merge_lora(model):
-    """Fold the LoRA adapters that `train(..., lora=...)` injected into `model` into its own
-    weights, in place, and remove them, so the model saves and loads like the original."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for name, module in list(model.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            module.merge()
-            parent_name, _, child_name = name.rpartition(".")
-            setattr(model.get_submodule(parent_name), child_name, module.get_base_layer())
-    return model
 
 
 def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 1e-5,
@@ -325,14 +283,23 @@ def _placed_by_loader(model) -> bool:
                 or getattr(model, "is_loaded_in_8bit", False))
 
 
+def scheduled_lr(step: int, steps: int, peak: float, warmup_steps: int, *, schedule: str = "cosine",
+                 floor: float = 0.0) -> float:
+    """The learning rate of optimizer step `step` (0-based) of `steps`: linear warmup to `peak`
+    over `warmup_steps`, then constant or a cosine decay to `floor` x peak."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    if schedule == "constant":
+        return peak
+    progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def _lr_factor(schedule: str, warmup_steps: int, steps: int):
+    """scheduled_lr as a multiple of the peak, what LambdaLR takes (a plain function, so the
+    scheduler's state_dict holds no state of it)."""
     def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if schedule == "constant":
-            return 1.0
-        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return scheduled_lr(step, steps, 1.0, warmup_steps, schedule=schedule)
     return factor
 
 
@@ -445,218 +412,3 @@ def _restart_history(path: Path, done: int, accelerator) -> list[dict]:
         os.replace(partial, path)
     accelerator.wait_for_everyone()
     return kept
-
-
-# -- RecA on a folder of images: the `recakit train` command -------------------------------------
-def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_options):
-    """A `loss_fn` for `train` whose examples are image paths (or PIL images): it returns
-    `recakit.objective.reca_loss(model, processor, examples, sample_seeds=..., **reca_options)`.
-
-    `i2t_pairs` [(image, caption), ...] mixes image-to-text in, one pair per RecA image (upstream's
-    1:1 for models whose understanding and generation share parameters), weighted by `i2t_weight`.
-    Image j's pair is drawn from its own sample seed, so a batch gets the same pairs in one process,
-    in micro-batches or across ranks."""
-    from recakit.objective import _rngs, reca_loss
-
-    if i2t_pairs is not None and not i2t_pairs:
-        raise ValueError("i2t_pairs is empty")
-    if i2t_weight < 0:
-        raise ValueError(f"i2t_weight scales a loss and cannot be negative; got {i2t_weight}")
-
-    def loss_fn(model, examples, seeds):
-        if i2t_pairs is None:
-            return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
-        drawn = [i2t_pairs[rng.randrange(len(i2t_pairs))] for rng in _rngs(len(examples), seeds, "i2t-pair")]
-        return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
-                         i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
-    return loss_fn
-
-
-def read_pairs(path) -> list[tuple[Path, str]]:
-    """Captioned images from a JSON-lines file, one {"image": PATH, "caption": TEXT} per line;
-    a relative PATH is taken from the file's folder. Every image must exist."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file {path} does not exist")
-    pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str) \
-                or not isinstance(record.get("caption"), str) or not record["caption"].strip():
-            raise ValueError(f'{path}, line {number}: expected {{"image": PATH, "caption": TEXT}} '
-                             f"with a non-empty caption")
-        image = path.parent / record["image"]
-        if not image.is_file():
-            raise FileNotFoundError(f"{path}, line {number}: image {image} does not exist")
-        pairs.append((image, record["caption"]))
-    if not pairs:
-        raise ValueError(f"no pairs in {path}")
-    return pairs
-
-
-def image_files(folder) -> list[Path]:
-    """The image files under `folder` (recursively), in a stable sorted order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(path for path in folder.rglob("*")
-                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return files
-
-
-def default_lora_targets(model) -> list[str]:
-    """Every linear layer in the part of the model RecA trains (after `freeze_for_reca`), by name.
-
-    The text output head is left out: RecA's image loss never reaches it, and it is often tied to
-    the input embeddings, which merging an adapter into it would change as well. So are the
-    parts add_lora keeps fully trainable (`model.trained_alongside_lora`: OpenUni's glue)."""
-    get_text_head = getattr(model, "get_output_embeddings", None)
-    text_head = get_text_head() if get_text_head is not None else None
-    modules = dict(model.named_modules())
-    kept = tuple(getattr(model, "trained_alongside_lora", ()))
-    targets = [name for name, module in modules.items()
-               if isinstance(module, torch.nn.Linear) and module is not text_head
-               and _in_trained_part(name, modules) and not (kept and f"{name}.".startswith(kept))]
-    if not targets:
-        raise ValueError("no trainable linear layers to put LoRA on: name them with --lora-targets")
-    return targets
-
-
-def _in_trained_part(name: str, modules: dict) -> bool:
-    # A quantized weight can never require grad, so the question goes to the nearest enclosing
-    # module with ordinary float parameters (a bias, the block's norms): does RecA train those?
-    while True:
-        floating = [p for p in modules[name].parameters() if p.is_floating_point()]
-        if floating:
-            return any(p.requires_grad for p in floating)
-        if not name:
-            return False
-        name = name.rpartition(".")[0]
-
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train", help="RecA post-training on a folder of unlabeled images",
-        description="RecA post-training: the model regenerates each image of --images from its "
-                    "own understanding embeddings. Several processes (GPUs, or CPU with gloo): "
-                    "`torchrun --nproc_per_node N -m recakit.cli train ...`. The optimizer defaults "
-                    "are Harmon's RecA recipe: AdamW, lr 1e-5, betas (0.9, 0.95), weight decay 0.02, "
-                    "1 % of the steps warmup then cosine decay, gradient clipping at 1.0.")
-    parser.add_argument("--model", required=True, help="'toy', a hub id or a local folder")
-    parser.add_argument("--images", required=True, help="folder of training images (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder: checkpoint/, history.jsonl, final/")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=8, help="global batch per optimizer step")
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-5,
-                        help="default 1e-5 (Harmon); upstream full fine-tuning recipes use 1e-5 to 4e-5, "
-                             "LoRA usually wants more")
-    parser.add_argument("--adam-betas", type=float, nargs=2, default=(0.9, 0.95), metavar=("BETA1", "BETA2"),
-                        help="AdamW betas (default 0.9 0.95, Harmon and BAGEL)")
-    parser.add_argument("--weight-decay", type=float, default=0.02, help="default 0.02 (Harmon)")
-    parser.add_argument("--warmup-steps", type=int, default=None,
-                        help="linear warmup steps (default 1 %% of --steps, Harmon)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="after the warmup (default cosine)")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (default 1.0)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                        help="continue from OUT/checkpoint if present (default)")
-    parser.add_argument("--instruction-dropout", type=float, default=0.1)
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="side the understanding encoder sees (the information bottleneck)")
-    parser.add_argument("--i2t", default=None, metavar="PAIRS.jsonl",
-                        help='mix image-to-text in, one pair per RecA image: a JSON-lines file of '
-                             '{"image": PATH, "caption": TEXT} (paths relative to the file); what '
-                             "upstream does for models whose understanding and generation share "
-                             "parameters (Janus, Show-o, Harmon), so understanding is not forgotten")
-    parser.add_argument("--i2t-weight", type=float, default=1.0, help="weight of the image-to-text loss")
-    parser.add_argument("--lora-r", type=int, default=None, help="train LoRA adapters of this rank")
-    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
-    parser.add_argument("--lora-targets", default=None,
-                        help="comma-separated module names for LoRA (default: every linear layer RecA trains)")
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="recompute activations in the backward pass: less memory, more compute")
-    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=None,
-                        help="default: bf16 on a GPU that supports it, else fp32")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dtype", default=None,
-                        help="weights dtype (default float32, or the loader's choice when quantized); "
-                             "bfloat16 halves memory but loses small updates")
-    parser.add_argument("--quantization", default=None,
-                        help="nf4 or int8; needs --lora-r, since quantized weights cannot be trained")
-    parser.set_defaults(run=run_train_command)
-
-
-def run_train_command(args) -> int:
-    from recakit.adapter import adapter_for
-    from recakit.janus import load_model
-    from recakit.objective import freeze_for_reca
-    from recakit.toy import ToyUnifiedModel
-
-    if args.quantization and not args.lora_r:
-        raise ValueError("quantized weights cannot be trained: add --lora-r (e.g. 16) to train LoRA adapters")
-    images = image_files(args.images)
-    i2t_pairs = read_pairs(args.i2t) if args.i2t else None
-    state = distributed_state()
-    # Full fine-tuning keeps float32 weights under bf16 autocast by default: AdamW updates at RecA's
-    # learning rates are mostly below bfloat16's resolution and would be rounded away.
-    if args.dtype:
-        dtype = getattr(torch, args.dtype)
-    else:
-        dtype = None if args.quantization else torch.float32
-    model, processor = load_model(args.model, device=args.device or str(state.device), dtype=dtype,
-                                  quantization=args.quantization)
-    if i2t_pairs and isinstance(model, ToyUnifiedModel):
-        raise ValueError("--i2t would train nothing on the toy: its understanding side is frozen and "
-                         "shares no parameters with its generator")
-    if not i2t_pairs and adapter_for(model, processor).shares_language_model and state.is_main_process:
-        warnings.warn(f"{type(model).__name__} understands and generates with one language model, so RecA "
-                      "alone lets its image-to-text ability drift; upstream mixes image-to-text pairs in 1:1 "
-                      "for such models. Pass --i2t PAIRS.jsonl to do the same.", stacklevel=2)
-    freeze_for_reca(model)
-    model.train()  # the frozen encoder and tokenizer stay in eval: freeze_for_reca pins them
-    if args.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    if args.lora_r:
-        targets = args.lora_targets.split(",") if args.lora_targets else default_lora_targets(model)
-        model = add_lora(model, {"r": args.lora_r, "lora_alpha": args.lora_alpha or 2 * args.lora_r,
-                                 "target_modules": targets})
-    out = Path(args.out)
-    loss_fn = reca_loss_fn(processor, instruction_dropout=args.instruction_dropout,
-                           resolution=args.resolution, i2t_pairs=i2t_pairs, i2t_weight=args.i2t_weight)
-    history = train(model, loss_fn, images, steps=args.steps, batch_size=args.batch_size,
-                    lr=args.lr, betas=tuple(args.adam_betas), grad_accum=args.grad_accum,
-                    weight_decay=args.weight_decay, schedule=args.schedule,
-                    warmup_steps=round(args.steps / 100) if args.warmup_steps is None else args.warmup_steps,
-                    max_grad_norm=args.max_grad_norm, seed=args.seed, out_dir=out,
-                    save_every=args.save_every, resume=args.resume,
-                    mixed_precision=args.mixed_precision)
-    if state.is_main_process:
-        _save_final(model, processor, out / "final", lora=bool(args.lora_r),
-                    quantized=bool(args.quantization))
-        last = f", last loss {history[-1]['loss']:.4f}" if history else ""
-        mixed = f" (+ image-to-text from {len(i2t_pairs)} pairs)" if i2t_pairs else ""
-        print(f"trained {args.steps} steps on {len(images)} images{mixed}{last}; saved to {out / 'final'}")
-    state.wait_for_everyone()
-    return 0
-
-
-def _save_final(model, processor, final: Path, lora: bool, quantized: bool) -> None:
-    """The trained model in a folder `load_model` reads; LoRA adapters are also kept on their own
-    and merged into the weights, except into quantized weights (merging there loses precision)."""
-    if lora:
-        model.save_pretrained(final / "adapter")
-        if quantized:
-            return
-        model = model.merge_and_unload()
-    model.save_pretrained(final)
-    if processor is not None and hasattr(processor, "save_pretrained"):
-        processor.save_pretrained(final)

@@ -5,7 +5,7 @@ a notebook run leaves its figures in its output folder beside the executed noteb
 Figures: image grids, the RecA pipeline (which parts train, which stay frozen), the coloured
 token layout of a RecA training sequence, an embedding similarity heat map and a live loss curve
 that doubles as a `recakit.training.train` callback.
-(Benchmark plots beside the published numbers live in `recakit.report`.)
+(Benchmark plots beside the published numbers live in `recakit.bench.report`.)
 """
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def janus_tiny():
     """(model, processor) of the tiny offline Janus, shared by the whole session: treat it as
-    read-only (tests that train or freeze build their own with recakit.janus.tiny_janus)."""
-    from recakit.janus import tiny_janus
+    read-only (tests that train or freeze build their own with recakit.models.janus.tiny_janus)."""
+    from recakit.models.janus import tiny_janus
 
     return tiny_janus(seed=0)
 
@@ -28,7 +28,7 @@ def janus_sensitive():
     image logits are nearly flat (std 0.014 over the codebook), so at temperature 1 the seed
     alone decides the draw and four different prompts give the same image; scaled, their spread
     is that of a trained model's (std 1.4) and the condition decides the draw. Read-only."""
-    from recakit.janus import tiny_janus
+    from recakit.models.janus import tiny_janus
 
     model, processor = tiny_janus(seed=0)
     head = model.model.generation_head.vision_head

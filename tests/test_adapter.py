@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from recakit.adapter import UnifiedAdapter, adapter_for
-from recakit.janus import JanusAdapter, tiny_janus
+from recakit.adapter import UnifiedAdapter
+from recakit.registry import adapter_for
+from recakit.models.janus import JanusAdapter, tiny_janus
 from recakit.objective import reca_loss
 
 

@@ -142,7 +142,7 @@ def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
     import torch._dynamo.utils
 
     gpu = import_benchmark()
-    from recakit.adapter import adapter_for
+    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
 
     cpu = torch.device("cpu")
@@ -178,8 +178,8 @@ def test_openuni_section_steps_the_80gb_preset_and_samples_what_recakit_samples(
     import numpy as np
 
     import recakit
-    from recakit.openuni import tiny_openuni
-    from recakit.presets import get_preset
+    from recakit.models.openuni import tiny_openuni
+    from recakit.memory_presets import get_preset
 
     gpu = import_benchmark()
     result = benchmark_result(tmp_path, "--sections", "openuni", diffusers=True)

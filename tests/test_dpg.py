@@ -4,8 +4,9 @@ import json
 import pytest
 from PIL import Image
 
-import recakit.geneval as geneval
-from recakit import dpg
+import recakit.bench.runs as runs
+from recakit.bench import dpg
+from recakit.commands import dpg as dpg_commands
 
 HEADER = ",".join(dpg.CSV_COLUMNS)
 
@@ -71,7 +72,7 @@ def test_malformed_question_files_are_rejected():
 def test_csv_comes_from_the_cache_or_a_local_path(tmp_path, monkeypatch):
     monkeypatch.setenv("RECAKIT_CACHE", str(tmp_path / "cache"))
     fetched = []
-    monkeypatch.setattr(geneval, "_download", lambda url, timeout: fetched.append(url) or CSV.encode())
+    monkeypatch.setattr(runs, "_download", lambda url, timeout: fetched.append(url) or CSV.encode())
     assert list(dpg.load_items()) == ["truck", "cat"]
     assert list(dpg.load_items()) == ["truck", "cat"]
     assert fetched == [dpg.DPG_CSV_URL]  # downloaded once, then cached
@@ -93,7 +94,7 @@ def test_offline_without_cache_names_the_file_to_provide(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise OSError("no network")
 
-    monkeypatch.setattr(geneval, "_download", offline)
+    monkeypatch.setattr(runs, "_download", offline)
     with pytest.raises(RuntimeError, match=str(tmp_path / "dpg" / "dpg_bench.csv")):
         dpg.load_items()
 
@@ -232,7 +233,7 @@ def test_blip_vqa_wiring_with_a_tiny_random_model():
 
 
 def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     local = tmp_path / "dpg.csv"
     local.write_text(CSV)
@@ -245,7 +246,7 @@ def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
     run.mkdir()
     write_grid(run / "cat.png", ["blue", "red"])
     (run / "run.json").write_text(json.dumps({"n_per_prompt": 2}))
-    monkeypatch.setattr(dpg, "BlipVQA", lambda model_id, device=None: ColourVQA())
+    monkeypatch.setattr(dpg_commands, "BlipVQA", lambda model_id, device=None: ColourVQA())
     out = tmp_path / "scores" / "dpg.json"
     assert main(["dpg", "score", str(run), "--csv", str(local), "--out", str(out)]) == 0
     summary = json.loads(out.read_text())

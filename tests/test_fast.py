@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recakit.adapter import adapter_for
-from recakit.fast import (chunked_image_loss, fast_sample_image_tokens, generation_stack, one_query_attention,
-                          use_chunked_loss)
-from recakit.janus import tiny_janus
+from recakit.fast import fast_sample_image_tokens, generation_stack, one_query_attention
+from recakit.models.janus import tiny_janus
+from recakit.objective import chunked_image_loss, use_chunked_loss
+from recakit.registry import adapter_for
 from recakit.sampling import generate_image_tokens, reconstruct
 
 PROMPTS = ["a red circle", "two blue squares left of a star", "a cat", "a green triangle"]
@@ -133,7 +133,7 @@ def test_only_large_codebooks_take_the_chunked_loss(tiny):
 
 
 def test_objective_uses_the_chunked_loss_for_large_codebooks(tiny, monkeypatch):
-    from recakit import fast
+    from recakit import objective
     from recakit.objective import reca_loss
 
     model, processor = tiny
@@ -143,10 +143,10 @@ def test_objective_uses_the_chunked_loss_for_large_codebooks(tiny, monkeypatch):
     images = [Image.fromarray(array) for array in images]
     torch.manual_seed(0)
     plain = reca_loss(model, processor, images, sample_seeds=[3])
-    monkeypatch.setattr(fast, "CHUNKED_LOSS_MIN_CODES", 2)
+    monkeypatch.setattr(objective, "CHUNKED_LOSS_MIN_CODES", 2)
     calls = []
-    original = fast.chunked_image_loss
-    monkeypatch.setattr(fast, "chunked_image_loss", lambda *a, **k: calls.append(1) or original(*a, chunk_tokens=5))
+    original = objective.chunked_image_loss
+    monkeypatch.setattr(objective, "chunked_image_loss", lambda *a, **k: calls.append(1) or original(*a, chunk_tokens=5))
     chunked = reca_loss(model, processor, images, sample_seeds=[3])
     assert calls
     torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-6)

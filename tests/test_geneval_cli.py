@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import recakit.geneval as geneval
-from recakit.cli import main
+import recakit.bench.geneval as geneval
+import recakit.bench.runs as runs
+import recakit.commands.geneval as geneval_commands
+from recakit.commands.main import main
 
 # the official prompt file, kept as test data (MIT; see tests/data/README.md)
 OFFICIAL_COPY = Path(__file__).resolve().parent / "data" / "geneval" / "evaluation_metadata.jsonl"
@@ -39,7 +41,7 @@ class FakeNetwork(list):
 @pytest.fixture
 def downloads(monkeypatch):
     network = FakeNetwork()
-    monkeypatch.setattr(geneval, "_download", network.download)
+    monkeypatch.setattr(runs, "_download", network.download)
     return network
 
 
@@ -62,7 +64,7 @@ def test_corrupted_cache_is_reported_and_fetched_again(cache, downloads, capsys)
     assert downloads == [geneval.OFFICIAL_METADATA_URL]
     assert "wrong SHA-256" in capsys.readouterr().err
     assert len(entries) == 553
-    assert geneval.sha256_of(cache / CACHED) == geneval.OFFICIAL_METADATA_SHA256
+    assert runs.sha256_of(cache / CACHED) == geneval.OFFICIAL_METADATA_SHA256
 
 
 def test_a_download_with_the_wrong_checksum_is_not_cached(cache, downloads):
@@ -215,11 +217,11 @@ def test_sample_command_uses_load_model(tmp_path, monkeypatch):
 
     fake = FakeGenerator()
     loaded = []
-    fake_janus = types.ModuleType("recakit.janus")
-    fake_janus.load_model = lambda name, device=None: loaded.append((name, device)) or ("model", "processor")
+    fake_registry = types.ModuleType("recakit.registry")
+    fake_registry.load_model = lambda name, device=None: loaded.append((name, device)) or ("model", "processor")
     fake_sampling = types.ModuleType("recakit.sampling")
     fake_sampling.generate_images = fake
-    monkeypatch.setitem(sys.modules, "recakit.janus", fake_janus)
+    monkeypatch.setitem(sys.modules, "recakit.registry", fake_registry)
     monkeypatch.setitem(sys.modules, "recakit.sampling", fake_sampling)
     out = tmp_path / "run"
     assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--n-per-prompt", "2", "--limit", "3",
@@ -312,7 +314,7 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     # the choices list was built from SCORERS at parser time; call the command function directly
     args = argparse.Namespace(folder=str(tmp_path / "run"), scorer="fake", out=str(out), batch_size=16, device=None,
                               detector_model=None, clip_model=None)
-    assert geneval._run_score(args) == 0
+    assert geneval_commands._run_score(args) == 0
     summary = json.loads(out.read_text())
     assert set(summary["tasks"]) == set(geneval.TASKS)
     assert summary["tasks"]["colors"] == 0.5 and summary["n_images"] == 2 and summary["scorer"] == "fake"
@@ -320,7 +322,7 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
     table = capsys.readouterr().out
     assert "colors" in table and "50.0" in table
     with pytest.raises(ValueError, match="mask2former scorer only"):
-        geneval._run_score(argparse.Namespace(**{**vars(args), "device": "cuda"}))
+        geneval_commands._run_score(argparse.Namespace(**{**vars(args), "device": "cuda"}))
 
 
 def test_unknown_scorer_and_empty_folder(tmp_path):

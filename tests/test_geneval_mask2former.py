@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from recakit.geneval import CLASSES, COLORS, SCORE_THRESHOLD, judge
-from recakit.geneval_mask2former import (CROP_BACKGROUND, Mask2FormerDetector, build_mask2former, color_crop,
+from recakit.bench.geneval import CLASSES, COLORS, SCORE_THRESHOLD, judge
+from recakit.bench.mask2former import (CROP_BACKGROUND, Mask2FormerDetector, build_mask2former, color_crop,
                                          geneval_name, mask_box)
 
 transformers = pytest.importorskip("transformers")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from recakit.geneval import MINI_METADATA, TASKS, read_metadata, validate_entry
-from recakit.geneval_mini import (UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption, names_unseen_pair,
+from recakit.bench.geneval import MINI_METADATA, TASKS, read_metadata, validate_entry
+from recakit.toy.geneval_mini import (UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption, names_unseen_pair,
                                   prompt_for, to_jsonl)
-from recakit.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
+from recakit.toy.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_builder_writes_the_same_file_in_any_interpreter(hash_seed):
     prompts: fresh interpreters with other hash seeds and moved-on global generators write the
     shipped file."""
     script = ("import random, sys; random.seed(int(sys.argv[1])); random.random(); "
-              "from recakit.geneval_mini import build_entries, to_jsonl; sys.stdout.write(to_jsonl(build_entries()))")
+              "from recakit.toy.geneval_mini import build_entries, to_jsonl; sys.stdout.write(to_jsonl(build_entries()))")
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", script, hash_seed], env=env, capture_output=True, text=True,
                           timeout=300)

@@ -1,7 +1,7 @@
 """GenEval judging rules on hand-made detections: every task, every relation, every threshold."""
 import pytest
 
-from recakit.geneval import (COUNTING_SCORE_THRESHOLD, SCORE_THRESHOLD, TASKS, judge, kept_detections,
+from recakit.bench.geneval import (COUNTING_SCORE_THRESHOLD, SCORE_THRESHOLD, TASKS, judge, kept_detections,
                              relative_position, summarize)
 
 

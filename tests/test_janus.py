@@ -1,4 +1,4 @@
-"""recakit.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
+"""recakit.models.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
 import json
 import os
 import subprocess
@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, packed_4bit_layers
 
-from recakit.adapter import adapter_for
-from recakit.janus import (CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, full_precision_layers, load_model,
-                           tiny_janus)
+from recakit.registry import adapter_for
+from recakit.models.janus import (CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, full_precision_layers,
+                                  tiny_janus)
+from recakit.registry import load_model
 from recakit.sampling import generate_image_tokens, generate_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def test_offline_hub_id_names_the_id_and_the_fix(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
     env.pop("TRANSFORMERS_CACHE", None)
-    script = "from recakit.janus import load_model; load_model('deepseek-community/Janus-Pro-1B', device='cpu')"
+    script = "from recakit.registry import load_model; load_model('deepseek-community/Janus-Pro-1B', device='cpu')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
@@ -126,7 +127,7 @@ def test_offline_hub_id_names_the_id_and_the_fix(tmp_path):
 
 
 def test_the_name_toy_loads_the_toy_model(monkeypatch):
-    import recakit.toy
+    import recakit.toy.model
 
     calls = []
 
@@ -134,7 +135,7 @@ def test_the_name_toy_loads_the_toy_model(monkeypatch):
         calls.append(device)
         return "toy model", "toy processor"
 
-    monkeypatch.setattr(recakit.toy, "load_toy", fake_load_toy)
+    monkeypatch.setattr(recakit.toy.model, "load_toy", fake_load_toy)
     assert load_model("toy", device="cpu") == ("toy model", "toy processor")
     assert calls == [torch.device("cpu")]
 
@@ -166,15 +167,15 @@ def test_preprocessing_is_shared_once_between_tokens_and_embeddings(janus_tiny, 
 
     monkeypatch.setattr(processor.image_processor.__class__, "__call__", counting)
     images = square_images[:2]
-    tokens = adapter.image_tokens(images)
-    embeddings = adapter.understanding_embeddings(images)
+    tokens, embeddings = adapter.reca_views(images)
     assert len(calls) == 1
-    fresh = JanusAdapter(model, processor)
-    assert torch.equal(fresh.image_tokens(images), tokens)
-    assert torch.equal(fresh.understanding_embeddings(images), embeddings)
-    adapter.understanding_embeddings(images)  # reused once only: a later call preprocesses again
-    adapter.understanding_embeddings(square_images[1:3])
-    assert len(calls) == 4  # tokens, fresh tokens, the repeat, the new images
+    assert torch.equal(adapter.image_tokens(images), tokens)
+    assert torch.equal(adapter.understanding_embeddings(images), embeddings)
+    assert len(calls) == 3  # the separate calls preprocess on their own: no hidden memo
+    shrunk_tokens, shrunk = adapter.reca_views(images, resolution=8)
+    assert len(calls) == 5  # a bottleneck resolution needs the encoder's own pixels
+    assert torch.equal(shrunk_tokens, tokens)
+    assert torch.equal(shrunk, adapter.understanding_embeddings(images, resolution=8))
 
 
 def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):

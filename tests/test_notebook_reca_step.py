@@ -59,7 +59,7 @@ def test_the_hand_written_step_is_reca_loss_on_janus():
 
 def test_the_hand_written_step_is_reca_loss_on_the_toy():
     from recakit import load_model
-    from recakit.shapes import scene_dataset
+    from recakit.toy.shapes import scene_dataset
 
     model, processor = load_model("toy", device="cpu")
     batch_size = 8

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, full_forward_image_logits
 
-from recakit import fast
-from recakit.janus import JanusAdapter, tiny_janus
+from recakit import objective
+from recakit.models.janus import JanusAdapter, tiny_janus
 from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_choices,
                                reca_loss, sample_choices)
 
@@ -39,6 +39,11 @@ class RecordingAdapter(JanusAdapter):
         embeddings = super().understanding_embeddings(images, resolution)
         self.embeddings.append(embeddings)
         return embeddings
+
+    def reca_views(self, images, resolution=None):
+        targets, embeddings = super().reca_views(images, resolution)
+        self.embeddings.append(embeddings)
+        return targets, embeddings
 
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
         self.drops += [bool(flag) for flag in drop]
@@ -82,9 +87,9 @@ def test_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(janus_sensi
     model, processor = janus_sensitive
     chunk_calls = []
     if path == "chunked":
-        original = fast.chunked_image_loss
-        monkeypatch.setattr(fast, "CHUNKED_LOSS_MIN_CODES", 2)
-        monkeypatch.setattr(fast, "chunked_image_loss",
+        original = objective.chunked_image_loss
+        monkeypatch.setattr(objective, "CHUNKED_LOSS_MIN_CODES", 2)
+        monkeypatch.setattr(objective, "chunked_image_loss",
                             lambda *a, **k: chunk_calls.append(1) or original(*a, chunk_tokens=5))
     recorder = RecordingAdapter(model, processor)
     images = square_images[:3]

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import recakit
-from recakit import dpg
-from recakit.openuni import OPENUNI_SIZES, read_checkpoint, tiny_openuni
+from recakit.bench import dpg
+from recakit.models.openuni import OPENUNI_SIZES, read_checkpoint, tiny_openuni
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"progress": False}
@@ -247,7 +247,7 @@ def test_a_saved_folder_loads_through_load_model(openuni_tiny, openuni_folder):
 
 
 def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openuni_folder):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     out = tmp_path / "geneval"
     assert main(["geneval", "sample", "--model", str(openuni_folder), "--set", "mini", "--limit", "2",
@@ -268,7 +268,7 @@ def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openun
 
 
 def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     images = tmp_path / "images"
     images.mkdir()
@@ -289,7 +289,7 @@ def test_offline_a_released_size_names_every_hub_id_to_download(tmp_path):
     """A fresh interpreter: the hub client reads HF_HUB_OFFLINE and HF_HOME at import."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
-    script = "from recakit.janus import load_model; load_model('openuni-l', device='cpu')"
+    script = "from recakit.registry import load_model; load_model('openuni-l', device='cpu')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
@@ -305,7 +305,7 @@ def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_p
     to download (the parts are missing here, offline)."""
     from transformers.models.siglip.modeling_siglip import SiglipEncoder
 
-    from recakit.openuni import connector_config
+    from recakit.models.openuni import connector_config
 
     with torch.device("meta"):
         connector = SiglipEncoder(connector_config(1536, 8960, 24))
@@ -315,7 +315,7 @@ def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_p
     torch.save(state, tmp_path / "openuni_l_reca.pth")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
-    script = f"from recakit.janus import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
+    script = f"from recakit.registry import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line == ("ValueError: the checkpoint does not fit this OpenUni; missing: "
@@ -323,7 +323,7 @@ def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_p
 
 
 def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
-    from recakit.presets import get_preset
+    from recakit.memory_presets import get_preset
 
     assert get_preset("openuni-b-reca-24gb").memory_budget_gib < 24
     assert get_preset("openuni-l-reca-80gb").memory_budget_gib < 80
@@ -384,7 +384,7 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
     """LoRA on SANA's attention projections: the adapters and upstream's small trained glue
     (queries, connector, projector) get gradients, nothing else; merged, the model computes what
     the adapted one did and saves and loads like any OpenUni."""
-    from recakit.training import add_lora, default_lora_targets
+    from recakit.lora import add_lora, default_lora_targets
 
     model, tokenizer = tiny_openuni(seed=3)
     recakit.freeze_for_reca(model)
@@ -422,7 +422,7 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
 
 def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
     """The documented command: LoRA r4 on SANA's to_q, to_k, to_v; final/ holds the merged model."""
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     images = tmp_path / "images"
     images.mkdir()

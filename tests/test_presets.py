@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from recakit.janus import tiny_janus
+from recakit.models.janus import tiny_janus
 from recakit.objective import freeze_for_reca, reca_loss
-from recakit.presets import PRESETS, Preset, get_preset
+from recakit.memory_presets import PRESETS, Preset, get_preset
 
 
 def test_required_presets_exist_and_validate():
@@ -93,7 +93,8 @@ def test_make_optimizer_builds_the_named_optimizer_and_steps():
 
 
 def test_preset_drives_train_on_the_tiny_model():
-    from recakit.training import reca_loss_fn, train
+    from recakit.objective import reca_loss_fn
+    from recakit.training import train
 
     model, processor = tiny_janus(seed=2)
     freeze_for_reca(model)

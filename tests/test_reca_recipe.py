@@ -7,10 +7,10 @@ from PIL import Image
 
 from recakit.adapter import adapter_for
 from recakit.images import center_crop_square
-from recakit.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
+from recakit.models.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
 from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
-from recakit.shapes import random_scene, render
-from recakit.toy import ToyAdapter, load_toy
+from recakit.toy.shapes import random_scene, render
+from recakit.toy.model import ToyAdapter, load_toy
 
 
 def widen(square: Image.Image, band: int, colors=((255, 0, 255), (0, 255, 0))) -> Image.Image:

@@ -5,8 +5,8 @@ import io
 
 import pytest
 
-from recakit import report
-from recakit.geneval import TASKS, summarize
+from recakit.bench import report
+from recakit.bench.geneval import TASKS, summarize
 
 def run_summary(correct_per_task):
     results = [{"tag": task, "correct": k < correct} for task, correct in correct_per_task.items() for k in range(4)]

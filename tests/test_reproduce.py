@@ -4,12 +4,14 @@ import json
 import pytest
 from PIL import Image
 
-from recakit import geneval, load_model, reproduce
-from recakit.reproduce import aggregate, evaluation_entries, results_markdown
+from recakit import load_model
+from recakit.bench import geneval
+from recakit.toy import reproduce
+from recakit.toy.reproduce import aggregate, evaluation_entries, results_markdown
 
 
 def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     out = tmp_path / "run"
     assert main(["reproduce", "--preset", "toy", "--out", str(out), "--quick"]) == 0
@@ -44,8 +46,8 @@ def test_arms_never_see_a_training_scene_twice(tmp_path, monkeypatch):
     # Cycling a few thousand scenes, both arms memorised them; every step must bring new ones.
     from conftest import RecordedReads
 
-    from recakit import reproduce
-    from recakit.toy import load_toy
+    from recakit.toy import reproduce
+    from recakit.toy.model import load_toy
 
     datasets = []
     real_dataset = reproduce.scene_dataset
@@ -96,10 +98,10 @@ def test_reca_arm_splits_its_batch_by_share():
     import torch
 
     from recakit.objective import reca_loss
-    from recakit.reproduce import arm_loss
-    from recakit.shapes import scene_dataset
-    from recakit.toy import load_toy
-    from recakit.toy_train import UNCONDITIONAL_RATE
+    from recakit.toy.reproduce import arm_loss
+    from recakit.toy.shapes import scene_dataset
+    from recakit.toy.model import load_toy
+    from recakit.toy.train_base import UNCONDITIONAL_RATE
 
     model, processor = load_toy()
     data = scene_dataset(4, seed=3)
@@ -126,7 +128,7 @@ def test_reca_arm_splits_its_batch_by_share():
 def test_a_shipped_arm_scores_exactly_what_its_reproduction_run_reported(name, tmp_path):
     # The shipped arms are seed 0 of `recakit reproduce --preset toy` (their training.json says
     # how): sampled with the run's settings on the whole GenEval-mini, they give the run's scores.
-    from recakit.toy import SHIPPED_MODELS
+    from recakit.toy.model import SHIPPED_MODELS
 
     model, processor = load_model(name, device="cpu")
     reported = json.loads((SHIPPED_MODELS[name] / "training.json").read_text())["geneval_mini"]

@@ -4,7 +4,7 @@ import torch
 from conftest import full_forward_image_logits
 from PIL import Image
 
-from recakit.adapter import adapter_for
+from recakit.registry import adapter_for
 from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
 from recakit.sampling import caption, generate_image_tokens, generate_images, reconstruct
 
@@ -162,7 +162,7 @@ def test_bad_inputs_are_explained(janus_tiny, square_images):
 
 
 def test_sampling_right_after_training_uses_eval_mode_and_restores_it(square_images):
-    from recakit.janus import tiny_janus
+    from recakit.models.janus import tiny_janus
 
     model, processor = tiny_janus(seed=0, text_config={"attention_dropout": 0.5})
     reference = generate_image_tokens(model, processor, PROMPTS[:2], seed=1, **QUIET)
@@ -175,7 +175,7 @@ def test_sampling_right_after_training_uses_eval_mode_and_restores_it(square_ima
 def test_decoding_leaves_cudnn_attention_out_and_restores_it(janus_tiny, square_images, monkeypatch):
     """cuDNN's attention plans every new key length on the CPU, which made the plain loop's step
     several times slower on a GPU; image and caption decoding run without it, and put it back."""
-    from recakit.janus import JanusAdapter
+    from recakit.models.janus import JanusAdapter
 
     model, processor = janus_tiny
     seen = []

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recakit.geneval import relative_position
-from recakit.geneval_mini import build_entries, is_heldout_caption
-from recakit.shapes import (BACKGROUND, COLORS, GAP, SHAPES, Scene, ShapeObject, add_commands, clear_relation,
+from recakit.bench.geneval import relative_position
+from recakit.commands.toy import add_shapes_commands
+from recakit.toy.geneval_mini import build_entries, is_heldout_caption
+from recakit.toy.shapes import (BACKGROUND, COLORS, GAP, SHAPES, Scene, ShapeObject, clear_relation,
                             dense_caption, random_scene, relations_between, render, scene_dataset, scene_for_entry,
                             sparse_caption)
 
@@ -194,7 +195,7 @@ def test_scene_dataset_is_deterministic_and_held_out():
 def run_command(argv):
     # Only this module's commands: the full CLI would import every other module too.
     parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    add_shapes_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.run(args)
 
@@ -226,7 +227,7 @@ def test_sparse_caption_never_miscounts():
 
 def test_render_command_defaults_to_geneval_mini_and_names_bad_classes(tmp_path):
     parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    add_shapes_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["shapes", "render", "--out", str(tmp_path)])
     assert args.metadata.endswith("geneval_mini.jsonl") and Path(args.metadata).exists()
     metadata = tmp_path / "coco.jsonl"

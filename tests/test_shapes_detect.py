@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from recakit.geneval import judge, summarize
-from recakit.geneval_mini import build_entries
-from recakit.shapes import BACKGROUND, COLORS, SHAPES, SUPERSAMPLE, Scene, ShapeObject, render, scene_for_entry
-from recakit.shapes_detect import ShapesDetector, connected_components, nearest_color, roughen
+from recakit.bench.geneval import judge, summarize
+from recakit.toy.geneval_mini import build_entries
+from recakit.toy.shapes import BACKGROUND, COLORS, SHAPES, SUPERSAMPLE, Scene, ShapeObject, render, scene_for_entry
+from recakit.toy.detect import ShapesDetector, connected_components, nearest_color, roughen
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +138,13 @@ def test_blurred_and_noisy_renderings_still_score_high(detector, truth):
 
 
 def test_vq_roundtrip_renderings_score_at_least_95_percent(detector, truth):
-    toy = pytest.importorskip("recakit.toy")
-    try:
-        vq = toy.load_toy_vq()
-    except (FileNotFoundError, OSError) as error:
-        pytest.skip(f"the shipped toy VQ tokenizer is not available: {error}")
+    from recakit import adapter_for, load_model
+
+    adapter = adapter_for(*load_model("toy", device="cpu"))
     entries, images, _ = truth
     roundtrip = []
     for start in range(0, len(images), 32):
-        roundtrip += vq.roundtrip(images[start:start + 32])
+        roundtrip += adapter.decode_image_tokens(adapter.image_tokens(images[start:start + 32]))
     results = [{"tag": entry["tag"], "correct": judge(entry, found)[0]}
                for entry, found in zip(entries, detector.detect(roundtrip))]
     assert summarize(results)["overall"] >= 0.95

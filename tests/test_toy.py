@@ -7,9 +7,8 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, full_forward_image_logits
 
-from recakit.shapes import random_scene, render
-from recakit.toy import (PAD, UNK, ToyAdapter, ToyProcessor, ToyUnifiedModel, default_config, load_toy,
-                         load_toy_vq)
+from recakit.toy.shapes import random_scene, render
+from recakit.toy.model import PAD, UNK, ToyAdapter, ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +105,7 @@ def test_reca_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(shippe
 def test_caption_loss_counts_each_caption_token_and_its_end_once(shipped, scenes):
     """The describer's loss against one built by hand, caption by caption: the targets are the
     caption's words and the end token, never the begin token or the padding of shorter rows."""
-    from recakit.toy import BOS, EOS
+    from recakit.toy.model import BOS, EOS
 
     model, processor = shipped
     adapter = model.reca_adapter(processor)
@@ -141,7 +140,7 @@ def test_save_load_round_trip(tmp_path, scenes):
 
 
 def test_load_model_recognises_a_saved_toy_folder(tmp_path):
-    from recakit.janus import load_model
+    from recakit.registry import load_model
 
     processor = ToyProcessor.from_captions(["a photo of a red circle"])
     model = ToyUnifiedModel(default_config(len(processor), num_queries=4))
@@ -169,8 +168,8 @@ def test_processor_words_and_images(scenes):
 
 
 def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
-    vq = load_toy_vq()
-    rebuilt = vq.roundtrip(scenes)
+    adapter = ToyAdapter(*load_toy())
+    rebuilt = adapter.decode_image_tokens(adapter.image_tokens(scenes))
     assert [image.size for image in rebuilt] == [(64, 64)] * 4
     import numpy as np
 
@@ -205,7 +204,7 @@ def test_shipped_understanding_sees_shape_and_colour(shipped):
     import torch.nn.functional as F
 
     from recakit.sampling import caption
-    from recakit.shapes import COLORS, SHAPES, Scene, ShapeObject
+    from recakit.toy.shapes import COLORS, SHAPES, Scene, ShapeObject
 
     model, processor = shipped
     red_shapes = [render(Scene([ShapeObject(shape, "red", 0.5, 0.5, 0.35)])) for shape in SHAPES]
@@ -222,7 +221,7 @@ def test_shipped_understanding_sees_shape_and_colour(shipped):
 
 
 def test_train_base_stages_resume(tmp_path):
-    from recakit.toy_train import QUICK, shape_check, train_base
+    from recakit.toy.train_base import QUICK, shape_check, train_base
 
     sizes = dict(QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
     model, processor, progress = train_base(tmp_path, sizes=sizes, quick=True)
@@ -240,8 +239,8 @@ def test_train_base_stages_resume(tmp_path):
 def test_stage_1b_trains_the_understanding_side_around_a_fixed_vision_encoder():
     # Trained by stage 1b's caption and alignment losses too, the encoder forgot the shapes stage
     # 1a had taught it; stage 1b must leave it exactly as it was and still train the rest.
-    from recakit.shapes import scene_dataset
-    from recakit.toy_train import train_understanding
+    from recakit.toy.shapes import scene_dataset
+    from recakit.toy.train_base import train_understanding
 
     dataset = scene_dataset(8, seed=0)
     examples = [dataset[i] for i in range(8)]
@@ -262,8 +261,8 @@ def test_stage_1b_trains_the_understanding_side_around_a_fixed_vision_encoder():
 def test_length_groups_change_no_row_of_stage_1b(shipped):
     # Stage 1b runs captions in sets of similar length to waste less compute on padding; every
     # row's query states and caption loss must come out as one padded call gives them, in order.
-    from recakit.shapes import dense_caption, random_scene, sparse_caption
-    from recakit.toy_train import in_length_groups
+    from recakit.toy.shapes import dense_caption, random_scene, sparse_caption
+    from recakit.toy.train_base import in_length_groups
 
     model, processor = shipped
     scenes = [random_scene(seed) for seed in range(10)]
@@ -287,7 +286,7 @@ def test_length_groups_change_no_row_of_stage_1b(shipped):
 def test_shape_check_tells_the_shipped_stage_1_from_an_untrained_one():
     # A from-scratch stage 1 whose image states kept colour but lost shape (0.19 here) made a
     # base RecA did not help; the check after stage 1 must tell such a stage 1 from a good one.
-    from recakit.toy_train import SHAPE_CHECK_FLOOR, shape_check
+    from recakit.toy.train_base import SHAPE_CHECK_FLOOR, shape_check
 
     model, processor = load_toy()
     shipped = shape_check(model, processor)
@@ -298,7 +297,7 @@ def test_shape_check_tells_the_shipped_stage_1_from_an_untrained_one():
 
 
 def test_a_stage_1_that_loses_shape_is_trained_again_from_another_start(tmp_path, monkeypatch):
-    from recakit import toy_train
+    from recakit.toy import train_base as toy_train
 
     verdicts = iter([0.1, 0.9])  # the first stage 1 loses shape, the second keeps it
     monkeypatch.setattr(toy_train, "shape_check", lambda model, processor: {"shape": next(verdicts), "colour": 1.0})
@@ -321,7 +320,7 @@ def test_a_stage_1_that_loses_shape_is_trained_again_from_another_start(tmp_path
 
 
 def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch):
-    from recakit import toy_train
+    from recakit.toy import train_base as toy_train
 
     monkeypatch.setattr(toy_train, "shape_check", lambda model, processor: {"shape": 0.1, "colour": 1.0})
     seeds = []
@@ -347,7 +346,7 @@ def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch)
 
 
 def test_train_base_command_reports_the_shape_check(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     assert main(["toy", "train-base", "--out", str(tmp_path), "--quick"]) == 0
     assert "lone object's shape for" in capsys.readouterr().out
@@ -358,8 +357,8 @@ def test_generator_stage_draws_unseen_scenes_every_step():
     # new examples of the stream.
     from conftest import RecordedReads
 
-    from recakit.shapes import scene_dataset
-    from recakit.toy_train import train_generator
+    from recakit.toy.shapes import scene_dataset
+    from recakit.toy.train_base import train_generator
 
     model, processor = load_toy()
     stream = RecordedReads(scene_dataset(100, seed=3))
@@ -373,7 +372,7 @@ def test_generator_stage_draws_unseen_scenes_every_step():
 
 
 def test_factored_head_scores_every_code_as_pattern_plus_colour():
-    from recakit.toy import FactoredCodeEmbedding, FactoredCodeHead
+    from recakit.toy.model import FactoredCodeEmbedding, FactoredCodeHead
 
     torch.manual_seed(0)
     head, embedding = FactoredCodeHead(16, num_masks=5, num_colors=3), FactoredCodeEmbedding(5, 3, 16)
@@ -396,7 +395,7 @@ def test_factored_head_scores_every_code_as_pattern_plus_colour():
 def test_factored_loss_equals_cross_entropy_over_every_code():
     """The head's loss from its pattern and colour logits alone is the cross-entropy over the
     full patterns x colours table, in value and in gradient."""
-    from recakit.toy import FactoredCodeHead, code_loss
+    from recakit.toy.model import FactoredCodeHead, code_loss
 
     torch.manual_seed(0)
     head = FactoredCodeHead(16, num_masks=7, num_colors=4)
@@ -437,7 +436,7 @@ def test_toy_generation_loss_takes_the_factored_shortcut(shipped, scenes):
         assert loss.item() == pytest.approx(image_generation_loss(adapter, prefix, mask, targets).item(), abs=1e-5)
     # a 1024-pattern head has 12 288 codes, past the size where full logits are chunked: the
     # shortcut is still taken, since it never builds them
-    from recakit.fast import CHUNKED_LOSS_MIN_CODES, use_chunked_loss
+    from recakit.objective import CHUNKED_LOSS_MIN_CODES, use_chunked_loss
 
     large = model.reca_adapter(processor)
     large.codebook_size = CHUNKED_LOSS_MIN_CODES * 3
@@ -448,7 +447,7 @@ def test_background_does_not_lend_objects_its_colour():
     """Four patches in five are background. Scored as empty + colour 0, they trained colour 0 up
     for every pattern, and objects came out in colour 0 (brown) four times as often as in their
     own colour; with a colourless empty code the head learns the true split."""
-    from recakit.toy import FactoredCodeHead
+    from recakit.toy.model import FactoredCodeHead
 
     torch.manual_seed(0)
     head = FactoredCodeHead(8, num_masks=4, num_colors=3)
@@ -467,7 +466,7 @@ def test_background_does_not_lend_objects_its_colour():
 
 
 def test_patch_tokenizer_gives_empty_patches_one_code(shipped, scenes):
-    from recakit.toy import EMPTY_PATTERN
+    from recakit.toy.model import EMPTY_PATTERN
 
     model, processor = shipped
     pixels = processor.pixel_values(scenes)

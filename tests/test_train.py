@@ -10,7 +10,11 @@ import safetensors.torch
 import torch
 from safetensors.torch import load_file
 
+import recakit.commands.train as train_command
 import recakit.training as train_module
+from recakit import lora
+from recakit.images import read_pairs
+from recakit.objective import reca_loss_fn
 from recakit.training import batch_indices, sample_seeds, train
 
 
@@ -246,7 +250,7 @@ def test_merge_lora_folds_the_adapters_into_the_original_layers():
           lora={"r": 2, "target_modules": ["fc1"]}, **quiet())
     with torch.no_grad():
         with_adapters = model(inputs)
-        train_module.merge_lora(model)
+        lora.merge_lora(model)
         merged = model(inputs)
     assert sorted(model.state_dict()) == sorted(TinyNet().state_dict())
     assert type(model.fc1) is torch.nn.Linear
@@ -285,9 +289,9 @@ def test_default_lora_targets_follow_what_recA_trains_even_when_quantized():
         def get_output_embeddings(self):
             return self.text_head
 
-    assert train_module.default_lora_targets(Model()) == ["trained.proj", "head"]
+    assert lora.default_lora_targets(Model()) == ["trained.proj", "head"]
     with pytest.raises(ValueError, match="--lora-targets"):
-        train_module.default_lora_targets(Model().requires_grad_(False))
+        lora.default_lora_targets(Model().requires_grad_(False))
 
 
 def test_bad_arguments_are_refused():
@@ -321,10 +325,10 @@ def test_schedule_warms_up_then_decays():
     assert train_module._lr_factor("constant", 0, 20)(19) == 1.0
 
 
-# -- RecA end to end (needs recakit.janus and recakit.objective from the core engineer) --------
+# -- RecA end to end (needs recakit.models.janus and recakit.objective from the core engineer) --------
 reca_ready = all(importlib.util.find_spec(name) for name in
-                 ("recakit.janus", "recakit.objective"))
-needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.janus / recakit.objective not written yet")
+                 ("recakit.models.janus", "recakit.objective"))
+needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.models.janus / recakit.objective not written yet")
 
 
 def tiny_images(folder, count=4):
@@ -343,7 +347,7 @@ def test_reca_trains_a_tiny_janus(tmp_path):
     model, processor = recakit.tiny_janus()
     recakit.freeze_for_reca(model)
     images = tiny_images(tmp_path / "images")
-    history = train(model, train_module.reca_loss_fn(processor), images, steps=2, batch_size=2,
+    history = train(model, reca_loss_fn(processor), images, steps=2, batch_size=2,
                     lr=1e-3, **quiet())
     assert all(torch.isfinite(torch.tensor(record["loss"])) for record in history)
     assert history[0]["grad_norm"] > 0
@@ -353,7 +357,7 @@ def test_reca_trains_a_tiny_janus(tmp_path):
 @pytest.mark.parametrize("lora", [False, True])
 def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     import recakit
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
     model.save_pretrained(tmp_path / "base")
@@ -383,7 +387,7 @@ def write_pairs(tmp_path, images, captions=("a pale square", "a bright square"))
 
 def test_read_pairs_resolves_paths_and_names_the_bad_line(tmp_path):
     images = tiny_images(tmp_path / "images", count=2)
-    pairs = train_module.read_pairs(write_pairs(tmp_path, images))
+    pairs = read_pairs(write_pairs(tmp_path, images))
     assert pairs == [(images[0], "a pale square"), (images[1], "a bright square")]
     bad = {
         '{"image": "images/0.png", "caption": "ok"}\nnot json': "line 2: not JSON",
@@ -395,9 +399,9 @@ def test_read_pairs_resolves_paths_and_names_the_bad_line(tmp_path):
     for text, message in bad.items():
         (tmp_path / "bad.jsonl").write_text(text)
         with pytest.raises((ValueError, FileNotFoundError), match=message):
-            train_module.read_pairs(tmp_path / "bad.jsonl")
+            read_pairs(tmp_path / "bad.jsonl")
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        train_module.read_pairs(tmp_path / "missing.jsonl")
+        read_pairs(tmp_path / "missing.jsonl")
 
 
 @needs_reca
@@ -407,21 +411,21 @@ def test_i2t_pairs_are_drawn_per_image_so_micro_batches_agree(tmp_path):
     model, processor = recakit.tiny_janus()
     model.eval()
     images = tiny_images(tmp_path / "images")
-    pairs = train_module.read_pairs(write_pairs(tmp_path, images[:2]))
+    pairs = read_pairs(write_pairs(tmp_path, images[:2]))
     seeds = [11, 12, 13, 14]
     with torch.no_grad():
-        plain = train_module.reca_loss_fn(processor)(model, images, seeds).item()
-        mixed_fn = train_module.reca_loss_fn(processor, i2t_pairs=pairs)
+        plain = reca_loss_fn(processor)(model, images, seeds).item()
+        mixed_fn = reca_loss_fn(processor, i2t_pairs=pairs)
         mixed = mixed_fn(model, images, seeds).item()
         halves = [mixed_fn(model, images[:2], seeds[:2]).item(), mixed_fn(model, images[2:], seeds[2:]).item()]
-        unweighted = train_module.reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=0.0)(model, images, seeds).item()
+        unweighted = reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=0.0)(model, images, seeds).item()
     assert mixed > plain + 0.5  # an untrained model's caption loss is large
     assert mixed == pytest.approx(sum(halves) / 2, rel=1e-5)
     assert unweighted == pytest.approx(plain, abs=1e-6)
     with pytest.raises(ValueError, match="empty"):
-        train_module.reca_loss_fn(processor, i2t_pairs=[])
+        reca_loss_fn(processor, i2t_pairs=[])
     with pytest.raises(ValueError, match="negative"):
-        train_module.reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=-1.0)
+        reca_loss_fn(processor, i2t_pairs=pairs, i2t_weight=-1.0)
 
 
 @needs_reca
@@ -429,7 +433,7 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
     # tiny_janus ties the text head to the input embeddings, so RecA alone moves the rows of the
     # instruction tokens it embeds; image-to-text's softmax over the vocabulary moves every row
     import recakit
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
     model.save_pretrained(tmp_path / "base")
@@ -458,7 +462,7 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
 
 
 def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
-    from recakit.cli import build_parser, main
+    from recakit.commands.main import build_parser, main
 
     args = build_parser().parse_args(["train", "--model", "toy", "--images", "x", "--out", "y"])
     assert (args.lr, tuple(args.adam_betas), args.weight_decay, args.schedule, args.max_grad_norm) == \
@@ -468,8 +472,8 @@ def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
     def fake_train(model, loss_fn, data, **options):
         received.update(options)
         return []
-    monkeypatch.setattr(train_module, "train", fake_train)
-    monkeypatch.setattr(train_module, "_save_final", lambda *args, **kwargs: None)
+    monkeypatch.setattr(train_command, "train", fake_train)
+    monkeypatch.setattr(train_command, "_save_final", lambda *args, **kwargs: None)
     tiny_images(tmp_path / "images")
     assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run"),
                  "--steps", "400", "--device", "cpu"]) == 0
@@ -480,7 +484,7 @@ def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
 
 
 def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     (tmp_path / "images").mkdir()
     command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run")]
@@ -496,7 +500,7 @@ def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
 
 def shipped_toy_exists():
     try:
-        from recakit.toy import SHIPPED_BASE
+        from recakit.toy.model import SHIPPED_BASE
     except ImportError:
         return False
     return SHIPPED_BASE.exists()
@@ -504,7 +508,7 @@ def shipped_toy_exists():
 
 @pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_trains_the_toy_with_lora(tmp_path):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     tiny_images(tmp_path / "images")
     out = tmp_path / "run"
@@ -517,7 +521,7 @@ def test_cli_trains_the_toy_with_lora(tmp_path):
 
 @pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     images = tiny_images(tmp_path / "images")
     command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "1",

@@ -35,12 +35,12 @@ def test_two_processes_match_one(tmp_path):
     assert (checkpoint / "rng_state_0.pt").exists() and (checkpoint / "rng_state_1.pt").exists()
 
 
-@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("recakit.janus", "recakit.objective")),
-                    reason="recakit.janus / recakit.objective not written yet")
+@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("recakit.models.janus", "recakit.objective")),
+                    reason="recakit.models.janus / recakit.objective not written yet")
 def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path):
     import recakit
     from PIL import Image
-    from recakit.cli import main
+    from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
     model.save_pretrained(tmp_path / "base")
@@ -54,7 +54,7 @@ def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path)
     assert main(command + ["--out", str(tmp_path / "single"), "--device", "cpu"]) == 0
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "recakit.cli", *command, "--out", str(tmp_path / "double")],
+         "-m", "recakit.commands.main", *command, "--out", str(tmp_path / "double")],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
     assert completed.returncode == 0, completed.stderr[-3000:]
 

@@ -3,18 +3,18 @@
 The published figures ship as data: `recakit/data/published_results.csv` (GenEval per task and
 overall, DPG-Bench and WISE, one row per model and variant: base, RecA, reference models) and
 `recakit/data/published_editing.csv` (ImgEdit and GEdit-Bench). Published numbers are x100;
-a run's GenEval summary (`recakit.geneval.summarize`) holds fractions, which these functions
+a run's GenEval summary (`recakit.bench.geneval.summarize`) holds fractions, which these functions
 turn into points. A run may carry a DPG-Bench score under "dpg" (already x100, as
-`recakit.dpg.score_folder` gives it).
+`recakit.bench.dpg.score_folder` gives it).
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from recakit.geneval import TASKS
+from recakit.bench.geneval import TASKS
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 PUBLISHED_FILES = {"generation": DATA / "published_results.csv", "editing": DATA / "published_editing.csv"}
 TEXT_COLUMNS = {"model", "variant", "params", "source"}
 

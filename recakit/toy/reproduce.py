@@ -1,6 +1,6 @@
-"""`recakit reproduce --preset toy`: RecA's headline experiment, end to end, on a CPU.
+"""RecA's headline experiment, end to end, on a CPU (`recakit reproduce --preset toy`, in `recakit.commands.toy`).
 
-From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
+From the shipped ShapesWorld toy base (`recakit.toy.model.load_toy`), for each seed:
 1. train two arms at the same compute (same steps, same number of images per step):
    - `reca`: part of each batch (`reca_share`, half by default) is unlabeled images trained with
      the RecA loss (the query states of the image, seen at `reca_resolution` px -> regenerate it
@@ -8,11 +8,11 @@ From the shipped ShapesWorld toy base (`recakit.toy.load_toy`), for each seed:
      `recakit.objective.reca_loss(..., t2i=...)`;
    - `control`: continued training on sparse text-to-image only;
 2. sample every GenEval-mini prompt from base, control and RecA with the same fixed seeds
-   (`recakit.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
+   (`recakit.bench.geneval.sample_prompts`, i.e. `recakit.sampling.generate_images`);
 3. score the images with the GenEval rules and the exact ShapesWorld detector.
 
 Everything is written under `--out`, and every step resumes: training checkpoints through
-`recakit.training.train`, samples and scores through `recakit.geneval`. Each trained arm is saved
+`recakit.training.train`, samples and scores through `recakit.bench.geneval`. Each trained arm is saved
 as a toy model folder (`seed{N}/{arm}_model`, what `load_model` reads; seed 0's are shipped as
 "toy-reca" and "toy-control") and scored from that folder. Outputs:
 `results.json` (per arm: overall and per-task scores, mean and std over seeds, per-seed values),
@@ -23,28 +23,26 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from recakit import geneval
-from recakit.adapter import adapter_for
-from recakit.objective import image_generation_loss, reca_loss
-from recakit.report import published_gains
-from recakit.shapes import scene_dataset
-from recakit.toy import load_toy
-from recakit.toy_train import SPARSE_DROP, UNCONDITIONAL_RATE
+from recakit import objective
+from recakit.bench import geneval
+from recakit.bench.report import published_gains
+from recakit.objective import reca_loss, text_dropout
+from recakit.toy.model import load_toy
+from recakit.toy.shapes import scene_dataset
+from recakit.toy.train_base import SPARSE_DROP, UNCONDITIONAL_RATE
 from recakit.training import train
 
 ARMS = ("base", "control", "reca")
 
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
-# stop before the generator learns to read image states (docs/toy_study.md, measurement 3). RecA's
-# images reach the understanding encoder at 32 px, the information bottleneck upstream advises;
-# it scored above full size on seed 0 of two bases (measurement 9).
+# stop before the generator learns to read image states (docs/toy_study.md). RecA's images reach
+# the understanding encoder at 32 px, the information bottleneck upstream advises.
 FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_per_prompt=2,
             cfg_scale=3.0, prompts_per_task=None, reca_share=0.5, reca_resolution=32)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
@@ -60,12 +58,8 @@ SAMPLE_SEED = 0
 def text_to_image_loss(model, processor, images, captions, sample_seeds):
     """Sparse text-to-image cross-entropy, the base's own training task; each row is dropped to
     the null condition (for guidance) by its own seed, as in reca_loss."""
-    adapter = adapter_for(model, processor)
-    drop = torch.tensor([random.Random(f"t2i:{seed}").random() < UNCONDITIONAL_RATE for seed in sample_seeds])
-    with torch.no_grad():
-        targets = adapter.image_tokens(images)
-    prefix, mask = adapter.prefix_from_text(captions, drop)
-    return image_generation_loss(adapter, prefix, mask, targets)
+    drop = text_dropout(len(captions), UNCONDITIONAL_RATE, sample_seeds)
+    return objective.text_to_image_loss(model, processor, images, captions, drop)
 
 
 def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int | None = None):
@@ -258,28 +252,3 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     (out / "results.md").write_text(results_markdown(results))
     samples_figure(out, seed_list[0], entries, out / "samples.png")
     return results
-
-
-# -- command line --------------------------------------------------------------------------------
-def _run_reproduce(args) -> int:
-    if args.preset != "toy":
-        raise ValueError(f"unknown preset {args.preset!r}; available: toy")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    settings = {"steps": args.steps} if args.steps else None
-    results = reproduce_toy(args.out, seeds=args.seeds, quick=args.quick, base_path=args.base, settings=settings)
-    print((Path(args.out) / "results.md").read_text())
-    return 0 if results["reca"]["overall"] is not None else 1
-
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("reproduce", help="reproduce RecA's GenEval gain on the ShapesWorld toy (CPU)")
-    parser.add_argument("--preset", default="toy", choices=["toy"], help="which reproduction (only the toy runs on a CPU)")
-    parser.add_argument("--out", required=True, help="output folder (rerunning resumes)")
-    parser.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1 (results report mean ± std)")
-    parser.add_argument("--quick", action="store_true", help="a few steps and prompts: checks that everything runs")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps of each arm (default {FULL['steps']})")
-    parser.add_argument("--base", default=None, help="a toy base folder (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.set_defaults(run=_run_reproduce)

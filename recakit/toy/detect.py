@@ -2,7 +2,7 @@
 
 GenEval scores real images with Mask2Former and CLIP; for ShapesWorld we know exactly what the
 world holds, so a classical detector is both faster and more reliable, and it lets the toy
-reproduction run the same GenEval rules (`recakit.geneval.judge`) on a CPU.
+reproduction run the same GenEval rules (`recakit.bench.geneval.judge`) on a CPU.
 
 For each image:
 1. the background colour is the median of the border pixels, and a pixel is foreground when its
@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageFilter
 
-from recakit.shapes import COLORS, SHAPES, Scene, ShapeObject, render
+from recakit.toy.shapes import COLORS, SHAPES, Scene, ShapeObject, render
 
 # Scale-free measures of a component, then its radial profile (see `shape_features`).
 SCALAR_FEATURES = ("log_aspect", "fill", "solidity", "centre", "mass_y", "top_fill", "bottom_fill")

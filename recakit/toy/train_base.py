@@ -1,13 +1,8 @@
-"""Train the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`).
+"""Training the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`, in `recakit.commands.toy`).
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
-0. `vq`: the image tokenizer. The shipped toy uses `recakit.toy.PatchTokenizer`, fitted by
-   k-means in seconds. The JanusVQVAE alternative (config "tokenizer": "janus_vq") is trained
-   here too -- encoder -> quant_conv -> quantise -> post_quant_conv -> decoder run by hand
-   (JanusVQVAE.forward decodes from the ids, so no gradient would reach the encoder), unit-norm
-   latents and codes, unused codes re-seeded -- but it did not reach a usable quality within the
-   CPU budget (docs/toy_study.md).
+0. `vq`: the image tokenizer, `recakit.toy.model.PatchTokenizer`, fitted by k-means in seconds.
 1. `understanding`: the vision encoder first learns what sits in each of its cells (1a); then,
    around that encoder held fixed, the understanding LM + learnable queries + describer learn to
    write the DENSE caption of a scene from its query states, from the image and from the caption
@@ -25,7 +20,6 @@ Three stages, each saved before the next starts, so an interrupted run resumes w
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -34,31 +28,26 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recakit.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
-from recakit.toy import PatchTokenizer, ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
+from recakit.objective import text_to_image_loss
+from recakit.training import scheduled_lr
+from recakit.toy.model import ToyProcessor, ToyUnifiedModel, default_config, load_toy
 
 STAGES = ("vq", "understanding", "generator")
 
 # The sizes of the shipped base; `quick` shrinks every stage to a wiring check.
-FULL = dict(n_scenes=6000, vq_steps=300, vq_batch=16, vision_steps=400, understanding_steps=1600,
+FULL = dict(n_scenes=6000, vision_steps=400, understanding_steps=1600,
             understanding_batch=32, generator_steps=2000, generator_batch=48)
-QUICK = dict(n_scenes=64, vq_steps=3, vq_batch=8, vision_steps=3, understanding_steps=3, understanding_batch=8,
+QUICK = dict(n_scenes=64, vision_steps=3, understanding_steps=3, understanding_batch=8,
              generator_steps=3, generator_batch=8)
 
 SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
 UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
 GENERATOR_DATA_SEED = 500  # stage 2's stream of fresh scenes (reproduce's arms draw from 1000 + seed)
-SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; the one RecA did not help (measurement 17), 0.19
+SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; a stage 1 on which RecA gained nothing scored 0.19
 STAGE1_ATTEMPTS = 3        # stage 1s trained at most, each from another random start, until one keeps shape
 RETRY_SEED_STRIDE = 1000   # attempt k of stage 1 draws its weights and batches from seed + k * stride
 LENGTH_GROUPS = 3          # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
-
-
-def cosine_lr(step: int, steps: int, peak: float, warmup: int = 30, floor: float = 0.1) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: list) -> None:
@@ -68,7 +57,7 @@ def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: l
     bar = tqdm(range(steps), desc=description)
     for step in bar:
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr)
+            group["lr"] = scheduled_lr(step, steps, lr, warmup_steps=30, floor=0.1)
         loss, extra = batch_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,47 +70,6 @@ def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: l
 
 def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
     return random.Random(f"{seed}-{step}").sample(range(n), min(batch_size, n))
-
-
-# -- stage 0 --------------------------------------------------------------------------------------
-def train_vq(model: ToyUnifiedModel, pixels: torch.Tensor, steps: int, batch_size: int, seed: int,
-             log: list, lr: float = 2e-3) -> None:
-    codebook = model.vq.quantize.embedding.weight
-    usage = torch.zeros(codebook.shape[0])
-    recent_latents = []
-
-    def batch_loss(step):
-        # Codes nobody picks never get a gradient; move them onto recent encoder outputs (before
-        # this step's forward pass, as autograd forbids editing weights it is still using).
-        if recent_latents and step % 20 == 0 and step < steps * 0.8:
-            dead = (usage < 0.05).nonzero().flatten()
-            if len(dead):
-                pool = recent_latents.pop()
-                with torch.no_grad():
-                    codebook[dead] = pool[torch.randint(len(pool), (len(dead),))]
-                usage[dead] = 1.0
-        # The tokenizer is convolutional, so it can learn from 32 px crops (on the 8 px code
-        # grid) at a quarter of the cost of whole images; the CPU budget goes into more steps.
-        rng = random.Random(f"vq-crop-{seed}-{step}")
-        batch = torch.stack([pixels[i, :, y:y + 32, x:x + 32]
-                             for i in _batch_indices(step, batch_size, len(pixels), seed)
-                             for y, x in [(8 * rng.randint(0, 4), 8 * rng.randint(0, 4))]])
-        latents = model.vq_latents(batch)
-        quantised, commitment, ids = model.vq_quantize(latents)
-        reconstruction = model.vq_decode_latents(quantised)
-        loss = F.mse_loss(reconstruction, batch) + 0.5 * F.l1_loss(reconstruction, batch) + commitment
-        usage.mul_(0.9).index_add_(0, ids.flatten(), torch.ones(ids.numel()))
-        recent_latents[:] = [latents.detach().permute(0, 2, 3, 1).reshape(-1, latents.shape[1])]
-        return loss, {"codes_used": int((usage > 0.05).sum())}
-
-    parameters = [p for name, p in model.vq.named_parameters()]
-    for p in parameters:
-        p.requires_grad_(True)
-    model.vq.train()
-    _fit(parameters, batch_loss, steps, lr, "stage 0: VQ tokenizer", log)
-    model.vq.eval()
-    for p in parameters:
-        p.requires_grad_(False)
 
 
 # -- stage 1 --------------------------------------------------------------------------------------
@@ -243,7 +191,7 @@ def shape_check(model, processor, n_scenes: int = 64, seed: int = 9000) -> dict:
     """What the image query states hold of a lone object: the describer captions `n_scenes`
     unseen one-object scenes from the image alone; returns the share whose caption names exactly
     the object's shape, and exactly its colour. A stage 1 whose states kept colour but lost shape
-    made a base on which RecA gained nothing (docs/toy_study.md, measurement 17)."""
+    made a base on which RecA gained nothing (docs/toy_study.md)."""
     rng = random.Random(seed)
     scenes = [random_scene(rng, n_objects=1) for _ in range(n_scenes)]
     captions = model.reca_adapter(processor).caption([render(scene) for scene in scenes])
@@ -266,10 +214,7 @@ def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-
         examples = [data[step * batch_size + i] for i in range(batch_size)]
         captions = [sparse_caption(example.scene, rng, SPARSE_DROP) for example in examples]
         drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in examples])
-        with torch.no_grad():
-            tokens = model.encode_image_tokens(processor.pixel_values([example.image for example in examples]), cache=False)
-            states = model.understand_text([processor.encode(c) for c in captions])
-        loss = model.generation_loss(model.condition_prefix(states, drop), tokens)
+        loss = text_to_image_loss(model, processor, [example.image for example in examples], captions, drop)
         return loss, {}
 
     model.freeze_for_reca()
@@ -294,9 +239,8 @@ def caption_vocabulary(scenes, dense) -> list[str]:
 
 def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts, progress, save_progress, log):
     """Stages 1a and 1b, then `shape_check`; while the image query states fail it, train stage 1
-    again on the same scenes from another random start. Of four stage 1s that trained the encoder
-    in 1b too, two lost shape (measurements 17 and 20); of two with it fixed, none (measurement 21).
-    Every attempt's check is kept in progress["shape_checks"], so an
+    again on the same scenes from another random start (a stage 1 that also trains the encoder in
+    1b can lose shape; docs/toy_study.md). Every attempt's check is kept in progress["shape_checks"], so an
     interrupted run resumes at the next attempt. Returns the model of the last attempt."""
     checks = progress.setdefault("shape_checks", [])
     for attempt in range(len(checks), max(attempts, len(checks) + 1)):
@@ -345,10 +289,8 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         if stage in progress["done"]:
             continue
         started = time.time()
-        if stage == "vq" and isinstance(model.vq, PatchTokenizer):
+        if stage == "vq":
             model.vq.fit(pixels, seed=seed)
-        elif stage == "vq":
-            train_vq(model, pixels, sizes["vq_steps"], sizes["vq_batch"], seed, log)
         elif stage == "understanding":
             model = _train_stage1(model, processor, scenes, pixels, dense, sizes, seed,
                                   1 if quick else stage1_attempts, progress, save_progress, log)
@@ -366,36 +308,3 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         log.clear()
     model.freeze_for_reca()
     return model.eval(), processor, progress
-
-
-# -- command line -----------------------------------------------------------------------------------
-def _run_train_base(args) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    _, _, progress = train_base(args.out, seed=args.seed, quick=args.quick, stage1_attempts=args.stage1_attempts)
-    print(f"toy base in {args.out}; seconds per stage: {progress['seconds']}")
-    # folders whose stage 1 was trained before the check existed have none
-    checks = progress.get("shape_checks") or ([progress["shape_check"]] if "shape_check" in progress else [])
-    for attempt, check in enumerate(checks, 1):
-        print(f"stage 1, attempt {attempt}: captions from image query states name a lone object's shape for "
-              f"{check['shape'] * 100:.0f} % of unseen scenes, its colour for {check['colour'] * 100:.0f} % "
-              "(the shipped base: 100 %, 100 %)")
-    if checks and checks[-1]["shape"] < SHAPE_CHECK_FLOOR and not args.quick:
-        print(f"warning: no stage 1 kept shape in {len(checks)} attempts; RecA did not gain on a base like "
-              "this (docs/toy_study.md, measurement 17). Another --seed may do better.")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    toy = subparsers.add_parser("toy", help="the ShapesWorld toy unified model")
-    commands = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
-    parser = commands.add_parser("train-base", help="train a toy base of the shipped design from scratch "
-                                                    "(CPU: 18 minutes on two cores, 9 more per stage 1 retried)")
-    parser.add_argument("--out", required=True, help="folder for the model (resumes if it holds a partial run)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="a few steps per stage: checks the wiring only")
-    parser.add_argument("--stage1-attempts", type=int, default=STAGE1_ATTEMPTS,
-                        help="train stage 1 again from another random start, up to this many times in all, "
-                             "while its image query states lose shape (each attempt: about 9 minutes)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.set_defaults(run=_run_train_base)

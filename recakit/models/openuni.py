@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 
 from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, drop_flags, left_pad
 from recakit.images import center_crop_square, load_images
-from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
-from recakit.sampling import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
+from recakit.decoding import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
+from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
 
 # -- upstream's prompt format and preprocessing ------------------------------------------------
 #: InternVL3's chat turn, as OpenUni writes it (its generation prompts end with the image-start tag)
@@ -154,7 +154,7 @@ class OpenUniModel(nn.Module):
             self.language_model.train(mode)
         return self
 
-    #: what recakit.training.add_lora leaves trainable beside LoRA on SANA: upstream trains the
+    #: what recakit.lora.add_lora leaves trainable beside LoRA on SANA: upstream trains the
     #: glue in RecA, and it is small (OpenUni-L 0.23 B of 1.83 B trained parameters, B 0.05 B)
     trained_alongside_lora = GLUE_PREFIXES
 
@@ -497,6 +497,23 @@ def load_openuni(name_or_path: str, *, device=None, dtype=None, checkpoint=None,
     print(f"loaded OpenUni {name} ({str(dtype).replace('torch.', '')}) on {device}: "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
     return model, tokenizer
+
+
+# -- the family's entry in recakit.registry ------------------------------------------------------
+
+def claims_checkpoint(name: str) -> bool:
+    return is_openuni(name)
+
+
+def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization: str | None = None):
+    if quantization is not None:
+        raise ValueError("quantization is for Janus checkpoints; OpenUni loads in bfloat16 or float32")
+    return load_openuni(name, device=device, dtype=dtype)
+
+
+def claims_model(model) -> bool:
+    return isinstance(model, OpenUniModel)
+
 
 
 def _tokenizer(source):

@@ -1,4 +1,4 @@
-"""Named training presets: how to load a model and train it with RecA within a memory budget.
+"""Memory-budget presets: named settings to load a model and train it with RecA on a given card.
 
 A preset is a small frozen dataclass of load settings (which checkpoint, dtype, quantization) and
 training settings (batch, micro-batch, learning rate, LoRA, optimizer, gradient checkpointing),
@@ -22,7 +22,7 @@ instead of repeating a dozen numbers:
   language model's 28 layers at ~550 positions, which the queries' gradient passes through, and
   ~0.8 GB for SANA's 20 layers) -> ~58 GB expected peak. No GPU has measured either yet.
 
-`load_options()` gives the keywords of `recakit.janus.load_model`, `train_options(model)` those of
+`load_options()` gives the keywords of `recakit.registry.load_model`, `train_options(model)` those of
 `recakit.training.train`, `prepare_model(model)` switches on gradient checkpointing, and
 `make_optimizer(parameters)` builds the preset's optimizer (8-bit ones need bitsandbytes).
 `memory_budget_gib` is the peak the preset is meant to stay under; `benchmarks/gpu.py` measures it.
@@ -104,7 +104,7 @@ class Preset:
         return self
 
     def load_options(self) -> dict:
-        """Keywords for recakit.janus.load_model(preset.model, **options)."""
+        """Keywords for recakit.registry.load_model(preset.model, **options)."""
         return {"dtype": self.torch_dtype, "quantization": self.quantization}
 
     def lora_config(self, model) -> dict | None:
@@ -113,7 +113,7 @@ class Preset:
             return None
         config = dict(self.lora)
         if config.get("target_modules") is None:
-            from recakit.training import default_lora_targets
+            from recakit.lora import default_lora_targets
 
             config["target_modules"] = default_lora_targets(model)
         return config

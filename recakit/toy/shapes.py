@@ -21,7 +21,8 @@ either objects without colour, or a single coloured object, or two coloured obje
 "and". A dense caption always names colours, places a lone object somewhere ("... in the top
 left"), links two objects by a relation or "next to", and uses full sentences for three or more,
 so it never takes one of those forms. Sparse captions never start with "a photo of".
-`recakit.geneval_mini.is_heldout_caption` checks this, and `scene_dataset` enforces it.
+`is_heldout_caption` checks this against the shipped GenEval-mini prompts
+(`recakit.toy.geneval_mini` writes them), and `scene_dataset` enforces it.
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import json
 import math
 import random
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from recakit.geneval import RELATIONS, relative_position
+from recakit.bench.geneval import MINI_METADATA, RELATIONS, relative_position
 
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "cross", "ring", "semicircle")
 
@@ -391,6 +393,22 @@ def sparse_caption(scene: Scene, rng, p_drop: float = 0.5) -> str:
 # Training data
 # --------------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
+def heldout_prompts() -> frozenset[str]:
+    """Every GenEval-mini prompt (the shipped metadata file): texts no training caption may equal."""
+    lines = MINI_METADATA.read_text().splitlines()
+    return frozenset(json.loads(line)["prompt"] for line in lines if line.strip())
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(" .")
+
+
+def is_heldout_caption(text: str) -> bool:
+    """True when `text` is a GenEval-mini prompt, ignoring case, spacing and a final full stop."""
+    return _normalise(text) in heldout_prompts()
+
+
 @dataclass
 class ShapesExample:
     scene: Scene
@@ -404,7 +422,7 @@ class ShapesDataset:
     (seed, i), and is rendered when asked for.
 
     `avoid_pairs`, a set of (colour, shape), keeps those objects out of every scene: with
-    `recakit.geneval_mini.UNSEEN_PAIRS` the prompts that name them test combinations the model
+    `recakit.toy.geneval_mini.UNSEEN_PAIRS` the prompts that name them test combinations the model
     never saw.
     """
 
@@ -426,9 +444,6 @@ class ShapesDataset:
         if not -self.n <= index < self.n:
             raise IndexError(index)
         index %= self.n
-        # Imported here: recakit.geneval_mini builds its prompts from this module.
-        from recakit.geneval_mini import is_heldout_caption
-
         rng = random.Random(f"shapes-{self.seed}-{index}")
         scene = random_scene(rng, max_objects=self.max_objects)
         while any((obj.color, obj.shape) in self.avoid_pairs for obj in scene.objects):
@@ -445,10 +460,6 @@ def scene_dataset(n: int, seed: int = 0, **options) -> ShapesDataset:
     """n deterministic (scene, image, dense, sparse) training examples; see ShapesDataset."""
     return ShapesDataset(n, seed, **options)
 
-
-# --------------------------------------------------------------------------------------------
-# recakit shapes render
-# --------------------------------------------------------------------------------------------
 
 def render_metadata(metadata: str | Path, out: str | Path, *, n_per_prompt: int = 4, size: int = 64,
                     seed: int = 0) -> int:
@@ -475,24 +486,3 @@ def render_metadata(metadata: str | Path, out: str | Path, *, n_per_prompt: int 
             render(scene, size).save(partial)
             partial.replace(target)
     return len(lines)
-
-
-def _run_render(args) -> int:
-    count = render_metadata(args.metadata, args.out, n_per_prompt=args.n_per_prompt, size=args.size,
-                            seed=args.seed)
-    print(f"wrote ground truth for {count} prompts to {args.out}")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    group = subparsers.add_parser("shapes", help="ShapesWorld toy images")
-    commands = group.add_subparsers(dest="shapes_command", required=True, metavar="COMMAND")
-    render_parser = commands.add_parser(
-        "render", help="ground-truth images for GenEval metadata (a perfect model's upper bound)")
-    render_parser.add_argument("--metadata", default=str(Path(__file__).parent / "data" / "geneval_mini.jsonl"),
-                               help="GenEval-format metadata .jsonl (default: the shipped GenEval-mini)")
-    render_parser.add_argument("--out", required=True, help="output folder (GenEval layout)")
-    render_parser.add_argument("--n-per-prompt", type=int, default=4)
-    render_parser.add_argument("--size", type=int, default=64)
-    render_parser.add_argument("--seed", type=int, default=0)
-    render_parser.set_defaults(run=_run_render)

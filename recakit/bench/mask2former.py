@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.geneval import CLASSES, COLORS, SCORE_THRESHOLD
+from recakit.bench.geneval import CLASSES, COLORS, SCORE_THRESHOLD
 
 DEFAULT_DETECTOR = "facebook/mask2former-swin-small-coco-instance"
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"

@@ -8,30 +8,29 @@ unweighted mean of the six tasks. RecA's headline numbers are GenEval numbers, s
 keeps the judging rules identical to the official evaluation script while letting the detector be
 anything with a `detect(images)` method:
 
-- "mask2former": transformers' Mask2Former + CLIP (`recakit.geneval_mask2former`), the real scorer;
-- "shapes": an exact detector for the ShapesWorld toy (`recakit.shapes_detect`).
+- "mask2former": transformers' Mask2Former + CLIP (`recakit.bench.mask2former`), the real scorer;
+- "shapes": an exact detector for the ShapesWorld toy (`recakit.toy.detect`).
 
 A detection is `{"class": str, "score": float, "box": [x0, y0, x1, y1], "color": str | None}`
 (pixels, y down). Folder layout, the official one: `DIR/00000/metadata.jsonl` (that prompt's
 metadata line) and `DIR/00000/samples/0000.png`, ...
 
-Command line: `recakit geneval prompts | sample | score | agree`.
+Command line: `recakit geneval prompts | sample | score | agree` (`recakit.commands.geneval`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import re
-import sys
-import urllib.request
 from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs,
+                                sample_seed, sha256_of, write_image)
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
@@ -59,64 +58,16 @@ POSITION_MARGIN = 0.1  # share of the two objects' summed sizes an offset must e
 OFFICIAL_METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/main/"
                          "prompts/evaluation_metadata.jsonl")
 OFFICIAL_METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
-MINI_METADATA = Path(__file__).parent / "data" / "geneval_mini.jsonl"
+MINI_METADATA = Path(__file__).parents[1] / "data" / "geneval_mini.jsonl"
 
 # Scorer name -> "module:class" of its detector; imported only when asked for, since the real
 # detector pulls in large models.
 SCORERS = {
-    "shapes": "recakit.shapes_detect:ShapesDetector",
-    "mask2former": "recakit.geneval_mask2former:Mask2FormerDetector",
+    "shapes": "recakit.toy.detect:ShapesDetector",
+    "mask2former": "recakit.bench.mask2former:Mask2FormerDetector",
 }
 
 RESULTS_FILE = "geneval_results.jsonl"
-RUN_FILE = "run.json"
-
-
-# -- downloads with a checked cache (DPG-Bench uses these too) -------------------------------------
-def cache_dir() -> Path:
-    """Where downloaded benchmark files live: $RECAKIT_CACHE, else ~/.cache/recakit."""
-    return Path(os.environ.get("RECAKIT_CACHE") or "~/.cache/recakit").expanduser()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(url: str, timeout: float) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
-
-
-def cached_download(url: str, relative_path: str, *, sha256: str | None = None, timeout: float = 60.0) -> Path:
-    """The cached copy of `url` at `cache_dir()/relative_path`, downloaded when missing.
-
-    With `sha256`, a cached file with another checksum is reported and fetched again, and a
-    download with another checksum is refused. Offline with no usable copy, the error says exactly
-    where to put the file by hand.
-    """
-    path = cache_dir() / relative_path
-    if path.exists():
-        if sha256 is None or sha256_of(path) == sha256:
-            return path
-        print(f"{path} has the wrong SHA-256 (expected {sha256}); downloading it again", file=sys.stderr)
-    try:
-        data = _download(url, timeout)
-    except OSError as error:
-        raise RuntimeError(
-            f"could not download {url} ({error}). Without network access, download that file on "
-            f"another machine and copy it to {path} (or set RECAKIT_CACHE to a folder holding "
-            f"{relative_path})") from error
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise RuntimeError(f"{url} did not match the expected SHA-256 {sha256}; not cached")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)  # an interrupted download never leaves a half file under the real name
-    return path
 
 
 # -- prompts ----------------------------------------------------------------------------------------
@@ -516,49 +467,7 @@ def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, se
             "theirs": theirs_summary, "resamples": resamples, "seed": seed}
 
 
-# -- sampling ---------------------------------------------------------------------------------------
-def sample_seed(seed: int, prompt_index: int, n_per_prompt: int, k: int) -> int:
-    """Seed of sample k of prompt `prompt_index`: fixed by position alone, so resuming or
-    splitting a run across machines draws exactly the same images."""
-    return seed + prompt_index * n_per_prompt + k
-
-
-def _write_image(image: Image.Image, path: Path) -> None:
-    partial = path.with_name(path.stem + ".partial.png")
-    image.save(partial)
-    partial.replace(path)  # an interrupted save never leaves a broken PNG that resuming would trust
-
-
-def sampler_options(cfg_scale: float | None, fast: bool) -> dict:
-    """The keyword arguments a benchmark run passes to the sampler (none it leaves at their defaults)."""
-    options = {} if cfg_scale is None else {"cfg_scale": cfg_scale}
-    if fast:
-        options["fast"] = True
-    return options
-
-
-FAST_HELP = ("the static-cache sampler (recakit.fast): a captured CUDA graph on GPUs, about 3x faster "
-             "(H200, Janus-Pro-1B size); in bf16 its random draws differ from the plain loop's")
-
-
-#: settings added after run.json files were first written: a file without one ran with this value
-LATER_SETTINGS = {"fast": False}
-
-
-def _check_run_settings(out_dir: Path, settings: dict) -> None:
-    """Write run.json, or make sure a run resumed in the same folder used the same settings."""
-    run_file = out_dir / RUN_FILE
-    if run_file.exists():
-        previous = {**LATER_SETTINGS, **json.loads(run_file.read_text(encoding="utf-8"))}
-        differing = sorted(key for key in settings if previous.get(key) != settings[key])
-        if differing:
-            raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); "
-                             "use a new folder")
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-
-
+# -- sampling (the loop itself is recakit.bench.runs.draw_jobs) ---------------------------------------------------------------------------------------
 def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *, n_per_prompt: int = 4,
                    seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None,
                    rewrite: str | None = None, run_info: dict | None = None, shard: tuple[int, int] = (0, 1),
@@ -577,22 +486,16 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
     """
     if n_per_prompt < 1 or batch_size < 1:
         raise ValueError("n_per_prompt and batch_size must be at least 1")
-    if rewrite is not None and "{prompt}" not in rewrite:
-        raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
+    check_rewrite(rewrite)
     shard_index, shard_count = shard
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard {shard_index} of {shard_count} does not exist")
-    options = sampler_options(cfg_scale, fast)
-    if generate is None:
-        from recakit.sampling import generate_images as generate
-
-        options["progress"] = False  # this driver shows one bar for the whole run
     out_dir = Path(out_dir)
     settings = dict(run_info or {}, n_per_prompt=n_per_prompt, seed=seed, cfg_scale=cfg_scale, rewrite=rewrite,
                     fast=fast, n_prompts=len(entries), seed_rule="seed + prompt_index * n_per_prompt + k")
-    _check_run_settings(out_dir, settings)
+    check_run_settings(out_dir, settings)
 
-    jobs = []  # (model prompt, seed, image path)
+    jobs = []  # one image each: ([model prompt], [seed], where to save it)
     for index, entry in enumerate(entries):
         if index % shard_count != shard_index:
             continue
@@ -604,134 +507,10 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
         for k in range(n_per_prompt):
             path = prompt_dir / "samples" / f"{k:04d}.png"
             if not path.exists():
-                jobs.append((text, sample_seed(seed, index, n_per_prompt, k), path))
+                jobs.append(SamplingJob([text], [sample_seed(seed, index, n_per_prompt, k)],
+                                        lambda images, path=path: write_image(images[0], path)))
 
     total = len(range(shard_index, len(entries), shard_count)) * n_per_prompt
-    with tqdm(total=total, initial=total - len(jobs), desc="GenEval sampling", unit="img") as bar:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
-            images = generate(model, processor, [text for text, _, _ in batch], seed=[s for _, s, _ in batch],
-                              batch_size=batch_size, **options)
-            for image, (_, _, path) in zip(images, batch):
-                _write_image(image, path)
-            bar.update(len(batch))
+    draw_jobs(model, processor, jobs, jobs_per_call=batch_size, batch_size=batch_size, cfg_scale=cfg_scale,
+              fast=fast, generate=generate, total=total, desc="GenEval sampling", unit="img")
     return len(jobs)
-
-
-# -- command line -----------------------------------------------------------------------------------
-def _run_prompts(args) -> int:
-    entries = load_prompts(args.set)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        for entry in entries:
-            handle.write(json.dumps(entry) + "\n")
-    counts = {task: sum(entry["tag"] == task for entry in entries) for task in TASKS}
-    print(f"wrote {len(entries)} prompts to {out}: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
-    return 0
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)/(\d+)", text)
-    if not match:
-        raise ValueError(f"--shard takes K/N, e.g. 0/4, not {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _run_sample(args) -> int:
-    entries = load_prompts(args.set)
-    if args.limit is not None:
-        entries = entries[:args.limit]
-    from recakit.janus import load_model
-
-    model, processor = load_model(args.model, device=args.device)
-    drawn = sample_prompts(model, processor, entries, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
-                           batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                           run_info={"model": args.model, "set": args.set, "limit": args.limit},
-                           shard=_parse_shard(args.shard), fast=args.fast)
-    print(f"drew {drawn} images into {args.out}")
-    return 0
-
-
-def _run_score(args) -> int:
-    options = {}
-    if args.scorer == "mask2former":
-        given = {"model_id": args.detector_model, "clip_id": args.clip_model, "device": args.device}
-        options = {"batch_size": args.batch_size, **{key: value for key, value in given.items() if value}}
-    elif args.device:
-        raise ValueError("--device applies to the mask2former scorer only")
-    detector = make_detector(args.scorer, **options)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    images_path = out.with_name(out.stem + ".images.jsonl")
-    summary = score_folder(args.folder, detector, batch_size=args.batch_size, results_path=images_path)
-    summary["scorer"] = args.scorer
-    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(format_summary(summary))
-    print(f"wrote {out} (per image: {images_path})")
-    return 0
-
-
-def _run_agree(args) -> int:
-    result = agreement(args.ours, args.theirs, resamples=args.resamples, seed=args.seed)
-    print(f"{'task':<15}{'images':>7}{'agree':>7}{'kappa':>7}{'ours':>7}{'theirs':>7}{'ours only':>10}"
-          f"{'theirs only':>12}   ours - theirs [95 % interval]")
-    rows = [(task, result["tasks"][task], result["ours"]["tasks"][task], result["theirs"]["tasks"][task])
-            for task in TASKS if task in result["tasks"]]
-    rows.append(("overall", result["overall"], result["ours"]["overall"], result["theirs"]["overall"]))
-    for name, figures, ours_score, theirs_score in rows:
-        kappa = "-" if figures["kappa"] is None else f"{figures['kappa']:.2f}"
-        low, high = figures["difference_95"]
-        print(f"{name:<15}{figures['n']:>7}{100 * figures['agree']:>7.1f}{kappa:>7}{100 * ours_score:>7.1f}"
-              f"{100 * theirs_score:>7.1f}{figures['ours_only']:>10}{figures['theirs_only']:>12}   "
-              f"{100 * figures['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
-    print(f"(scores x100; intervals from {result['resamples']} bootstrap draws, seed {result['seed']})")
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out}")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    geneval = subparsers.add_parser("geneval", help="GenEval prompts, sampling and scoring")
-    commands = geneval.add_subparsers(dest="geneval_command", required=True, metavar="STEP")
-
-    prompts = commands.add_parser("prompts", help="write the GenEval metadata lines of a prompt set")
-    prompts.add_argument("--set", default="official", help="official (553, downloaded once), mini, or a .jsonl path")
-    prompts.add_argument("--out", required=True, help="output .jsonl file")
-    prompts.set_defaults(run=_run_prompts)
-
-    sample = commands.add_parser("sample", help="draw images for GenEval prompts (official folder layout)")
-    sample.add_argument("--model", required=True, help="model id or path, or 'toy'")
-    sample.add_argument("--set", default="official", help="official, mini, or a .jsonl path")
-    sample.add_argument("--n-per-prompt", type=int, default=4)
-    sample.add_argument("--out", required=True, help="output folder (resumed when it exists)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--batch-size", type=int, default=8)
-    sample.add_argument("--cfg-scale", type=float, default=None, help="default: the sampler's own")
-    sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
-    sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')
-    sample.add_argument("--shard", default="0/1", help="K/N: only prompts K, K+N, ... (one process per GPU)")
-    sample.add_argument("--fast", action="store_true", help=FAST_HELP)
-    sample.add_argument("--device", default=None)
-    sample.set_defaults(run=_run_sample)
-
-    score = commands.add_parser("score", help="judge a folder of GenEval samples")
-    score.add_argument("folder")
-    score.add_argument("--scorer", default="mask2former", choices=sorted(SCORERS))
-    score.add_argument("--out", required=True, help="summary .json; per-image results go beside it")
-    score.add_argument("--batch-size", type=int, default=16)
-    score.add_argument("--device", default=None, help="mask2former only; default: cuda when available")
-    score.add_argument("--detector-model", default=None, help="mask2former only: checkpoint id or local folder "
-                       "(default facebook/mask2former-swin-small-coco-instance)")
-    score.add_argument("--clip-model", default=None, help="mask2former only: CLIP checkpoint id or local folder "
-                       "(default openai/clip-vit-large-patch14)")
-    score.set_defaults(run=_run_score)
-
-    agree = commands.add_parser("agree", help="how two scorers' per-image verdicts compare, per task")
-    agree.add_argument("ours", help="per-image results of recakit (the .images.jsonl beside a score)")
-    agree.add_argument("theirs", help="per-image results of another scorer, e.g. the official results.jsonl")
-    agree.add_argument("--resamples", type=int, default=2000, help="bootstrap draws for the 95 %% intervals")
-    agree.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
-    agree.add_argument("--out", default=None, help="also write every figure to this .json")
-    agree.set_defaults(run=_run_agree)

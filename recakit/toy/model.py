@@ -8,8 +8,7 @@ query states of an image and of its description agree, the condition RecA feeds 
 earlier pilots lacked (see docs/toy_study.md).
 
 Parts, all built from the library classes real models use:
-- `vq`: the image tokenizer, 64 px images -> 8 x 8 = 64 codes: the learned `PatchTokenizer`
-  (shipped) or a `JanusVQVAE` (config "tokenizer": "janus_vq").
+- `vq`: the image tokenizer, 64 px images -> 8 x 8 = 64 codes: the learned `PatchTokenizer`.
 - `vision`: a small convolutional encoder (64 px -> 4 x 4 = 16 patch embeddings) + an MLP aligner.
 - `understanding`: a Llama decoder that reads [bos, image embeddings or caption tokens, Q1..Qk]
   and whose states at the k learnable query positions are "what the model understood".
@@ -35,11 +34,11 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import JanusVQVAE, JanusVQVAEConfig, LlamaConfig, LlamaForCausalLM, LlamaModel
+from transformers import LlamaConfig, LlamaForCausalLM, LlamaModel
 
 from recakit.adapter import UnifiedAdapter, cache_argument, per_position_cross_entropy
 
-SHIPPED_BASE = Path(__file__).parent / "data" / "toy"
+SHIPPED_BASE = Path(__file__).parents[1] / "data" / "toy"
 #: the toy models shipped with recakit, by `load_model` name: the base, and the two arms that
 #: `recakit reproduce --preset toy` trains from it for seed 0 (each folder's training.json says how)
 SHIPPED_MODELS = {"toy": SHIPPED_BASE, "toy-reca": SHIPPED_BASE.parent / "toy-reca",
@@ -322,13 +321,10 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     tokenizer = dict(num_masks=640, num_colors=12)
     return {
         "num_queries": num_queries,
-        "tokenizer": "patch",  # or "janus_vq" (see PatchTokenizer for why)
+        "tokenizer": "patch",
         "patch_tokenizer": tokenizer,
         "generator_head": "factored",  # pattern + colour logits (FactoredCodeHead); "plain": one per code
-        "vq_norm_groups": 4,
-        "vq": dict(embed_dim=8, num_embeddings=512, latent_channels=64, base_channels=32,
-                   channel_multiplier=[1, 1, 2, 2], num_res_blocks=1, num_patches=8,
-                   projection_dim=gen_width, image_token_embed_dim=gen_width),
+        "vq": dict(num_patches=8),  # codes per side
         "vision": dict(channels=[32, 64, 128, width], image_size=IMAGE_SIZE),
         "understanding": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
                               num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
@@ -352,10 +348,10 @@ class ToyUnifiedModel(nn.Module):
     def __init__(self, config: dict):
         super().__init__()
         self.config = config
-        if config.get("tokenizer", "janus_vq") == "patch":
-            self.vq = PatchTokenizer(**config["patch_tokenizer"])
-        else:
-            self.vq = self._janus_vq(config)
+        if config.get("tokenizer") != "patch":
+            raise ValueError(f'the toy tokenizes images with its PatchTokenizer (config "tokenizer": "patch"), '
+                             f'not {config.get("tokenizer")!r}')
+        self.vq = PatchTokenizer(**config["patch_tokenizer"])
         attention = {"attn_implementation": "sdpa"}
         self.vision = ConvImageEncoder(**config["vision"])
         understanding_config = LlamaConfig(**config["understanding"], **attention)
@@ -371,9 +367,6 @@ class ToyUnifiedModel(nn.Module):
         self.begin_of_image = nn.Parameter(torch.randn(gen_width) * 0.02)
         self.generator = LlamaForCausalLM(generator_config)
         if config.get("generator_head") == "factored":
-            if not isinstance(self.vq, PatchTokenizer):
-                raise ValueError('generator_head "factored" reads codes as (pattern, colour): it needs '
-                                 'the patch tokenizer (config "tokenizer": "patch")')
             tokenizer = config["patch_tokenizer"]
             self.generator.model.embed_tokens = FactoredCodeEmbedding(
                 tokenizer["num_masks"], tokenizer["num_colors"], gen_width)
@@ -381,19 +374,6 @@ class ToyUnifiedModel(nn.Module):
         self.codebook_size = self.generator.config.vocab_size
         self.tokens_per_side = config["vq"]["num_patches"]
         self._token_cache: dict[bytes, torch.Tensor] = {}
-
-    @staticmethod
-    def _janus_vq(config: dict) -> JanusVQVAE:
-        vq = JanusVQVAE(JanusVQVAEConfig(**config["vq"]))
-        # JanusVQVAE hard-codes GroupNorm(32 groups); at the toy's 32 channels that is one channel
-        # per group, an instance norm that erases each channel's mean -- the colour of a flat
-        # shape. Fewer groups keep colour; the weights keep their shapes.
-        groups = config.get("vq_norm_groups", 32)
-        for parent in list(vq.modules()):
-            for name, child in parent.named_children():
-                if isinstance(child, nn.GroupNorm) and child.num_groups != groups:
-                    setattr(parent, name, nn.GroupNorm(groups, child.num_channels, eps=child.eps))
-        return vq
 
     # The VQ tokenizer, the vision encoder and the understanding LM are never trained by RecA;
     # keeping them in eval mode makes model.train() unable to change their behaviour.
@@ -409,31 +389,6 @@ class ToyUnifiedModel(nn.Module):
         return self.queries.device
 
     # -- VQ tokenizer --
-    def vq_latents(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Unit-norm encoder output (B, E, h, w): quantisation is then nearest-by-cosine, which is
-        exactly what `JanusVQVAE.decode` assumes when it L2-normalises the code vectors."""
-        return F.normalize(self.vq.quant_conv(self.vq.encoder(pixels)), dim=1)
-
-    def vq_quantize(self, latents: torch.Tensor):
-        """-> (straight-through quantised latents, commitment loss, ids (B, h*w))."""
-        codebook = F.normalize(self.vq.quantize.embedding.weight, dim=1)
-        flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-        ids = (flat @ codebook.T).argmax(dim=1)
-        quantised = codebook[ids].view(latents.shape[0], latents.shape[2], latents.shape[3], -1)
-        quantised = quantised.permute(0, 3, 1, 2)
-        beta = 0.25
-        loss = F.mse_loss(quantised, latents.detach()) + beta * F.mse_loss(latents, quantised.detach())
-        quantised = latents + (quantised - latents).detach()
-        return quantised, loss, ids.view(latents.shape[0], -1)
-
-    def vq_decode_latents(self, quantised: torch.Tensor) -> torch.Tensor:
-        return self.vq.decoder(self.vq.post_quant_conv(quantised))
-
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.vq, PatchTokenizer):
-            return self.vq.encode(pixels)
-        return self.vq_quantize(self.vq_latents(pixels))[2]
-
     @torch.no_grad()
     def encode_image_tokens(self, pixels: torch.Tensor, cache: bool = True) -> torch.Tensor:
         """VQ codes (B, 64). Once the tokenizer is frozen, codes are cached by pixel content:
@@ -441,13 +396,13 @@ class ToyUnifiedModel(nn.Module):
         cost more than the generator's own training step on a CPU. Callers whose images never
         repeat pass `cache=False`: hashing an image costs a quarter of encoding it."""
         if not cache or any(p.requires_grad for p in self.vq.parameters()):
-            return self._encode(pixels)
+            return self.vq.encode(pixels)
         keys = [hashlib.sha1(row.detach().cpu().numpy().tobytes()).digest() for row in pixels]
         missing = sorted({i for i, key in enumerate(keys) if key not in self._token_cache})
         if missing:
             if len(self._token_cache) > TOKEN_CACHE_LIMIT:
                 self._token_cache.clear()
-            codes = self._encode(pixels[missing])
+            codes = self.vq.encode(pixels[missing])
             self._token_cache.update({keys[i]: row.cpu() for i, row in zip(missing, codes)})
         return torch.stack([self._token_cache[key] for key in keys]).to(pixels.device)
 
@@ -600,7 +555,7 @@ class ToyAdapter(UnifiedAdapter):
 
     def __init__(self, model: ToyUnifiedModel, processor: ToyProcessor):
         if processor is None:
-            raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.load_toy)")
+            raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.model.load_toy)")
         self.model = model
         self.processor = processor
         self.num_image_tokens = model.tokens_per_side ** 2
@@ -666,21 +621,17 @@ def load_toy(path=None, device=None):
     return model, ToyProcessor.from_pretrained(directory)
 
 
-class ToyVQ:
-    """The toy's VQ tokenizer on its own: `roundtrip` shows what 64 codes keep of an image."""
+# -- the family's entry in recakit.registry ------------------------------------------------------
 
-    def __init__(self, model: ToyUnifiedModel, processor: ToyProcessor):
-        self.model, self.processor = model, processor
-
-    def encode(self, images) -> torch.Tensor:
-        return self.model.encode_image_tokens(self.processor.pixel_values(list(images)).to(self.model.device))
-
-    def decode(self, tokens) -> list[Image.Image]:
-        return self.processor.postprocess(self.model.decode_image_tokens(tokens))
-
-    def roundtrip(self, images) -> list[Image.Image]:
-        return self.decode(self.encode(images))
+def claims_checkpoint(name: str) -> bool:
+    """A name of SHIPPED_MODELS, or a folder of a saved toy (one with processor.json)."""
+    return name in SHIPPED_MODELS or (Path(name).expanduser() / "processor.json").is_file()
 
 
-def load_toy_vq(path=None, device=None) -> ToyVQ:
-    return ToyVQ(*load_toy(path, device))
+def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization: str | None = None):
+    """The toy loads in float32 whatever `dtype` and `quantization` say."""
+    return load_toy(name if name in SHIPPED_MODELS else Path(name).expanduser(), device=device)
+
+
+def claims_model(model) -> bool:
+    return isinstance(model, ToyUnifiedModel)

@@ -2,7 +2,7 @@
 
 `build_entries()` makes the prompt set deterministically; the shipped
 `recakit/data/geneval_mini.jsonl` is exactly its output (rewrite it with
-`python -m recakit.geneval_mini`). Lines follow the official `evaluation_metadata.jsonl`: keys
+`python -m recakit.toy.geneval_mini`). Lines follow the official `evaluation_metadata.jsonl`: keys
 `tag`, `include` (items `class`, `count`, then `color` or `position` when needed), `exclude` for
 counting, and `prompt`, with the same wording ("a photo of two stars", "a photo of a ring right of
 a square", "a photo of an orange circle and a blue star").
@@ -17,8 +17,9 @@ Tasks and sizes (8 shapes, 10 colours):
 - color_attr: 100 pairs of differently coloured, different shapes.
 
 Held out from training: these prompts must never be a training caption.
-`is_heldout_caption(text)` tells whether a text is one of them; the ShapesWorld captions are
-built so that none is (see `recakit.shapes`), and `recakit.shapes.scene_dataset` checks every
+`is_heldout_caption(text)` (owned by `recakit.toy.shapes`, which reads the shipped file) tells
+whether a text is one of them; the ShapesWorld captions are
+built so that none is (see `recakit.toy.shapes`), and `recakit.toy.shapes.scene_dataset` checks every
 caption it hands out. For a stricter, compositional hold-out, `UNSEEN_PAIRS` lists ten
 (colour, shape) objects (every colour and every shape at least once) that
 `scene_dataset(..., avoid_pairs=UNSEEN_PAIRS)` never draws; `names_unseen_pair(entry)` picks out
@@ -28,12 +29,11 @@ from __future__ import annotations
 
 import json
 import random
-from functools import lru_cache
 from itertools import permutations
 from pathlib import Path
 
-from recakit.geneval import COLORS as GENEVAL_COLORS, MINI_METADATA, RELATIONS
-from recakit.shapes import SHAPES, noun_phrase
+from recakit.bench.geneval import COLORS as GENEVAL_COLORS, MINI_METADATA, RELATIONS
+from recakit.toy.shapes import SHAPES, heldout_prompts, is_heldout_caption, noun_phrase  # noqa: F401 (re-exported)
 
 # Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
 POSITION_PROMPTS = 100
@@ -99,21 +99,6 @@ def write_geneval_mini(path: str | Path = MINI_METADATA) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_jsonl(build_entries()))
     return path
-
-
-@lru_cache(maxsize=1)
-def heldout_prompts() -> frozenset[str]:
-    """Every GenEval-mini prompt: texts no training caption may equal."""
-    return frozenset(entry["prompt"] for entry in build_entries())
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(" .")
-
-
-def is_heldout_caption(text: str) -> bool:
-    """True when `text` is a GenEval-mini prompt, ignoring case, spacing and a final full stop."""
-    return _normalise(text) in heldout_prompts()
 
 
 if __name__ == "__main__":

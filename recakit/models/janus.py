@@ -1,14 +1,16 @@
 """Janus-Pro through plain transformers: loading, a tiny offline twin, and its RecA adapter.
 
-- `load_model` loads a Janus-Pro checkpoint (hub id or local folder), optionally quantized with
-  bitsandbytes, or a shipped ShapesWorld toy ("toy", "toy-reca", "toy-control"). Offline without the files it says how
-  to fetch them instead of failing deep inside the hub client.
+- `load_checkpoint` loads a Janus-Pro checkpoint (hub id or local folder), optionally quantized
+  with bitsandbytes (`recakit.registry.load_model` calls it for every name no other family
+  claims). Offline without the files it says how to fetch them instead of failing deep inside
+  the hub client.
 - `tiny_janus` builds a few-hundred-thousand-parameter `JanusForConditionalGeneration` and a
   matching `JanusProcessor` entirely in code (no download), so tests, notebooks and benchmarks
   exercise the real transformers classes on a CPU in well under a second per step.
 - `JanusAdapter` is the `recakit.adapter.UnifiedAdapter` for Janus: SigLIP + aligner give the
   understanding embeddings, the VQ tokenizer gives the target codes, and the prefixes follow
   Janus's own chat format, with its classifier-free-guidance convention for dropped rows.
+- `freeze_for_reca` is Janus's RecA split of trainable and frozen parameters.
 """
 from __future__ import annotations
 
@@ -17,19 +19,20 @@ import logging
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument, drop_flags, left_pad
+from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, cache_argument, drop_flags, left_pad, stay_in_eval
+from recakit.decoding import decode_attention
 from recakit.images import fit_longest_side, load_images
+from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
 
 #: what Janus-Pro checkpoints are called on the hub
 JANUS_PRO_IDS = ("deepseek-community/Janus-Pro-1B", "deepseek-community/Janus-Pro-7B")
-
-QUANTIZATIONS = ("nf4", "int8")
 
 #: the question the understanding side answers when captioning (and when mixing image-to-text in)
 CAPTION_PROMPT = "Describe this image."
@@ -90,8 +93,6 @@ def _build_tokenizer(vocab_size: int):
     """A byte-level BPE tokenizer trained in code on a small fixed corpus (deterministic)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
 
     corpus = list(RECONSTRUCTION_INSTRUCTIONS) + [CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, TINY_CORPUS_WORDS] * 4
     backend = Tokenizer(models.BPE())
@@ -195,12 +196,6 @@ def tiny_janus(seed: int = 0, **overrides):
 
 # -- loading -----------------------------------------------------------------------------------
 
-def _default_device(device):
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _looks_local(name: str) -> bool:
     """A path rather than a hub id: absolute, relative with ./ or ~, or more than one slash."""
     return (name.startswith((".", "/", "~", "\\")) or os.path.isabs(name) or name.count("/") > 1
@@ -245,30 +240,13 @@ def _quantization_config(source: str, quantization: str, dtype: torch.dtype):
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=keep)
 
 
-def load_model(name_or_path: str, *, device=None, dtype=None, quantization: str | None = None):
-    """Load a Janus-Pro checkpoint -> (model, processor), in eval mode.
+def claims_checkpoint(name: str) -> bool:
+    """Janus is the registry's last family: every name no other family claims is tried as Janus."""
+    return True
 
-    name_or_path: a hub id (e.g. "deepseek-community/Janus-Pro-1B"), a local folder written by
-    `save_pretrained`, or "toy" for the shipped ShapesWorld toy model ("toy-reca" and "toy-control"
-    for its two trained arms of the toy study, seed 0; a folder of a saved toy, one with
-    processor.json, loads as the toy too). "openuni-b", "openuni-l", an OpenUni folder or
-    checkpoint load OpenUni instead (see recakit.openuni.load_openuni).
-    device: default cuda if available, else cpu. dtype: default bfloat16 on cuda, float32 on cpu.
-    quantization: None, "nf4" or "int8" (bitsandbytes; works on the CPU too)."""
-    if quantization is not None and quantization not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)} or None")
-    name = str(name_or_path)
-    device = _default_device(device)
-    from recakit.toy import SHIPPED_MODELS, load_toy
 
-    if name in SHIPPED_MODELS or (Path(name).expanduser() / "processor.json").is_file():
-        return load_toy(name if name in SHIPPED_MODELS else Path(name).expanduser(), device=device)
-    from recakit.openuni import is_openuni, load_openuni
-
-    if is_openuni(name):
-        if quantization is not None:
-            raise ValueError("quantization is for Janus checkpoints; OpenUni loads in bfloat16 or float32")
-        return load_openuni(name, device=device, dtype=dtype)
+def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization: str | None = None):
+    """Load a Janus-Pro checkpoint -> (model, processor), in eval mode; see recakit.registry.load_model."""
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
 
@@ -404,7 +382,6 @@ class JanusAdapter(UnifiedAdapter):
         if self.pad_id is None:
             raise ValueError("the Janus tokenizer has no pad token; classifier-free guidance needs one")
         self._cache_argument = cache_argument(model.model.language_model)
-        self._last_pixels = ([], None)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -412,18 +389,20 @@ class JanusAdapter(UnifiedAdapter):
         return self.model.model.get_input_embeddings().weight.dtype
 
     # -- pixels --------------------------------------------------------------------------------
-    def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
-        # reca_loss asks for the VQ tokens and then the understanding embeddings of the same
-        # images; preprocessing can cost as much as a GPU training step, so the next call reuses
-        # the result once (the memo holds the images themselves, so a match is never a recycled id)
-        last_images, last_pixels = self._last_pixels
-        if len(last_images) == len(images) and all(a is b for a, b in zip(last_images, images)):
-            self._last_pixels = ([], None)
-            return last_pixels
+    def _pixel_values(self, images: list[Image.Image], resolution: int | None = None) -> torch.Tensor:
+        """The processor's pixel values of `images` (shrunk first to `resolution`, see
+        understanding_embeddings), on the model's device and in its dtype."""
+        if resolution is not None:
+            images = [fit_longest_side(image, resolution) for image in images]
         pixels = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.dtype)
-        self._last_pixels = (list(images), pixels)
-        return pixels
+        return pixels.to(self.device, self.dtype)
+
+    def _understand(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.model.get_image_features(pixels).pooler_output
+
+    @torch.no_grad()
+    def _tokenize(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.model.vqmodel.encode(pixels).image_tokens.view(len(pixels), -1)
 
     def understanding_embeddings(self, images, resolution: int | None = None) -> torch.Tensor:
         """SigLIP + aligner output, (B, N, D).
@@ -432,16 +411,19 @@ class JanusAdapter(UnifiedAdapter):
         is `resolution` pixels, then the processor scales it back up to the encoder's native size.
         The encoder thus sees its usual input shape and emits its usual N embeddings, but only the
         detail a `resolution`-pixel image holds, so the generator cannot copy fine texture."""
-        images = load_images(images)
-        if resolution is not None:
-            images = [fit_longest_side(image, resolution) for image in images]
-        return self.model.model.get_image_features(self._pixel_values(images)).pooler_output
+        return self._understand(self._pixel_values(load_images(images), resolution))
 
     def image_tokens(self, images) -> torch.Tensor:
+        return self._tokenize(self._pixel_values(load_images(images)))
+
+    def reca_views(self, images, resolution: int | None = None):
+        """Both RecA views from one preprocessing: SigLIP and the VQ tokenizer take the same pixel
+        values (preprocessing can cost as much as a GPU training step), except where `resolution`
+        shrinks what SigLIP sees."""
         images = load_images(images)
-        with torch.no_grad():
-            encoded = self.model.model.vqmodel.encode(self._pixel_values(images))
-        return encoded.image_tokens.view(len(images), -1)
+        pixels = self._pixel_values(images)
+        understood = pixels if resolution is None else self._pixel_values(images, resolution)
+        return self._tokenize(pixels), self._understand(understood)
 
     def decode_image_tokens(self, tokens: torch.Tensor) -> list[Image.Image]:
         # one image at a time, so an image's pixels never depend on what else is in the batch;
@@ -485,8 +467,6 @@ class JanusAdapter(UnifiedAdapter):
 
     def prefix_from_embeddings(self, embeddings, drop=None, instructions=None):
         if instructions is None:
-            from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
-
             instructions = [RECONSTRUCTION_INSTRUCTIONS[0]] * len(embeddings)
         if len(instructions) != len(embeddings):
             raise ValueError(f"{len(instructions)} instructions for {len(embeddings)} images")
@@ -560,8 +540,6 @@ class JanusAdapter(UnifiedAdapter):
         """Greedy image-to-text with the language-model head and a KV cache."""
         from transformers import DynamicCache
 
-        from recakit.sampling import decode_attention
-
         images = load_images(images)
         prompt, embeddings = self._caption_prefix(images)
         ids, mask = self._left_pad([prompt] * len(images))
@@ -584,3 +562,43 @@ class JanusAdapter(UnifiedAdapter):
                 position_ids = position_ids[:, -1:] + 1
                 mask = torch.cat([mask, mask.new_ones(len(images), 1)], dim=1)
         return [self.tokenizer.decode(answer, skip_special_tokens=True).strip() for answer in answers]
+
+
+# -- the family's entry in recakit.registry ------------------------------------------------------
+
+def claims_model(model) -> bool:
+    from transformers import JanusForConditionalGeneration
+
+    return isinstance(model, JanusForConditionalGeneration)
+
+
+def make_adapter(model, processor) -> JanusAdapter:
+    return JanusAdapter(model, processor)
+
+
+def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
+    """Janus's RecA split: freeze the understanding encoder (and, unless `train_aligner`, its
+    aligner) and the VQ tokenizer, keep them in eval mode for good, and train the rest (language
+    model, generation embeddings, generation aligner and head).
+
+    Returns {"trainable": n, "frozen": m} parameter counts. A quantized model (load_model with
+    quantization=...) also reports "quantized": its 4/8-bit weights cannot take gradients, so they
+    stay frozen; train them through LoRA adapters (peft) added after this call."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(parameter.is_floating_point())
+    frozen = [model.model.vision_model, model.model.vqmodel]
+    if not train_aligner:
+        frozen.append(model.model.aligner)
+    for module in frozen:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        stay_in_eval(module)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    counts = {"trainable": trainable, "frozen": total - trainable}
+    quantized = sum(p.numel() for p in model.parameters() if not p.is_floating_point())
+    if quantized:
+        counts["quantized"] = quantized
+        warnings.warn(f"{quantized:,} quantized weights cannot be trained directly and stay frozen; "
+                      "add LoRA adapters (peft) to train those layers", stacklevel=2)
+    return counts

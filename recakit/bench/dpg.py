@@ -19,7 +19,7 @@ VQA model; the default here is a BLIP VQA checkpoint from transformers, so its n
 comparing runs with each other, not with published DPG scores. Any `vqa(image, question) -> str`
 can be plugged in.
 
-Command line: `recakit dpg prompts | sample | score`.
+Command line: `recakit dpg prompts | sample | score` (`recakit.commands.dpg`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.geneval import FAST_HELP, _check_run_settings, _write_image, cached_download, sampler_options, sha256_of
+from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs, sample_seed,
+                                sha256_of, write_image)
 
 DPG_CSV_URL = "https://raw.githubusercontent.com/TencentQQGYLab/ELLA/main/dpg_bench/dpg_bench.csv"
 CSV_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
@@ -275,128 +276,22 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
     """Draw `n_per_prompt` (1-4) images per prompt into `OUT/<item_id>.png` grids; returns how many
     prompts were drawn now. Seeds follow the prompt's position (seed + index * n + k), and prompts
     already drawn are skipped, so an interrupted run resumes with the same images. `fast` as in
-    `recakit.geneval.sample_prompts`."""
+    `recakit.bench.geneval.sample_prompts`."""
     if not 1 <= n_per_prompt <= 4:
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
-    if rewrite is not None and "{prompt}" not in rewrite:
-        raise ValueError(f"the rewrite template {rewrite!r} has no {{prompt}} placeholder")
-    options = sampler_options(cfg_scale, fast)
-    if generate is None:
-        from recakit.sampling import generate_images as generate
-
-        options["progress"] = False  # this driver shows one bar for the whole run
+    check_rewrite(rewrite)
     out_dir = Path(out_dir)
-    _check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
-                                      cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
-                                      seed_rule="seed + prompt_index * n_per_prompt + k"))
-    todo = [(index, item) for index, item in enumerate(items.values())
-            if not (out_dir / f"{item.item_id}.png").exists()]
+    check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
+                                     cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
+                                     seed_rule="seed + prompt_index * n_per_prompt + k"))
+    jobs = []  # one grid each
+    for index, item in enumerate(items.values()):
+        path = out_dir / f"{item.item_id}.png"
+        if not path.exists():
+            text = rewrite.format(prompt=item.prompt) if rewrite else item.prompt
+            jobs.append(SamplingJob([text] * n_per_prompt, [sample_seed(seed, index, n_per_prompt, k) for k in range(n_per_prompt)],
+                                    lambda images, path=path: write_image(make_grid(images), path)))
     # Several prompts share a call when the batch holds more than one prompt's samples.
-    prompts_per_call = max(1, batch_size // n_per_prompt)
-    with tqdm(total=len(todo), desc="DPG-Bench sampling", unit="prompt") as bar:
-        for start in range(0, len(todo), prompts_per_call):
-            group = todo[start:start + prompts_per_call]
-            texts, seeds = [], []
-            for index, item in group:
-                texts += [rewrite.format(prompt=item.prompt) if rewrite else item.prompt] * n_per_prompt
-                seeds += [seed + index * n_per_prompt + k for k in range(n_per_prompt)]
-            images = generate(model, processor, texts, seed=seeds, batch_size=batch_size, **options)
-            for position, (_, item) in enumerate(group):
-                grid = make_grid(images[position * n_per_prompt:(position + 1) * n_per_prompt])
-                _write_image(grid, out_dir / f"{item.item_id}.png")
-            bar.update(len(group))
-    return len(todo)
-
-
-# -- command line -----------------------------------------------------------------------------------
-def _items_from_args(args) -> dict[str, DPGItem]:
-    items = load_items(args.csv, args.prompts_dir)
-    if getattr(args, "limit", None) is not None:
-        items = dict(list(items.items())[:args.limit])
-    return items
-
-
-def _source(args) -> dict:
-    path = question_csv(args.csv)
-    return {"csv": str(args.csv) if args.csv else DPG_CSV_URL, "csv_sha256": sha256_of(path)}
-
-
-def _run_prompts(args) -> int:
-    items = _items_from_args(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as handle:
-        for item in items.values():
-            handle.write(json.dumps({"item_id": item.item_id, "prompt": item.prompt,
-                                     "n_questions": len(item.questions)}) + "\n")
-    print(f"wrote {len(items)} DPG-Bench prompts to {out}")
-    return 0
-
-
-def _run_sample(args) -> int:
-    items = _items_from_args(args)
-    from recakit.janus import load_model
-
-    model, processor = load_model(args.model, device=args.device)
-    drawn = sample_items(model, processor, items, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
-                         batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                         run_info=dict(_source(args), model=args.model, limit=args.limit), fast=args.fast)
-    print(f"drew {drawn} prompts into {args.out}")
-    return 0
-
-
-def _run_score(args) -> int:
-    items = _items_from_args(args)
-    run_file = Path(args.folder) / "run.json"
-    n_per_prompt = args.n_per_prompt or (json.loads(run_file.read_text())["n_per_prompt"] if run_file.exists() else 4)
-    vqa = BlipVQA(args.vqa_model, device=args.device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    summary = score_folder(args.folder, vqa, items, n_per_prompt=n_per_prompt,
-                           results_path=out.with_name(out.stem + ".prompts.jsonl"))
-    summary.update(_source(args), vqa_model=args.vqa_model,
-                   comparable_with_paper=False)  # the paper used mPLUG-large
-    out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    for name, value in summary["categories"].items():
-        print(f"{name:<12}{value:>8.2f}")
-    print(f"{'DPG':<12}{summary['dpg']:>8.2f}  ({summary['n_prompts']} prompts, {summary['n_images']} images, "
-          f"VQA {args.vqa_model}; {len(summary['missing'])} prompts without images)")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    dpg = subparsers.add_parser("dpg", help="DPG-Bench prompts, sampling and VQA scoring")
-    commands = dpg.add_subparsers(dest="dpg_command", required=True, metavar="STEP")
-
-    def data_options(parser):
-        parser.add_argument("--csv", default=None, help=f"local question CSV (default: downloaded from {DPG_CSV_URL})")
-        parser.add_argument("--prompts-dir", default=None, help="the reference's prompts/ folder, to take prompts from")
-
-    prompts = commands.add_parser("prompts", help="write the DPG-Bench prompts as jsonl")
-    data_options(prompts)
-    prompts.add_argument("--out", required=True)
-    prompts.set_defaults(run=_run_prompts)
-
-    sample = commands.add_parser("sample", help="draw a 2x2 grid of images per DPG-Bench prompt")
-    data_options(sample)
-    sample.add_argument("--model", required=True, help="model id or path, or 'toy'")
-    sample.add_argument("--out", required=True, help="output folder (resumed when it exists)")
-    sample.add_argument("--n-per-prompt", type=int, default=4)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--batch-size", type=int, default=8)
-    sample.add_argument("--cfg-scale", type=float, default=None)
-    sample.add_argument("--limit", type=int, default=None, help="only the first N prompts")
-    sample.add_argument("--rewrite", default=None, help='prompt template, e.g. "Generate an image: {prompt}"')
-    sample.add_argument("--device", default=None)
-    sample.add_argument("--fast", action="store_true", help=FAST_HELP)
-    sample.set_defaults(run=_run_sample)
-
-    score = commands.add_parser("score", help="score a folder of DPG-Bench grids with a VQA model")
-    data_options(score)
-    score.add_argument("folder")
-    score.add_argument("--out", required=True, help="summary .json; per-prompt answers go beside it")
-    score.add_argument("--vqa-model", default=DEFAULT_VQA, help="a BLIP VQA checkpoint")
-    score.add_argument("--n-per-prompt", type=int, default=None, help="default: from the folder's run.json, else 4")
-    score.add_argument("--limit", type=int, default=None)
-    score.add_argument("--device", default=None)
-    score.set_defaults(run=_run_score)
+    draw_jobs(model, processor, jobs, jobs_per_call=max(1, batch_size // n_per_prompt), batch_size=batch_size,
+              cfg_scale=cfg_scale, fast=fast, generate=generate, desc="DPG-Bench sampling", unit="prompt")
+    return len(jobs)
