@@ -18,9 +18,10 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 def _hand_written_step_cells() -> list[str]:
     """The code cells of notebook 02 that choose the first batch and compute the loss by hand."""
     sys.path.insert(0, str(NOTEBOOKS))
-    from nb02_reca_finetuning import CELLS
+    from build import read_cells
 
-    sources = [cell["source"] for cell in CELLS if cell["kind"] == "code"]
+    sources = [cell.source for cell in read_cells(NOTEBOOKS / "src" / "02_reca_finetuning.py")
+               if cell.cell_type == "code"]
     first = next(i for i, source in enumerate(sources) if "reca_choices(" in source)
     assert "loss by hand" in sources[first + 1]
     return sources[first:first + 2]

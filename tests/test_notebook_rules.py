@@ -1,7 +1,8 @@
-"""Static rules of the tutorial notebooks: built from their sources, stored with the outputs of one
-complete run, English and Chinese twins with identical code, one typed parameters cell, thin code
-cells, Chinese prose that is Chinese, has no hard line breaks inside it and uses the glossary's
-terms. (tests/test_notebooks.py checks that a re-run reproduces the stored outputs.)"""
+"""Static rules of the tutorial notebooks: built from their py:percent sources (notebooks/src), stored
+with the outputs of one complete run, English and Chinese twins with identical code, the same install
+and setup cells in every notebook, one typed parameters cell, thin code cells, Chinese prose that is
+Chinese, has no hard line breaks inside it and uses the glossary's terms. (tests/test_notebooks.py
+checks that a re-run reproduces the stored outputs.)"""
 import ast
 import json
 import re
@@ -66,10 +67,15 @@ def test_stored_with_the_outputs_of_one_complete_run_for_the_python3_kernel(path
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES
 
 
-def test_the_build_joins_chinese_lines_but_not_others():
+def _build():
     sys.path.insert(0, str(NOTEBOOKS))
-    from build import join_cjk_lines
+    import build
 
+    return build
+
+
+def test_the_build_joins_chinese_lines_but_not_others():
+    join_cjk_lines = _build().join_cjk_lines
     assert join_cjk_lines("图像的\n理解交给它，\n然后 `x`\nand this\nline") == "图像的理解交给它，然后 `x`\nand this\nline"
     # curly quotes and *emphasis* beside Chinese join too; a list item, Latin emphasis and code do not
     assert join_cjk_lines("依据\n“含义”去重，心”\n中的；图像*或*\n描述；对\n*理解*\n被") == "依据“含义”去重，心”中的；图像*或*描述；对*理解*被"
@@ -79,6 +85,74 @@ def test_the_build_joins_chinese_lines_but_not_others():
 
 # a line break Markdown shows as a space: Chinese (or its punctuation, a curly quote, *emphasis*) on both sides
 _CHINESE_LINE_BREAK = re.compile(r"[\u4e00-\u9fff，。：；、）”’]\**\n[ \t]*(?:\*+[\u4e00-\u9fff“‘]|[\u4e00-\u9fff（“‘])")
+
+
+SOURCE = """\
+\"\"\"A notebook's docstring: not a cell.\"\"\"
+
+# %% [markdown] snippet="solution"
+# ```python
+# print(1)
+# ```
+
+# %% [markdown] lang="en"
+# # Title
+#
+# <!-- include tip -->
+
+# %% [markdown] lang="zh"
+# # 标题
+# 第二行
+#
+# <!-- include tip -->
+
+# %% tags=["parameters"]
+QUICK: bool = True  # quick
+
+# %% [markdown] lang="en"
+# Solution:
+# <!-- include solution -->
+
+# %% [markdown] lang="zh"
+# 答案：
+# <!-- include solution -->
+"""
+SHARED = {("tip", "en"): "A tip.", ("tip", "zh"): "提示。"}
+
+
+def test_the_build_reads_a_py_percent_source_with_languages_and_snippets(tmp_path):
+    build = _build()
+    (tmp_path / "01_x.py").write_text(SOURCE, encoding="utf-8")
+    cells = build.read_cells(tmp_path / "01_x.py")
+    english, chinese = (build.build_notebook(cells, language, SHARED) for language in ("en", "zh"))
+    assert [c.source for c in english.cells] == ["# Title\n\nA tip.", "QUICK: bool = True  # quick",
+                                                 "Solution:\n```python\nprint(1)\n```"]
+    assert [c.source for c in chinese.cells] == ["# 标题第二行\n\n提示。", "QUICK: bool = True  # quick",
+                                                 "答案：\n```python\nprint(1)\n```"]
+    assert [c.id for c in chinese.cells] == ["zh-00", "zh-01", "zh-02"]
+    assert english.cells[1].metadata["tags"] == ["parameters"] and "tags" not in english.cells[0].metadata
+    with pytest.raises(SystemExit, match="no snippet 'tip'"):
+        build.build_notebook(cells, "en")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_source_has_its_markdown_in_both_languages(name):
+    build = _build()
+    cells = [cell for cell in build.read_cells(NOTEBOOKS / "src" / f"{name}.py") if "snippet" not in cell.metadata]
+    languages = [cell.metadata.get("lang") for cell in cells if cell.cell_type == "markdown"]
+    assert languages == ["en", "zh"] * (len(languages) // 2), "each markdown cell: English, then Chinese"
+    assert all("lang" not in cell.metadata for cell in cells if cell.cell_type == "code")
+
+
+def test_every_notebook_opens_with_the_same_install_and_setup_cells():
+    """Written in each source (a complete program for linters), so this keeps them one piece."""
+    openings = set()
+    for name in NAMES:
+        code_cells = [_source(cell) for cell in _cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code")]
+        position = next(i for i, cell in enumerate(_cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code"))
+                        if "parameters" in cell["metadata"].get("tags", []))
+        openings.add((tuple(code_cells[:position]), code_cells[position + 1]))
+    assert len(openings) == 1, "the install or setup cell differs between notebooks"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -133,8 +207,7 @@ def test_one_typed_and_commented_parameters_cell_near_the_top_then_coercion(path
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_colab_badge_and_colab_only_install(path):
     cells = _load(path)["cells"]
-    sys.path.insert(0, str(NOTEBOOKS))
-    from cells import COLAB_ORG
+    COLAB_ORG = _build().COLAB_ORG
 
     badge = f"https://colab.research.google.com/github/{COLAB_ORG}/recakit/blob/main/notebooks/{path.parent.name}/{path.name}"
     assert cells[0]["cell_type"] == "markdown" and badge in _source(cells[0])

@@ -106,8 +106,8 @@ def test_readmes_open_with_the_same_two_commands_and_ci_runs_the_test_one():
 
 
 def _colab_org() -> str:
-    """notebooks/cells.py's COLAB_ORG, the organisation every Colab link of the notebooks uses."""
-    spec = importlib.util.spec_from_file_location("_notebook_cells", ROOT / "notebooks" / "cells.py")
+    """notebooks/build.py's COLAB_ORG, the organisation every Colab link of the notebooks uses."""
+    spec = importlib.util.spec_from_file_location("_notebook_build", ROOT / "notebooks" / "build.py")
     cells = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cells)
     return cells.COLAB_ORG
@@ -126,7 +126,7 @@ def test_readme_colab_badges_use_the_notebooks_organisation_and_open_existing_no
             match = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/main/(.+\.ipynb)", url)
             assert match, f"{readme}: not a Colab link to a notebook on main: {url}"
             owner, repo, path = match.groups()
-            assert (owner, repo) == (org, "recakit"), f"{readme}: {url} is not under {org}/recakit (notebooks/cells.py)"
+            assert (owner, repo) == (org, "recakit"), f"{readme}: {url} is not under {org}/recakit (notebooks/build.py)"
             assert path in notebooks, f"{readme}: {url} opens {path}, which is not a notebook here"
             opened.add(path)
         assert opened == notebooks, f"{readme} has no badge for {sorted(notebooks - opened)}"

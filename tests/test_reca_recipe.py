@@ -5,7 +5,7 @@ import copy
 import torch
 from PIL import Image
 
-from recakit.adapter import adapter_for
+from recakit.registry import adapter_for
 from recakit.images import center_crop_square
 from recakit.models.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
 from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
