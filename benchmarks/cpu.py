@@ -7,6 +7,7 @@ numbers say what the tutorial's CPU cells cost; they say nothing about GPU speed
 
     python benchmarks/cpu.py --out runs/cpu_benchmark.json
 """
+
 import argparse
 import json
 import platform
@@ -25,8 +26,9 @@ from recakit.sampling import generate_images
 def square_image(index: int, side: int) -> Image.Image:
     image = Image.new("RGB", (side, side), (160, 160, 160))
     left = (index * 5) % (side // 2)
-    ImageDraw.Draw(image).rectangle((left, left, left + side // 2, left + side // 2),
-                                    fill=((60 * index) % 256, 90, 200))
+    ImageDraw.Draw(image).rectangle(
+        (left, left, left + side // 2, left + side // 2), fill=((60 * index) % 256, 90, 200)
+    )
     return image
 
 
@@ -67,19 +69,24 @@ def main(argv=None) -> int:
     step_times = timed(train_step, args.repeats)
     model.eval()
     prompts = ["a red circle", "two blue squares", "a yellow star above a green cross", "a photo of a dog"]
-    one_times = timed(lambda: generate_images(model, processor, prompts[:1], cfg_scale=args.cfg_scale,
-                                              progress=False), args.repeats)
-    four_times = timed(lambda: generate_images(model, processor, prompts, cfg_scale=args.cfg_scale,
-                                               batch_size=4, progress=False), args.repeats)
+    one_times = timed(
+        lambda: generate_images(model, processor, prompts[:1], cfg_scale=args.cfg_scale, progress=False), args.repeats
+    )
+    four_times = timed(
+        lambda: generate_images(model, processor, prompts, cfg_scale=args.cfg_scale, batch_size=4, progress=False),
+        args.repeats,
+    )
 
-    tokens = model.config.vq_config.num_patches ** 2
+    tokens = model.config.vq_config.num_patches**2
     rows = [
         ("RecA train step", f"batch {args.train_batch}", statistics.median(step_times)),
         ("generate 1 image", f"cfg {args.cfg_scale}, {tokens} tokens", statistics.median(one_times)),
         ("generate 4 images", f"one batch, cfg {args.cfg_scale}", statistics.median(four_times)),
     ]
-    print(f"tiny Janus ({counts['trainable']:,} trainable / {counts['frozen']:,} frozen parameters), "
-          f"{args.threads} thread(s), median of {args.repeats}")
+    print(
+        f"tiny Janus ({counts['trainable']:,} trainable / {counts['frozen']:,} frozen parameters), "
+        f"{args.threads} thread(s), median of {args.repeats}"
+    )
     print(f"{'measurement':<20} {'setting':<28} {'seconds':>9}")
     for name, setting, seconds in rows:
         print(f"{name:<20} {setting:<28} {seconds:>9.4f}")

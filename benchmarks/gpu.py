@@ -25,11 +25,13 @@ what this machine lacks (CUDA, bitsandbytes) leaves its figures null with the re
 recakit modules are imported inside the functions that use them, so the script needs only torch,
 transformers, PIL and tqdm (plus peft and bitsandbytes for the sections that use them).
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
+import functools
 import gc
 import json
 import os
@@ -46,38 +48,87 @@ SIZES = {
     "tiny": {},
     "tiny-large": {"hidden_size": 96, "num_layers": 3},  # stands in for the 7B on a CPU
     "1b": {
-        "image_size": 384, "patch_size": 16, "hidden_size": 2048, "num_layers": 24, "codebook_size": 16384,
-        "text_config": {"intermediate_size": 5632, "num_attention_heads": 16, "num_key_value_heads": 16,
-                        "vocab_size": 102400, "max_position_embeddings": 4096},
+        "image_size": 384,
+        "patch_size": 16,
+        "hidden_size": 2048,
+        "num_layers": 24,
+        "codebook_size": 16384,
+        "text_config": {
+            "intermediate_size": 5632,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 16,
+            "vocab_size": 102400,
+            "max_position_embeddings": 4096,
+        },
         "vision_config": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "mlp_ratio": 4.0},
-        "vq_config": {"base_channels": 128, "channel_multiplier": [1, 1, 2, 2, 4], "num_res_blocks": 2,
-                      "latent_channels": 256},
+        "vq_config": {
+            "base_channels": 128,
+            "channel_multiplier": [1, 1, 2, 2, 4],
+            "num_res_blocks": 2,
+            "latent_channels": 256,
+        },
     },
 }
-SIZES["7b"] = {**SIZES["1b"], "hidden_size": 4096, "num_layers": 30,
-               "text_config": {**SIZES["1b"]["text_config"], "intermediate_size": 11008,
-                               "num_attention_heads": 32, "num_key_value_heads": 32}}
+SIZES["7b"] = {
+    **SIZES["1b"],
+    "hidden_size": 4096,
+    "num_layers": 30,
+    "text_config": {
+        **SIZES["1b"]["text_config"],
+        "intermediate_size": 11008,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+    },
+}
 
 #: dense bf16 tensor-core peak, FLOP/s, for the model-FLOPs utilisation
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
-PROMPTS = ["a red apple on a wooden table", "two dogs playing in the snow", "a blue car left of a tree",
-           "a lighthouse at sunset", "three yellow stars", "a cat sleeping on a sofa", "a bowl of ramen",
-           "a purple umbrella in the rain", "an old map of an island", "a green frog on a leaf",
-           "a city skyline at night", "a plate of sushi", "a white horse in a field", "a red bus",
-           "a watercolor of mountains", "a robot reading a book"]
+PROMPTS = [
+    "a red apple on a wooden table",
+    "two dogs playing in the snow",
+    "a blue car left of a tree",
+    "a lighthouse at sunset",
+    "three yellow stars",
+    "a cat sleeping on a sofa",
+    "a bowl of ramen",
+    "a purple umbrella in the rain",
+    "an old map of an island",
+    "a green frog on a leaf",
+    "a city skyline at night",
+    "a plate of sushi",
+    "a white horse in a field",
+    "a red bus",
+    "a watercolor of mountains",
+    "a robot reading a book",
+]
 
 #: keys every result file has, null when not measured
-REQUIRED_KEYS = ("device", "torch", "transformers", "sampling_speedup_b1", "sampling_speedup_b16",
-                 "train_speedup", "train_mfu", "full_ft_1b_peak_gib", "qlora_7b_peak_gib",
-                 "nf4_gib", "int8_gib", "bf16_gib", "openuni_l_reca_step_s", "openuni_l_reca_peak_gib",
-                 "openuni_l_image_s", "openuni_l_image_peak_gib")
+REQUIRED_KEYS = (
+    "device",
+    "torch",
+    "transformers",
+    "sampling_speedup_b1",
+    "sampling_speedup_b16",
+    "train_speedup",
+    "train_mfu",
+    "full_ft_1b_peak_gib",
+    "qlora_7b_peak_gib",
+    "nf4_gib",
+    "int8_gib",
+    "bf16_gib",
+    "openuni_l_reca_step_s",
+    "openuni_l_reca_peak_gib",
+    "openuni_l_image_s",
+    "openuni_l_image_peak_gib",
+)
 OPENUNI_KEYS = REQUIRED_KEYS[-4:]
 
-GIB = 2 ** 30
+GIB = 2**30
 
 
 # -- the machine --------------------------------------------------------------------------------
+
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
@@ -119,6 +170,7 @@ def timed(function, device: torch.device):
 
 # -- models -------------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def default_dtype(dtype: torch.dtype):
     previous = torch.get_default_dtype()
@@ -158,12 +210,23 @@ def quantize_linears(model, kind: str, dtype: torch.dtype) -> int:
             continue
         device = module.weight.device
         if kind == "nf4":
-            layer = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=module.bias is not None,
-                                      compute_dtype=dtype, quant_type="nf4", device="meta")
+            layer = bnb.nn.Linear4bit(
+                module.in_features,
+                module.out_features,
+                bias=module.bias is not None,
+                compute_dtype=dtype,
+                quant_type="nf4",
+                device="meta",
+            )
             layer.weight = bnb.nn.Params4bit(module.weight.data, requires_grad=False, quant_type="nf4")
         else:
-            layer = bnb.nn.Linear8bitLt(module.in_features, module.out_features, bias=module.bias is not None,
-                                        has_fp16_weights=False, device="meta")
+            layer = bnb.nn.Linear8bitLt(
+                module.in_features,
+                module.out_features,
+                bias=module.bias is not None,
+                has_fp16_weights=False,
+                device="meta",
+            )
             # Int8Params quantizes only on its way from the CPU to the device
             layer.weight = bnb.nn.Int8Params(module.weight.data.cpu(), requires_grad=False, has_fp16_weights=False)
         if module.bias is not None:
@@ -184,9 +247,11 @@ def release() -> None:
 
 # -- sampling -----------------------------------------------------------------------------------
 
+
 def text_prefix_builder(adapter, prompts):
     def build_prefix(indices, drop):
         return adapter.prefix_from_text([prompts[i] for i in indices], torch.tensor(drop))
+
     return build_prefix
 
 
@@ -198,8 +263,8 @@ def with_tokens(adapter, count: int):
 
 
 def sampling_section(args, device, dtype, out: dict) -> None:
-    from recakit.registry import adapter_for
     from recakit.fast import fast_sample_image_tokens
+    from recakit.registry import adapter_for
     from recakit.sampling import sample_image_tokens
 
     model, processor = build_model(args.size, device, dtype)
@@ -207,21 +272,35 @@ def sampling_section(args, device, dtype, out: dict) -> None:
     details = out["details"].setdefault("sampling", {"image_tokens": adapter.num_image_tokens, "cfg_scale": 5.0})
     for batch in args.sample_batches:
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
-        options = {"cfg_scale": 5.0, "seeds": list(range(batch)), "temperature": 1.0, "top_k": None,
-                   "batch_size": batch, "progress": False}
+        options = {
+            "cfg_scale": 5.0,
+            "seeds": list(range(batch)),
+            "temperature": 1.0,
+            "top_k": None,
+            "batch_size": batch,
+            "progress": False,
+        }
         build_prefix = text_prefix_builder(adapter, prompts)
-        samplers = {"plain": lambda a: sample_image_tokens(a, build_prefix, batch, **options)}
+        # defaults bind this batch's prefix, size and options into each sampler
+        samplers = {
+            "plain": lambda a, prefix=build_prefix, rows=batch, kw=options: sample_image_tokens(a, prefix, rows, **kw)
+        }
         for mode in args.sample_modes:
-            samplers[mode] = (lambda a, mode=mode: fast_sample_image_tokens(a, build_prefix, batch, mode=mode, **options))
+            samplers[mode] = lambda a, mode=mode, prefix=build_prefix, rows=batch, kw=options: fast_sample_image_tokens(
+                a, prefix, rows, mode=mode, **kw
+            )
         codes, figures = {}, {}
         for name, sampler in samplers.items():
             try:
                 sampler(with_tokens(adapter, 4))  # warm-up: kernels, cuBLAS handles, compilation
                 start_peak(device)
-                seconds, codes[name] = timed(lambda: sampler(adapter), device)
-                figures[name] = {"s_per_batch": round(seconds, 4), "s_per_image": round(seconds / batch, 4),
-                                 "ms_per_token_step": round(1000 * seconds / adapter.num_image_tokens, 3),
-                                 "peak_gib": peak_gib(device)}
+                seconds, codes[name] = timed(functools.partial(sampler, adapter), device)
+                figures[name] = {
+                    "s_per_batch": round(seconds, 4),
+                    "s_per_image": round(seconds / batch, 4),
+                    "ms_per_token_step": round(1000 * seconds / adapter.num_image_tokens, 3),
+                    "peak_gib": peak_gib(device),
+                }
             except Exception as error:  # noqa: BLE001 -- one mode failing must not lose the others
                 figures[name] = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
         for name in args.sample_modes:
@@ -229,7 +308,8 @@ def sampling_section(args, device, dtype, out: dict) -> None:
                 figures[name]["speedup"] = round(figures["plain"]["s_per_image"] / figures[name]["s_per_image"], 3)
                 figures[name]["same_codes_fraction"] = round((codes[name] == codes["plain"]).float().mean().item(), 4)
                 figures[name]["first_token_same_fraction"] = round(
-                    (codes[name][:, 0] == codes["plain"][:, 0]).float().mean().item(), 4)
+                    (codes[name][:, 0] == codes["plain"][:, 0]).float().mean().item(), 4
+                )
         details[f"b{batch}"] = figures
         best = [figures[m]["speedup"] for m in args.sample_modes if "speedup" in figures.get(m, {})]
         if batch in (1, 16):
@@ -243,13 +323,16 @@ def sampling_section(args, device, dtype, out: dict) -> None:
 
 # -- training -----------------------------------------------------------------------------------
 
+
 def random_pixels(processor, count: int, side: int, seed: int, device, dtype):
     """Preprocessed random images: the data pipeline is not what is measured."""
     from PIL import Image
 
     generator = torch.Generator().manual_seed(seed)
-    images = [Image.fromarray(torch.randint(0, 256, (side, side, 3), generator=generator,
-                                            dtype=torch.uint8).numpy()) for _ in range(count)]
+    images = [
+        Image.fromarray(torch.randint(0, 256, (side, side, 3), generator=generator, dtype=torch.uint8).numpy())
+        for _ in range(count)
+    ]
     pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
     return pixels.to(device, dtype)
 
@@ -286,10 +369,11 @@ def chunked_loss(enabled: bool):
 
 def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats: int, device):
     """Optimizer steps over `pixels` in micro-batches -> figures of the timed steps."""
+
     def one_step():
         total = 0.0
         for start in range(0, len(pixels), micro_batch):
-            chunk = pixels[start:start + micro_batch]
+            chunk = pixels[start : start + micro_batch]
             loss, tokens = reca_step_loss(adapter, chunk)
             (loss * len(chunk) / len(pixels)).backward()
             total += loss.detach() * len(chunk) / len(pixels)
@@ -305,17 +389,22 @@ def run_steps(adapter, optimizer, pixels, micro_batch: int, warmup: int, repeats
         elapsed, (loss, tokens) = timed(one_step, device)
         seconds.append(elapsed)
     step_s = sorted(seconds)[len(seconds) // 2]
-    return {"batch": len(pixels), "micro_batch": micro_batch, "seq": tokens, "step_s": round(step_s, 4),
-            "tokens_per_s": round(len(pixels) * tokens / step_s, 1), "peak_gib": peak_gib(device),
-            "loss": round(float(loss), 4)}
+    return {
+        "batch": len(pixels),
+        "micro_batch": micro_batch,
+        "seq": tokens,
+        "step_s": round(step_s, 4),
+        "tokens_per_s": round(len(pixels) * tokens / step_s, 1),
+        "peak_gib": peak_gib(device),
+        "loss": round(float(loss), 4),
+    }
 
 
 def compiled_modules(model) -> list[torch.nn.Module]:
     """What the fast training path compiles: each decoder layer and each SigLIP layer (layers of a
     stack share their code, so one graph serves them all and compiling stays short) and the frozen
     VQ encoder, which runs forward only."""
-    return [*model.model.language_model.layers, *model.model.vision_model.encoder.layers,
-            model.model.vqmodel.encoder]
+    return [*model.model.language_model.layers, *model.model.vision_model.encoder.layers, model.model.vqmodel.encoder]
 
 
 def mfu(figures: dict, llm_parameters: int, flops: float | None):
@@ -323,8 +412,8 @@ def mfu(figures: dict, llm_parameters: int, flops: float | None):
 
 
 def train_section(args, device, dtype, out: dict) -> None:
-    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
+    from recakit.registry import adapter_for
 
     details = out["details"].setdefault("train", {})
     flops = peak_flops(device)
@@ -358,10 +447,16 @@ def train_section(args, device, dtype, out: dict) -> None:
                     module._compiled_call_impl = None  # what nn.Module.compile set
                 try:
                     with chunked_loss(True):
-                        retry = run_steps(adapter, optimizer, pixels, args.train_batch, args.warmup,
-                                          args.repeats, device)
-                    figures = {**retry, "mfu": mfu(retry, llm_parameters, flops), "compiled": False,
-                               "compile_error": figures["error"], "compile_traceback": figures["traceback"]}
+                        retry = run_steps(
+                            adapter, optimizer, pixels, args.train_batch, args.warmup, args.repeats, device
+                        )
+                    figures = {
+                        **retry,
+                        "mfu": mfu(retry, llm_parameters, flops),
+                        "compiled": False,
+                        "compile_error": figures["error"],
+                        "compile_traceback": figures["traceback"],
+                    }
                 except Exception as second:  # noqa: BLE001
                     figures["uncompiled_error"] = repr(second)
         details[path] = figures
@@ -379,6 +474,7 @@ def train_section(args, device, dtype, out: dict) -> None:
 
 # -- 16 GB presets ------------------------------------------------------------------------------
 
+
 def bitsandbytes_missing() -> str | None:
     try:
         import bitsandbytes  # noqa: F401
@@ -389,9 +485,9 @@ def bitsandbytes_missing() -> str | None:
 
 def preset_step(preset, model, processor, device, dtype, args) -> dict:
     """Two optimizer steps (each `args.preset_micro_steps` micro-batches) under `preset` -> figures."""
-    from recakit.registry import adapter_for
-    from recakit.objective import freeze_for_reca
     from recakit.lora import add_lora
+    from recakit.objective import freeze_for_reca
+    from recakit.registry import adapter_for
 
     freeze_for_reca(model)
     preset.prepare_model(model)
@@ -405,9 +501,12 @@ def preset_step(preset, model, processor, device, dtype, args) -> dict:
     pixels = random_pixels(processor, preset.micro_batch * args.preset_micro_steps, side, 2, device, dtype)
     with chunked_loss(True):
         figures = run_steps(adapter, optimizer, pixels, preset.micro_batch, 1, 1, device)
-    figures.update(preset=preset.name, optimizer=type(optimizer).__name__,
-                   trainable_m=round(sum(p.numel() for p in trainable) / 1e6, 2),
-                   budget_gib=preset.memory_budget_gib)
+    figures.update(
+        preset=preset.name,
+        optimizer=type(optimizer).__name__,
+        trainable_m=round(sum(p.numel() for p in trainable) / 1e6, 2),
+        budget_gib=preset.memory_budget_gib,
+    )
     del model, adapter, optimizer, trainable, pixels
     release()
     return figures
@@ -420,8 +519,10 @@ def presets_section(args, device, dtype, out: dict) -> None:
 
     details = out["details"].setdefault("presets", {})
     missing = bitsandbytes_missing()
-    for key, name, size in (("full_ft_1b_peak_gib", "janus-pro-1b-full-16gb", args.size),
-                            ("qlora_7b_peak_gib", "janus-pro-7b-qlora-16gb", args.large_size)):
+    for key, name, size in (
+        ("full_ft_1b_peak_gib", "janus-pro-1b-full-16gb", args.size),
+        ("qlora_7b_peak_gib", "janus-pro-7b-qlora-16gb", args.large_size),
+    ):
         preset = get_preset(name)
         if device.type != "cuda":
             out["reasons"][key] = "peak GPU memory needs CUDA; on the CPU the step runs for the code path only"
@@ -449,13 +550,15 @@ def presets_section(args, device, dtype, out: dict) -> None:
 
 # -- quantized inference ------------------------------------------------------------------------
 
+
 def quantized_section(args, device, dtype, out: dict) -> None:
     from recakit.registry import adapter_for
     from recakit.sampling import sample_image_tokens
 
     # the "bf16" row is the unquantized model in the run's dtype (float32 in a CPU run)
-    details = out["details"].setdefault("quantized", {"tokens_timed": args.quant_tokens,
-                                                      "unquantized_dtype": str(dtype).replace("torch.", "")})
+    details = out["details"].setdefault(
+        "quantized", {"tokens_timed": args.quant_tokens, "unquantized_dtype": str(dtype).replace("torch.", "")}
+    )
     missing = bitsandbytes_missing()
     for kind in ("bf16", "nf4", "int8"):
         if kind != "bf16" and missing:
@@ -467,18 +570,31 @@ def quantized_section(args, device, dtype, out: dict) -> None:
                 quantize_linears(model, kind, dtype)
             adapter = adapter_for(model, processor)
             build_prefix = text_prefix_builder(adapter, PROMPTS[:1])
-            options = {"cfg_scale": 5.0, "seeds": [0], "temperature": 1.0, "top_k": None, "batch_size": 1,
-                       "progress": False}
+            options = {
+                "cfg_scale": 5.0,
+                "seeds": [0],
+                "temperature": 1.0,
+                "top_k": None,
+                "batch_size": 1,
+                "progress": False,
+            }
             sample_image_tokens(with_tokens(adapter, 2), build_prefix, 1, **options)
             tokens = min(args.quant_tokens, adapter.num_image_tokens)
-            seconds, _ = timed(lambda: sample_image_tokens(with_tokens(adapter, tokens), build_prefix, 1, **options),
-                               device)
-            figures = {"footprint_gib": round(model.get_memory_footprint() / GIB, 3),
-                       "allocated_gib": (round(torch.cuda.memory_allocated(device) / GIB, 3)
-                                         if device.type == "cuda" else None),
-                       "ms_per_token_step": round(1000 * seconds / tokens, 3),
-                       # per-step time times the image's tokens: the plain loop's steps all cost alike
-                       "s_per_image": round(seconds / tokens * adapter.num_image_tokens, 3)}
+            seconds, _ = timed(
+                lambda a=adapter, n=tokens, prefix=build_prefix, kw=options: sample_image_tokens(
+                    with_tokens(a, n), prefix, 1, **kw
+                ),
+                device,
+            )
+            figures = {
+                "footprint_gib": round(model.get_memory_footprint() / GIB, 3),
+                "allocated_gib": (
+                    round(torch.cuda.memory_allocated(device) / GIB, 3) if device.type == "cuda" else None
+                ),
+                "ms_per_token_step": round(1000 * seconds / tokens, 3),
+                # per-step time times the image's tokens: the plain loop's steps all cost alike
+                "s_per_image": round(seconds / tokens * adapter.num_image_tokens, 3),
+            }
             out[f"{kind}_gib"] = figures["footprint_gib"]
             out[f"{kind}_s_per_image"] = figures["s_per_image"]
             del model, adapter
@@ -494,18 +610,49 @@ def quantized_section(args, device, dtype, out: dict) -> None:
 #: OpenUni-L's parts as their released configurations give them (no download): InternVL3-2B-hf
 #: (InternViT-300M at 448 px + Qwen2.5-1.5B, untied head), SANA 1600M 512px, the DC-AE f32c32
 OPENUNI_L = {
-    "vision": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-               "image_size": [448, 448], "patch_size": [14, 14]},
-    "text": {"vocab_size": 151674, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
-             "num_attention_heads": 12, "num_key_value_heads": 2, "max_position_embeddings": 32768,
-             "rope_theta": 1e6, "tie_word_embeddings": False},
-    "sana": {"in_channels": 32, "out_channels": 32, "num_attention_heads": 70, "attention_head_dim": 32,
-             "num_layers": 20, "num_cross_attention_heads": 20, "cross_attention_head_dim": 112,
-             "cross_attention_dim": 2240, "caption_channels": 2304, "mlp_ratio": 2.5, "sample_size": 16,
-             "patch_size": 1, "norm_elementwise_affine": False, "norm_eps": 1e-6},
-    "dc_ae": {"latent_channels": 32, "encoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-              "decoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-              "upsample_block_type": "interpolate", "downsample_block_type": "Conv", "scaling_factor": 0.41407},
+    "vision": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+        "image_size": [448, 448],
+        "patch_size": [14, 14],
+    },
+    "text": {
+        "vocab_size": 151674,
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1e6,
+        "tie_word_embeddings": False,
+    },
+    "sana": {
+        "in_channels": 32,
+        "out_channels": 32,
+        "num_attention_heads": 70,
+        "attention_head_dim": 32,
+        "num_layers": 20,
+        "num_cross_attention_heads": 20,
+        "cross_attention_head_dim": 112,
+        "cross_attention_dim": 2240,
+        "caption_channels": 2304,
+        "mlp_ratio": 2.5,
+        "sample_size": 16,
+        "patch_size": 1,
+        "norm_elementwise_affine": False,
+        "norm_eps": 1e-6,
+    },
+    "dc_ae": {
+        "latent_channels": 32,
+        "encoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+        "decoder_block_types": ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+        "upsample_block_type": "interpolate",
+        "downsample_block_type": "Conv",
+        "scaling_factor": 0.41407,
+    },
 }
 OPENUNI_PROMPT = "a red circle on the left of a blue square"
 
@@ -519,24 +666,40 @@ def build_openuni(size: str, device: torch.device, dtype: torch.dtype):
     if size == "tiny":
         model, tokenizer = tiny_openuni(seed=0)
         return model.to(device=device, dtype=dtype).eval(), tokenizer
-    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
-                           SanaTransformer2DModel)
+    from diffusers import (
+        AutoencoderDC,
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        SanaTransformer2DModel,
+    )
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
 
     tokenizer = _tiny_tokenizer(320)
-    config = InternVLConfig(vision_config=InternVLVisionConfig(**OPENUNI_L["vision"]),
-                            text_config=Qwen2Config(**OPENUNI_L["text"], pad_token_id=tokenizer.pad_token_id),
-                            image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_CONTEXT), image_seq_length=256,
-                            tie_word_embeddings=False)
+    config = InternVLConfig(
+        vision_config=InternVLVisionConfig(**OPENUNI_L["vision"]),
+        text_config=Qwen2Config(**OPENUNI_L["text"], pad_token_id=tokenizer.pad_token_id),
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_CONTEXT),
+        image_seq_length=256,
+        tie_word_embeddings=False,
+    )
     # the schedulers hold small CPU tensors: made outside the device context
     train_scheduler = FlowMatchEulerDiscreteScheduler()
-    test_scheduler = DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                                 flow_shift=3.0)
+    test_scheduler = DPMSolverMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
     torch.manual_seed(0)
     with torch.device(device), default_dtype(dtype):
-        model = OpenUniModel(InternVLForConditionalGeneration(config), SanaTransformer2DModel(**OPENUNI_L["sana"]),
-                             AutoencoderDC(**OPENUNI_L["dc_ae"]), train_scheduler, test_scheduler,
-                             connector_config(1536, 8960, 24), num_queries=256, image_size=512, vit_size=448)
+        model = OpenUniModel(
+            InternVLForConditionalGeneration(config),
+            SanaTransformer2DModel(**OPENUNI_L["sana"]),
+            AutoencoderDC(**OPENUNI_L["dc_ae"]),
+            train_scheduler,
+            test_scheduler,
+            connector_config(1536, 8960, 24),
+            num_queries=256,
+            image_size=512,
+            vit_size=448,
+        )
     return model.to(device=device, dtype=dtype).eval(), tokenizer
 
 
@@ -544,8 +707,10 @@ def random_images(count: int, side: int, seed: int):
     from PIL import Image
 
     generator = torch.Generator().manual_seed(seed)
-    return [Image.fromarray(torch.randint(0, 256, (side, side, 3), generator=generator, dtype=torch.uint8).numpy())
-            for _ in range(count)]
+    return [
+        Image.fromarray(torch.randint(0, 256, (side, side, 3), generator=generator, dtype=torch.uint8).numpy())
+        for _ in range(count)
+    ]
 
 
 def openuni_reca_step(model, tokenizer, preset, images, device, repeats: int) -> dict:
@@ -580,11 +745,19 @@ def openuni_reca_step(model, tokenizer, preset, images, device, repeats: int) ->
     start_peak(device)
     seconds = [timed(one_step, device)[0] for _ in range(repeats)]
     name = type(optimizer).__name__ + (" (fused)" if optimizer.defaults.get("fused") else "")
-    return {"preset": preset.name, "optimizer": name,
-            "images": len(images), "micro_batch": preset.micro_batch, "side": model.image_size,
-            "step_s": round(sorted(seconds)[len(seconds) // 2], 4), "peak_gib": peak_gib(device),
-            "first_loss": round(first_loss, 6), "trainable": counts["trainable"], "frozen": counts["frozen"],
-            "budget_gib": preset.memory_budget_gib}
+    return {
+        "preset": preset.name,
+        "optimizer": name,
+        "images": len(images),
+        "micro_batch": preset.micro_batch,
+        "side": model.image_size,
+        "step_s": round(sorted(seconds)[len(seconds) // 2], 4),
+        "peak_gib": peak_gib(device),
+        "first_loss": round(first_loss, 6),
+        "trainable": counts["trainable"],
+        "frozen": counts["frozen"],
+        "budget_gib": preset.memory_budget_gib,
+    }
 
 
 def openuni_section(args, device, dtype, out: dict) -> None:
@@ -626,12 +799,19 @@ def openuni_section(args, device, dtype, out: dict) -> None:
         options = {"cfg_scale": 4.5, "steps": 20, "progress": False}
         generate_images(model, tokenizer, [OPENUNI_PROMPT], seed=[1], **{**options, "steps": 2})  # warm-up
         start_peak(device)
-        seconds, sampled = timed(lambda: generate_images(model, tokenizer, [OPENUNI_PROMPT], seed=[0], **options),
-                                 device)
+        seconds, sampled = timed(
+            lambda: generate_images(model, tokenizer, [OPENUNI_PROMPT], seed=[0], **options), device
+        )
         pixels = np.asarray(sampled[0])
-        details["sample"] = {**options, "prompt": OPENUNI_PROMPT, "seed": 0, "side": sampled[0].size[0],
-                             "s_per_image": round(seconds, 4), "peak_gib": peak_gib(device),
-                             "sha256": hashlib.sha256(pixels.tobytes()).hexdigest()}
+        details["sample"] = {
+            **options,
+            "prompt": OPENUNI_PROMPT,
+            "seed": 0,
+            "side": sampled[0].size[0],
+            "s_per_image": round(seconds, 4),
+            "peak_gib": peak_gib(device),
+            "sha256": hashlib.sha256(pixels.tobytes()).hexdigest(),
+        }
         out["openuni_l_image_s"], out["openuni_l_image_peak_gib"] = details["sample"]["s_per_image"], peak_gib(device)
     except Exception as error:  # noqa: BLE001
         details["sample"] = {"error": repr(error), "traceback": traceback.format_exc()[-2000:]}
@@ -642,8 +822,13 @@ def openuni_section(args, device, dtype, out: dict) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-SECTIONS = {"sampling": sampling_section, "quantized": quantized_section, "train": train_section,
-            "presets": presets_section, "openuni": openuni_section}
+SECTIONS = {
+    "sampling": sampling_section,
+    "quantized": quantized_section,
+    "train": train_section,
+    "presets": presets_section,
+    "openuni": openuni_section,
+}
 
 
 def write(out: dict, path: Path) -> None:
@@ -655,25 +840,46 @@ def write(out: dict, path: Path) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true",
-                        help="the tiny Janus on whatever device is present (seconds on a CPU; checks the code)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="result JSON (default benchmarks/results/gpu_<device>_<time>.json)")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the tiny Janus on whatever device is present (seconds on a CPU; checks the code)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="result JSON (default benchmarks/results/gpu_<device>_<time>.json)"
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}"
+    )
     parser.add_argument("--device", default=None, help="default cuda if available, else cpu")
     parser.add_argument("--sample-batches", default="1,16", help="sampling batch sizes")
-    parser.add_argument("--sample-modes", default=None,
-                        help="fast sampler modes to time (default graph on CUDA, eager on CPU; compile is opt-in)")
-    parser.add_argument("--train-batch", type=int, default=None, help="images per training step, both paths (default 8; tiny 4)")
-    parser.add_argument("--no-train-compile", dest="train_compile", action="store_false",
-                        help="leave the decoder layers uncompiled on the fast training path")
+    parser.add_argument(
+        "--sample-modes",
+        default=None,
+        help="fast sampler modes to time (default graph on CUDA, eager on CPU; compile is opt-in)",
+    )
+    parser.add_argument(
+        "--train-batch", type=int, default=None, help="images per training step, both paths (default 8; tiny 4)"
+    )
+    parser.add_argument(
+        "--no-train-compile",
+        dest="train_compile",
+        action="store_false",
+        help="leave the decoder layers uncompiled on the fast training path",
+    )
     parser.add_argument("--warmup", type=int, default=None, help="untimed training steps (default 3; tiny 1)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed training steps, median reported (default 5; tiny 1)")
-    parser.add_argument("--preset-micro-steps", type=int, default=None,
-                        help="micro-batches per optimizer step in the preset memory runs (default 2; tiny 1)")
-    parser.add_argument("--quant-tokens", type=int, default=None,
-                        help="image tokens timed per quantized model (default 48; tiny 4)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed training steps, median reported (default 5; tiny 1)"
+    )
+    parser.add_argument(
+        "--preset-micro-steps",
+        type=int,
+        default=None,
+        help="micro-batches per optimizer step in the preset memory runs (default 2; tiny 1)",
+    )
+    parser.add_argument(
+        "--quant-tokens", type=int, default=None, help="image tokens timed per quantized model (default 48; tiny 4)"
+    )
     return parser.parse_args(argv)
 
 
@@ -690,8 +896,13 @@ def main(argv=None) -> int:
     args.train_compile = args.train_compile and gpu
     args.sample_modes = (args.sample_modes or ("graph" if gpu else "eager")).split(",")
     # the tiny run checks the code, so it does each thing as few times as that needs
-    for name, full, tiny in (("warmup", 3, 1), ("repeats", 5, 1), ("train_batch", 8, 4),
-                             ("preset_micro_steps", 2, 1), ("quant_tokens", 48, 4)):
+    for name, full, tiny in (
+        ("warmup", 3, 1),
+        ("repeats", 5, 1),
+        ("train_batch", 8, 4),
+        ("preset_micro_steps", 2, 1),
+        ("quant_tokens", 48, 4),
+    ):
         if getattr(args, name) is None:
             setattr(args, name, tiny if args.tiny else full)
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
@@ -704,20 +915,32 @@ def main(argv=None) -> int:
         args.out = Path(__file__).parent / "results" / f"gpu_{label}_{stamp}.json"
     try:
         import bitsandbytes
+
         bnb_version = bitsandbytes.__version__
     except ImportError:
         bnb_version = None
 
     out = {key: None for key in REQUIRED_KEYS}
-    out.update(device=device_name(device), torch=torch.__version__, transformers=transformers.__version__,
-               bitsandbytes=bnb_version, model_size=args.size, dtype=str(dtype).replace("torch.", ""),
-               sections=sections, reasons={}, details={})
+    out.update(
+        device=device_name(device),
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        bitsandbytes=bnb_version,
+        model_size=args.size,
+        dtype=str(dtype).replace("torch.", ""),
+        sections=sections,
+        reasons={},
+        details={},
+    )
     for key in REQUIRED_KEYS[3:]:
         out["reasons"][key] = "section not run"
-    section_keys = {"sampling": ("sampling_speedup_b1", "sampling_speedup_b16"),
-                    "train": ("train_speedup", "train_mfu"),
-                    "presets": ("full_ft_1b_peak_gib", "qlora_7b_peak_gib"),
-                    "quantized": ("nf4_gib", "int8_gib", "bf16_gib"), "openuni": OPENUNI_KEYS}
+    section_keys = {
+        "sampling": ("sampling_speedup_b1", "sampling_speedup_b16"),
+        "train": ("train_speedup", "train_mfu"),
+        "presets": ("full_ft_1b_peak_gib", "qlora_7b_peak_gib"),
+        "quantized": ("nf4_gib", "int8_gib", "bf16_gib"),
+        "openuni": OPENUNI_KEYS,
+    }
     for name in sections:
         for key in section_keys[name]:
             out["reasons"].pop(key, None)
@@ -735,8 +958,11 @@ def main(argv=None) -> int:
             if out[key] is None:
                 out["reasons"].setdefault(key, f"not measured on {device.type}")
         write(out, args.out)
-        print(f"[gpu.py] {name} done in {out['details']['section_s'][name]} s: "
-              + ", ".join(f"{key}={out[key]}" for key in section_keys[name]), flush=True)
+        print(
+            f"[gpu.py] {name} done in {out['details']['section_s'][name]} s: "
+            + ", ".join(f"{key}={out[key]}" for key in section_keys[name]),
+            flush=True,
+        )
     print(f"[gpu.py] wrote {args.out}")
     return 0
 

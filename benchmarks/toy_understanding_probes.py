@@ -11,6 +11,7 @@ encoder or between the encoder and the query states; the two probes tell which.
     python benchmarks/toy_understanding_probes.py                       # the shipped base
     python benchmarks/toy_understanding_probes.py --model DIR [DIR ...] # saved toy folders
 """
+
 import argparse
 import json
 import random
@@ -18,8 +19,8 @@ import random
 import torch
 import torch.nn.functional as F
 
-from recakit.toy.shapes import COLORS, SHAPES, random_scene, render
 from recakit.toy.model import load_toy
+from recakit.toy.shapes import COLORS, SHAPES, random_scene, render
 from recakit.toy.train_base import object_map
 
 
@@ -28,7 +29,7 @@ def features(model, processor, scenes, batch_size: int = 128):
     """(vision cells (N, cells, width), image query states (N, k, D)) of the rendered scenes."""
     cells, states = [], []
     for start in range(0, len(scenes), batch_size):
-        pixels = processor.pixel_values([render(scene) for scene in scenes[start:start + batch_size]])
+        pixels = processor.pixel_values([render(scene) for scene in scenes[start : start + batch_size]])
         cells.append(model.vision(pixels))
         states.append(model.understand_vision_cells(cells[-1]))
     return torch.cat(cells), torch.cat(states)
@@ -49,8 +50,10 @@ def probe_accuracy(train_x, train_y, test_x, test_y, steps: int = 600) -> float:
 
 def labels(scenes):
     objects = [scene.objects[0] for scene in scenes]
-    return (torch.tensor([SHAPES.index(o.shape) for o in objects]),
-            torch.tensor([list(COLORS).index(o.color) for o in objects]))
+    return (
+        torch.tensor([SHAPES.index(o.shape) for o in objects]),
+        torch.tensor([list(COLORS).index(o.color) for o in objects]),
+    )
 
 
 def centre_cells(cells, scenes):
@@ -65,11 +68,15 @@ def understanding_probes(model, processor, n_train: int = 2000, n_test: int = 50
     test = [random_scene(rng, n_objects=1) for _ in range(n_test)]
     (train_cells, train_states), (test_cells, test_states) = (features(model, processor, s) for s in (train, test))
     (train_shape, train_colour), (test_shape, test_colour) = labels(train), labels(test)
-    inputs = {"vision cell": (centre_cells(train_cells, train), centre_cells(test_cells, test)),
-              "image query states": (train_states.flatten(1), test_states.flatten(1))}
-    return {f"{name} -> {target}": probe_accuracy(x, y, x_test, y_test)
-            for name, (x, x_test) in inputs.items()
-            for target, y, y_test in (("shape", train_shape, test_shape), ("colour", train_colour, test_colour))}
+    inputs = {
+        "vision cell": (centre_cells(train_cells, train), centre_cells(test_cells, test)),
+        "image query states": (train_states.flatten(1), test_states.flatten(1)),
+    }
+    return {
+        f"{name} -> {target}": probe_accuracy(x, y, x_test, y_test)
+        for name, (x, x_test) in inputs.items()
+        for target, y, y_test in (("shape", train_shape, test_shape), ("colour", train_colour, test_colour))
+    }
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ that JupyterLab and nbviewer draw them. The test
 suite re-executes the stored notebooks under nbval and compares the outputs
 (tests/test_notebooks.py, with the sanitizer notebooks/sanitize.cfg).
 """
+
 import argparse
 import os
 import re
@@ -78,21 +79,25 @@ def read_cells(path: Path) -> list[nbformat.NotebookNode]:
     """The cells of a py:percent source, without the header before its first cell marker."""
     text = path.read_text(encoding="utf-8")
     first = re.search(r"^# %%", text, flags=re.M)
-    return jupytext.reads(text[first.start():] if first else "", fmt="py:percent").cells
+    return jupytext.reads(text[first.start() :] if first else "", fmt="py:percent").cells
 
 
 def snippets(cells: list[nbformat.NotebookNode]) -> dict[tuple[str, str | None], str]:
     """{(name, language or None): text} of the snippet cells among `cells`."""
-    return {(cell.metadata["snippet"], cell.metadata.get("lang")): cell.source
-            for cell in cells if "snippet" in cell.metadata}
+    return {
+        (cell.metadata["snippet"], cell.metadata.get("lang")): cell.source
+        for cell in cells
+        if "snippet" in cell.metadata
+    }
 
 
 def join_cjk_lines(text: str) -> str:
     """Join a line break between two CJK characters (a curly quote or a `*` of emphasis beside one
     counts as CJK; the next line's indentation goes too): Markdown turns the break into a space,
     which shows in Chinese text (written hard-wrapped in the sources, as is convenient there)."""
+
     def join(match: re.Match) -> str:
-        before, after = text[:match.start()], text[match.end():match.end() + 80]
+        before, after = text[: match.start()], text[match.end() : match.end() + 80]
         return "" if _CJK_END.search(before[-80:]) and _CJK_START.match(after) else match.group()
 
     return _LINE_BREAK.sub(join, text)
@@ -100,6 +105,7 @@ def join_cjk_lines(text: str) -> str:
 
 def expand(text: str, language: str, known: dict) -> str:
     """`text` with each line `<!-- include NAME -->` replaced by snippet NAME in `language`."""
+
     def snippet(match):
         for key in ((match[1], language), (match[1], None)):
             if key in known:
@@ -142,8 +148,10 @@ def built_notebooks(only: list[str] | None = None):
         notebooks = {language: build_notebook(cells, language, shared) for language in LANGUAGES}
         kinds = {language: [cell.cell_type for cell in notebook.cells] for language, notebook in notebooks.items()}
         if len(set(map(tuple, kinds.values()))) > 1:
-            raise SystemExit(f"src/{source}.py: the languages' cells differ ({kinds}): every markdown cell "
-                             f"needs an English and a Chinese version")
+            raise SystemExit(
+                f"src/{source}.py: the languages' cells differ ({kinds}): every markdown cell "
+                f"needs an English and a Chinese version"
+            )
         for language in LANGUAGES:
             yield HERE / language / f"{source}.ipynb", notebooks[language]
 
@@ -182,8 +190,13 @@ def execute(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     os.environ.update(RUN_ENVIRONMENT)
     try:
         with tempfile.TemporaryDirectory() as folder:
-            client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=KERNELSPEC["name"],
-                                    record_timing=False, resources={"metadata": {"path": folder}})
+            client = NotebookClient(
+                notebook,
+                timeout=CELL_TIMEOUT,
+                kernel_name=KERNELSPEC["name"],
+                record_timing=False,
+                resources={"metadata": {"path": folder}},
+            )
             client.execute()
     finally:
         for name, value in saved.items():

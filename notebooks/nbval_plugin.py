@@ -8,6 +8,7 @@ nbval runs and compares cells, so that a re-run matches what `notebooks/build.py
    that depend on the CPU (bitsandbytes' kernels) or on the environment (libgomp's complaint about
    OMP_NUM_THREADS). A cell that raises still fails, and stdout, results and figures are compared.
 """
+
 from nbval.kernel import RunningKernel
 from nbval.plugin import IPyNbFile
 

@@ -3,6 +3,7 @@
 The public names below load their module on first use, so `import recakit` stays fast and the
 command line starts quickly.
 """
+
 import logging
 from importlib import import_module
 
@@ -11,7 +12,8 @@ __version__ = "0.1.0"
 # bitsandbytes, on import on a CPU with AVX512-BF16, warns that an optional hub kernel is missing
 # and then uses its own: a red notice in every notebook that asks nothing of the user
 logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
-    lambda record: "gemm_4bit_forward from kernels-community" not in record.getMessage())
+    lambda record: "gemm_4bit_forward from kernels-community" not in record.getMessage()
+)
 
 _PUBLIC = {
     "load_model": "recakit.registry",

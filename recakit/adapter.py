@@ -19,6 +19,7 @@ Conventions every adapter follows:
   same numbers whether it is padded inside a batch or run alone.
 - Image tokens are a LongTensor (B, T), T = `num_image_tokens`, in raster order.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -73,8 +74,9 @@ class UnifiedAdapter:
         raise NotImplementedError
 
     # -- generation prefixes ------------------------------------------------------------------
-    def prefix_from_embeddings(self, embeddings: torch.Tensor, drop: torch.Tensor | None = None,
-                               instructions: list[str] | None = None):
+    def prefix_from_embeddings(
+        self, embeddings: torch.Tensor, drop: torch.Tensor | None = None, instructions: list[str] | None = None
+    ):
         """RecA's prefix: understanding embeddings (B, N, D) (plus a reconstruction instruction
         per row, where the family uses one) -> (inputs_embeds, attention_mask)."""
         raise NotImplementedError
@@ -84,8 +86,13 @@ class UnifiedAdapter:
         raise NotImplementedError
 
     # -- generation stack ---------------------------------------------------------------------
-    def forward_generation(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                           position_ids: torch.Tensor, past_key_values=None):
+    def forward_generation(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        past_key_values=None,
+    ):
         """Run the generation transformer -> (hidden (B, L, D), past_key_values)."""
         raise NotImplementedError
 
@@ -151,8 +158,8 @@ def left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, 
     ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), length), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, length - len(row):] = torch.tensor(row)
-        mask[i, length - len(row):] = 1
+        ids[i, length - len(row) :] = torch.tensor(row)
+        mask[i, length - len(row) :] = 1
     return ids.to(device), mask.to(device)
 
 

@@ -11,6 +11,7 @@
 Only the adapter contract is assumed (`recakit.adapter.UnifiedAdapter`), so the model families
 may use these too.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -83,8 +84,9 @@ def guided_logits(adapter, hidden: torch.Tensor, rows: int, cfg_scale: float) ->
 
 def row_noise(generators: list[torch.Generator], size: int, device) -> torch.Tensor:
     """(rows, size) float32 uniform noise, row r drawn from generators[r]."""
-    return torch.stack([torch.rand(size, generator=generator, device=device, dtype=torch.float32)
-                        for generator in generators])
+    return torch.stack(
+        [torch.rand(size, generator=generator, device=device, dtype=torch.float32) for generator in generators]
+    )
 
 
 def draw(logits: torch.Tensor, noise: torch.Tensor | None, temperature: float, top_k: int | None) -> torch.Tensor:

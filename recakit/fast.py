@@ -18,6 +18,7 @@ The decode step is written against the Llama modules' weights (norms, q/k/v/o pr
 rotary embedding, MLP) rather than through the transformers cache classes, whose call
 conventions change between releases; both Janus and the ShapesWorld toy generate with a Llama.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,8 +43,10 @@ def generation_stack(adapter):
             stack = getattr(stack, name, None)
         if stack is not None and all(hasattr(stack, part) for part in ("layers", "norm", "rotary_emb")):
             return stack
-    raise TypeError(f"the fast sampler needs a Llama generation stack; {type(adapter).__name__} has none "
-                    "(use the plain sampler, fast=False)")
+    raise TypeError(
+        f"the fast sampler needs a Llama generation stack; {type(adapter).__name__} has none "
+        "(use the plain sampler, fast=False)"
+    )
 
 
 def _resolve_mode(mode: str, device: torch.device) -> str:
@@ -56,8 +59,9 @@ def _resolve_mode(mode: str, device: torch.device) -> str:
     return mode
 
 
-def one_query_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor,
-                        scale: float) -> torch.Tensor:
+def one_query_attention(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor, scale: float
+) -> torch.Tensor:
     """Attention of one new token over the whole cache, as two matrix products and a softmax.
 
     query (B, H, 1, d), keys / values (B, K, capacity, d) with H a multiple of K, visible
@@ -94,8 +98,9 @@ class StaticDecoder:
     def static_tensors(self) -> list[torch.Tensor]:
         return self.keys + self.values + [self.visible]
 
-    def forward(self, embeds: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
-                attend: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, embeds: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, attend: torch.Tensor
+    ) -> torch.Tensor:
         """embeds (B, L, D) at sequence positions `positions` (B, L), written into cache slots
         `slots` (L,); attend (B, L, capacity) says which slots each query sees -> hidden (B, L, D)."""
         from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
@@ -118,8 +123,13 @@ class StaticDecoder:
                 attended = one_query_attention(query, self.keys[index], self.values[index], mask, attention.scaling)
             else:
                 attended = F.scaled_dot_product_attention(
-                    query, self.keys[index], self.values[index], attn_mask=mask,
-                    scale=attention.scaling, enable_gqa=self.heads != self.kv_heads)
+                    query,
+                    self.keys[index],
+                    self.values[index],
+                    attn_mask=mask,
+                    scale=attention.scaling,
+                    enable_gqa=self.heads != self.kv_heads,
+                )
             attended = attended.transpose(1, 2).reshape(rows, length, self.heads * self.head_dim)
             hidden = hidden + attention.o_proj(attended)
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
@@ -145,8 +155,17 @@ class _DecodeStep:
     Inputs live in fixed buffers (`codes`, `step`, `noise`) so that a captured graph can replay
     the step after the buffers are refilled."""
 
-    def __init__(self, adapter, decoder: StaticDecoder, first_slot: int, start_positions: torch.Tensor,
-                 rows: int, cfg_scale: float, temperature: float, top_k: int | None):
+    def __init__(
+        self,
+        adapter,
+        decoder: StaticDecoder,
+        first_slot: int,
+        start_positions: torch.Tensor,
+        rows: int,
+        cfg_scale: float,
+        temperature: float,
+        top_k: int | None,
+    ):
         self.adapter, self.decoder = adapter, decoder
         self.first_slot, self.rows = first_slot, rows
         self.cfg_scale, self.temperature, self.top_k = cfg_scale, temperature, top_k
@@ -183,6 +202,7 @@ def _capture(step: _DecodeStep):
     def replay():
         graph.replay()
         return output
+
     return replay
 
 
@@ -194,13 +214,25 @@ def _compiled(step: _DecodeStep, decoder: StaticDecoder):
     def run():
         # cudagraph trees reuse the output buffer on the next replay: keep a copy
         return compiled().clone()
+
     return run
 
 
 @torch.no_grad()
-def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
-                             temperature: float, top_k: int | None, batch_size: int | None,
-                             progress: bool = True, desc: str = "sampling", mode: str = "auto") -> torch.Tensor:
+def fast_sample_image_tokens(
+    adapter,
+    build_prefix,
+    count: int,
+    *,
+    cfg_scale: float,
+    seeds: list[int],
+    temperature: float,
+    top_k: int | None,
+    batch_size: int | None,
+    progress: bool = True,
+    desc: str = "sampling",
+    mode: str = "auto",
+) -> torch.Tensor:
     """Drop-in for `recakit.sampling.sample_image_tokens` with a static cache and a captured
     decode step (see the module docstring) -> (count, T) image codes.
 
@@ -226,7 +258,7 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
             hidden = decoder.prefill(inputs, mask)
             codes = torch.empty((rows, steps), dtype=torch.long, device=device)
 
-            def fresh_noise():
+            def fresh_noise(generators=generators):
                 return row_noise(generators, adapter.codebook_size, device)
 
             logits = guided_logits(adapter, hidden, rows, cfg_scale)
@@ -234,8 +266,9 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
             bar.update(rows)
             if steps > 1:
                 start_positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -1:] + 1
-                step = _DecodeStep(adapter, decoder, prefix_length, start_positions, rows,
-                                   cfg_scale, temperature, top_k)
+                step = _DecodeStep(
+                    adapter, decoder, prefix_length, start_positions, rows, cfg_scale, temperature, top_k
+                )
                 run = step
                 if mode == "graph" or mode == "compile":
                     # capturing executes the step; the cache slot it writes is rewritten by step 1
@@ -245,8 +278,7 @@ def fast_sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: fl
                     except RuntimeError as error:
                         if not fall_back:
                             raise
-                        warnings.warn(f"could not capture the decode step ({error}); sampling eagerly",
-                                      stacklevel=2)
+                        warnings.warn(f"could not capture the decode step ({error}); sampling eagerly", stacklevel=2)
                         mode, run = "eager", step
                     decoder.visible.copy_(saved_visible)
                 for index in range(1, steps):

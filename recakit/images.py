@@ -5,6 +5,7 @@ palette GIFs, CMYK JPEGs and 16-bit TIFFs. Converting them all in one place mean
 the sampler and the benchmarks never see an odd mode, and a broken file fails early with its
 name in the message instead of deep inside a processor.
 """
+
 from __future__ import annotations
 
 import json
@@ -126,10 +127,15 @@ def read_pairs(path) -> list[tuple[Path, str]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}, line {number}: not JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str) \
-                or not isinstance(record.get("caption"), str) or not record["caption"].strip():
-            raise ValueError(f'{path}, line {number}: expected {{"image": PATH, "caption": TEXT}} '
-                             f"with a non-empty caption")
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("image"), str)
+            or not isinstance(record.get("caption"), str)
+            or not record["caption"].strip()
+        ):
+            raise ValueError(
+                f'{path}, line {number}: expected {{"image": PATH, "caption": TEXT}} with a non-empty caption'
+            )
         image = path.parent / record["image"]
         if not image.is_file():
             raise FileNotFoundError(f"{path}, line {number}: image {image} does not exist")
@@ -144,8 +150,7 @@ def image_files(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(path for path in folder.rglob("*")
-                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return files

@@ -6,10 +6,30 @@ uses the first by default; the tiny Janus tokenizer (`recakit.models.janus`) is 
 
 #: How a reconstruction request opens; each is followed by one of the SUBJECTS below.
 REQUESTS = (
-    "Describe", "Analyse", "Catalogue", "List", "Detail", "Document", "Examine and describe",
-    "Inspect and report on", "Give a full account of", "Write out", "Spell out", "Go through",
-    "Take stock of", "Break down", "Itemise", "Survey", "Record", "Explain", "Set out", "Point out",
-    "Walk me through", "Tell me about", "Provide an inventory of", "Summarise, leaving nothing out,",
+    "Describe",
+    "Analyse",
+    "Catalogue",
+    "List",
+    "Detail",
+    "Document",
+    "Examine and describe",
+    "Inspect and report on",
+    "Give a full account of",
+    "Write out",
+    "Spell out",
+    "Go through",
+    "Take stock of",
+    "Break down",
+    "Itemise",
+    "Survey",
+    "Record",
+    "Explain",
+    "Set out",
+    "Point out",
+    "Walk me through",
+    "Tell me about",
+    "Provide an inventory of",
+    "Summarise, leaving nothing out,",
 )
 
 #: What the request asks about: the image as a whole, its objects, their attributes and layout.

@@ -1,5 +1,6 @@
 """LoRA and gradient checkpointing for RecA fine-tuning: which layers get adapters, adding them,
 and merging them back into the weights."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,11 @@ def add_lora(model, lora):
     import peft
 
     config = lora if isinstance(lora, peft.LoraConfig) else peft.LoraConfig(**lora)
-    kept = [p for name, p in model.named_parameters()
-            if p.requires_grad and name.startswith(tuple(getattr(model, "trained_alongside_lora", ())))]
+    kept = [
+        p
+        for name, p in model.named_parameters()
+        if p.requires_grad and name.startswith(tuple(getattr(model, "trained_alongside_lora", ())))
+    ]
     wrapped = peft.get_peft_model(model, config)
     for parameter in kept:
         parameter.requires_grad_(True)
@@ -56,9 +60,14 @@ def default_lora_targets(model) -> list[str]:
     text_head = get_text_head() if get_text_head is not None else None
     modules = dict(model.named_modules())
     kept = tuple(getattr(model, "trained_alongside_lora", ()))
-    targets = [name for name, module in modules.items()
-               if isinstance(module, torch.nn.Linear) and module is not text_head
-               and _in_trained_part(name, modules) and not (kept and f"{name}.".startswith(kept))]
+    targets = [
+        name
+        for name, module in modules.items()
+        if isinstance(module, torch.nn.Linear)
+        and module is not text_head
+        and _in_trained_part(name, modules)
+        and not (kept and f"{name}.".startswith(kept))
+    ]
     if not targets:
         raise ValueError("no trainable linear layers to put LoRA on: name them with --lora-targets")
     return targets

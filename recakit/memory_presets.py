@@ -41,6 +41,7 @@ Why the compensation: bf16 keeps 8 significant bits, so on plain bf16 weights an
 about 1/256 of a weight rounds away, and at lr 1e-5 only weights below ~0.003 would move at all.
 `benchmarks/gpu.py` measures the real peak on a GPU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,21 +58,21 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class Preset:
     name: str
     description: str
-    model: str                      # a load_model name: hub id, folder or "toy"
-    dtype: str = "bfloat16"         # weights and compute dtype (a key of DTYPES)
+    model: str  # a load_model name: hub id, folder or "toy"
+    dtype: str = "bfloat16"  # weights and compute dtype (a key of DTYPES)
     quantization: str | None = None  # None, "nf4" or "int8"
-    lora: dict | None = None        # peft LoraConfig keywords; target_modules None = RecA's trained part
-    optimizer: str = "adamw"        # one of OPTIMIZERS
+    lora: dict | None = None  # peft LoraConfig keywords; target_modules None = RecA's trained part
+    optimizer: str = "adamw"  # one of OPTIMIZERS
     gradient_checkpointing: bool = False
-    batch_size: int = 8             # images per optimizer step
-    micro_batch: int = 8            # images per forward/backward pass
+    batch_size: int = 8  # images per optimizer step
+    micro_batch: int = 8  # images per forward/backward pass
     lr: float = 1e-5
     betas: tuple = (0.9, 0.95)
     weight_decay: float = 0.0
     warmup_steps: int = 0
     steps: int = 1000
     max_grad_norm: float | None = 1.0
-    resolution: int | None = None   # understanding-encoder input side (RecA's bottleneck knob)
+    resolution: int | None = None  # understanding-encoder input side (RecA's bottleneck knob)
     memory_budget_gib: float | None = None
 
     @property
@@ -82,7 +83,7 @@ class Preset:
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
-    def validate(self) -> "Preset":
+    def validate(self) -> Preset:
         """Raise ValueError on settings that cannot work together; return self."""
         problems = []
         if self.dtype not in DTYPES:
@@ -94,7 +95,9 @@ class Preset:
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.micro_batch < 1 or self.batch_size < 1 or self.batch_size % self.micro_batch:
-            problems.append(f"batch_size {self.batch_size} must be a positive multiple of micro_batch {self.micro_batch}")
+            problems.append(
+                f"batch_size {self.batch_size} must be a positive multiple of micro_batch {self.micro_batch}"
+            )
         if self.lr <= 0 or self.steps < 1:
             problems.append(f"lr must be > 0 and steps >= 1, got lr={self.lr}, steps={self.steps}")
         if self.lora is not None and int(self.lora.get("r", 0)) < 1:
@@ -121,10 +124,17 @@ class Preset:
     def train_options(self, model=None) -> dict:
         """Keywords for recakit.training.train(model, loss_fn, data, **options), the preset's
         optimizer included."""
-        options = {"steps": self.steps, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
-                   "lr": self.lr, "betas": tuple(self.betas), "weight_decay": self.weight_decay,
-                   "warmup_steps": self.warmup_steps, "max_grad_norm": self.max_grad_norm,
-                   "optimizer_factory": self.make_optimizer}
+        options = {
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "lr": self.lr,
+            "betas": tuple(self.betas),
+            "weight_decay": self.weight_decay,
+            "warmup_steps": self.warmup_steps,
+            "max_grad_norm": self.max_grad_norm,
+            "optimizer_factory": self.make_optimizer,
+        }
         if self.lora is not None:
             if model is None:
                 raise ValueError(f"preset {self.name!r} uses LoRA: pass the model so its targets can be found")
@@ -152,8 +162,10 @@ class Preset:
         parameters = [p for p in parameters if p.requires_grad]
         if not parameters:
             raise ValueError("no trainable parameters for the optimizer")
-        groups = [{"params": [p for p in parameters if p.ndim >= 2], "weight_decay": self.weight_decay},
-                  {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for p in parameters if p.ndim >= 2], "weight_decay": self.weight_decay},
+            {"params": [p for p in parameters if p.ndim < 2], "weight_decay": 0.0},
+        ]
         groups = [group for group in groups if group["params"]]
         options = {"lr": self.lr, "betas": tuple(self.betas)}
         if self.optimizer == "adamw":
@@ -164,8 +176,9 @@ class Preset:
         try:
             import bitsandbytes as bnb
         except ImportError:
-            raise ImportError(f"preset {self.name!r} uses the {self.optimizer} optimizer from bitsandbytes: "
-                              "pip install bitsandbytes") from None
+            raise ImportError(
+                f"preset {self.name!r} uses the {self.optimizer} optimizer from bitsandbytes: pip install bitsandbytes"
+            ) from None
         if self.optimizer == "compensated_adamw_8bit":
             return CompensatedAdamW8bit(groups, **options)
         if self.optimizer == "adamw_8bit":
@@ -173,38 +186,83 @@ class Preset:
         return bnb.optim.PagedAdamW8bit(groups, **options)
 
 
-PRESETS = {preset.name: preset.validate() for preset in (
-    Preset(
-        name="cpu-tiny",
-        description="the ShapesWorld toy on a CPU: float32, plain AdamW, small batches",
-        model="toy", dtype="float32", optimizer="adamw", batch_size=16, micro_batch=16,
-        lr=3e-4, steps=300, max_grad_norm=1.0),
-    Preset(
-        name="janus-pro-1b-full-16gb",
-        description="full fine-tuning of Janus-Pro-1B (language model + generation modules) on a 16 GB GPU",
-        model="deepseek-community/Janus-Pro-1B", dtype="bfloat16", optimizer="compensated_adamw_8bit",
-        gradient_checkpointing=True, batch_size=32, micro_batch=4, lr=1e-5, weight_decay=0.02,
-        warmup_steps=50, steps=5000, memory_budget_gib=15.0),
-    Preset(
-        name="janus-pro-7b-qlora-16gb",
-        description="RecA on Janus-Pro-7B on a 16 GB GPU: NF4 weights + LoRA r16, gradient checkpointing",
-        model="deepseek-community/Janus-Pro-7B", dtype="bfloat16", quantization="nf4",
-        lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": None},
-        optimizer="adamw_fused", gradient_checkpointing=True, batch_size=16, micro_batch=4,
-        lr=1e-4, warmup_steps=50, steps=5000, memory_budget_gib=15.0),
-    Preset(
-        name="openuni-b-reca-24gb",
-        description="RecA on OpenUni-B (InternVL3-1B + SANA 0.6B) on a 24 GB GPU: upstream's split and "
-                    "optimizer, float32 master weights, gradient checkpointing; ~17.5 GB expected (arithmetic)",
-        model="openuni-b", dtype="float32", optimizer="adamw_fused", gradient_checkpointing=True,
-        batch_size=16, micro_batch=4, lr=1e-5, weight_decay=0.05, steps=10000, memory_budget_gib=22.0),
-    Preset(
-        name="openuni-l-reca-80gb",
-        description="RecA on OpenUni-L (InternVL3-2B + SANA 1.6B) on an 80 GB GPU: upstream's split and "
-                    "optimizer, float32 master weights, no checkpointing; ~58 GB expected (arithmetic)",
-        model="openuni-l", dtype="float32", optimizer="adamw_fused", batch_size=16, micro_batch=8,
-        lr=1e-5, weight_decay=0.05, steps=5000, memory_budget_gib=75.0),
-)}
+PRESETS = {
+    preset.name: preset.validate()
+    for preset in (
+        Preset(
+            name="cpu-tiny",
+            description="the ShapesWorld toy on a CPU: float32, plain AdamW, small batches",
+            model="toy",
+            dtype="float32",
+            optimizer="adamw",
+            batch_size=16,
+            micro_batch=16,
+            lr=3e-4,
+            steps=300,
+            max_grad_norm=1.0,
+        ),
+        Preset(
+            name="janus-pro-1b-full-16gb",
+            description="full fine-tuning of Janus-Pro-1B (language model + generation modules) on a 16 GB GPU",
+            model="deepseek-community/Janus-Pro-1B",
+            dtype="bfloat16",
+            optimizer="compensated_adamw_8bit",
+            gradient_checkpointing=True,
+            batch_size=32,
+            micro_batch=4,
+            lr=1e-5,
+            weight_decay=0.02,
+            warmup_steps=50,
+            steps=5000,
+            memory_budget_gib=15.0,
+        ),
+        Preset(
+            name="janus-pro-7b-qlora-16gb",
+            description="RecA on Janus-Pro-7B on a 16 GB GPU: NF4 weights + LoRA r16, gradient checkpointing",
+            model="deepseek-community/Janus-Pro-7B",
+            dtype="bfloat16",
+            quantization="nf4",
+            lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": None},
+            optimizer="adamw_fused",
+            gradient_checkpointing=True,
+            batch_size=16,
+            micro_batch=4,
+            lr=1e-4,
+            warmup_steps=50,
+            steps=5000,
+            memory_budget_gib=15.0,
+        ),
+        Preset(
+            name="openuni-b-reca-24gb",
+            description="RecA on OpenUni-B (InternVL3-1B + SANA 0.6B) on a 24 GB GPU: upstream's split and "
+            "optimizer, float32 master weights, gradient checkpointing; ~17.5 GB expected (arithmetic)",
+            model="openuni-b",
+            dtype="float32",
+            optimizer="adamw_fused",
+            gradient_checkpointing=True,
+            batch_size=16,
+            micro_batch=4,
+            lr=1e-5,
+            weight_decay=0.05,
+            steps=10000,
+            memory_budget_gib=22.0,
+        ),
+        Preset(
+            name="openuni-l-reca-80gb",
+            description="RecA on OpenUni-L (InternVL3-2B + SANA 1.6B) on an 80 GB GPU: upstream's split and "
+            "optimizer, float32 master weights, no checkpointing; ~58 GB expected (arithmetic)",
+            model="openuni-l",
+            dtype="float32",
+            optimizer="adamw_fused",
+            batch_size=16,
+            micro_batch=8,
+            lr=1e-5,
+            weight_decay=0.05,
+            steps=5000,
+            memory_budget_gib=75.0,
+        ),
+    )
+}
 
 
 def get_preset(name: str) -> Preset:

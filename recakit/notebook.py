@@ -16,6 +16,7 @@
 - `restart_notice()` tells a Colab user when the install replaced a package the running kernel
   had already imported, the one case where Colab needs its session restarted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,7 +47,8 @@ def check_device(requested: str = "auto") -> str:
         raise RuntimeError(
             "DEVICE asks for a CUDA GPU but none is visible. In Colab choose Runtime > Change runtime "
             "type > GPU; elsewhere check `nvidia-smi`. The toy model (MODEL='toy') runs fine with "
-            "DEVICE='cpu'.")
+            "DEVICE='cpu'."
+        )
     if requested.startswith("cuda"):
         properties = torch.cuda.get_device_properties(torch.device(requested))
         print(f"GPU: {properties.name}, {properties.total_memory / 2**30:.1f} GiB")
@@ -99,8 +101,9 @@ def coerce_parameters(namespace: dict, types: dict | None = None) -> dict:
     return {name: namespace[name] for name in types}
 
 
-def generation_panel(render, *, prompt: str = "a red circle", seed: int = 0, cfg_scale: float = 3.0,
-                     max_cfg: float = 10.0):
+def generation_panel(
+    render, *, prompt: str = "a red circle", seed: int = 0, cfg_scale: float = 3.0, max_cfg: float = 10.0
+):
     """An ipywidgets panel: prompt box, seed, CFG slider, a Generate button and an output area.
 
     `render(prompt, seed, cfg_scale)` returns a matplotlib figure or a list of PIL images. The
@@ -132,10 +135,13 @@ class GenerationPanel:
         # The outputs are set on the widget's model, not captured from the kernel's display messages:
         # capturing works only where the front end routes those messages (JupyterLab, nbclient), and
         # elsewhere (nbval, some Colab runtimes) the image would land in the cell instead.
-        formatted = [InteractiveShell.instance().display_formatter.format(item)
-                     for item in (result if isinstance(result, list) else [result])]
-        self.output.outputs = tuple({"output_type": "display_data", "data": data, "metadata": metadata}
-                                    for data, metadata in formatted)
+        formatted = [
+            InteractiveShell.instance().display_formatter.format(item)
+            for item in (result if isinstance(result, list) else [result])
+        ]
+        self.output.outputs = tuple(
+            {"output_type": "display_data", "data": data, "metadata": metadata} for data, metadata in formatted
+        )
         return result
 
 
@@ -149,16 +155,25 @@ def figure_summary(figure) -> str:
     for text in figure.texts:
         digest.update(text.get_text().encode())
     for axis in figure.axes:
-        for text in (axis.get_title(), axis.get_xlabel(), axis.get_ylabel(), *(t.get_text() for t in axis.texts),
-                     *(t.get_text() for t in axis.get_xticklabels())):
+        for text in (
+            axis.get_title(),
+            axis.get_xlabel(),
+            axis.get_ylabel(),
+            *(t.get_text() for t in axis.texts),
+            *(t.get_text() for t in axis.get_xticklabels()),
+        ):
             digest.update(text.encode())
         for image in axis.get_images():
             # the colours drawn (8 bits a channel), not the floats behind them: their last bits vary
             # with the CPU and thread count while the picture does not
             digest.update(np.ascontiguousarray(image.to_rgba(image.get_array(), bytes=True)).tobytes())
         numbers = [point for line in axis.get_lines() for point in np.asarray(line.get_xydata()).ravel()]
-        numbers += [value for patch in axis.patches if hasattr(patch, "get_height")
-                    for value in (patch.get_x(), patch.get_height())]
+        numbers += [
+            value
+            for patch in axis.patches
+            if hasattr(patch, "get_height")
+            for value in (patch.get_x(), patch.get_height())
+        ]
         digest.update(" ".join(f"{value:.4g}" for value in numbers).encode())
     width, height = figure.get_size_inches()
     return f"<Figure {width:.1f}x{height:.1f} in, {len(figure.axes)} axes, data {digest.hexdigest()[:12]}>"
@@ -176,7 +191,8 @@ def summarize_figures() -> None:
         # the first figure loads the inline backend, which resets the figure formatters: load it first
         plt.close(plt.figure())
         shell.display_formatter.formatters["text/plain"].for_type(
-            Figure, lambda figure, printer, cycle: printer.text(figure_summary(figure)))
+            Figure, lambda figure, printer, cycle: printer.text(figure_summary(figure))
+        )
 
 
 # -- benchmark folders -----------------------------------------------------------------------------
@@ -195,8 +211,15 @@ def run_record(model: str, prompt_set: str) -> dict:
 
 # -- Colab ------------------------------------------------------------------------------------------
 #: modules a fresh Colab kernel may already have imported, and their pip distributions
-_PRELOADED = {"numpy": "numpy", "PIL": "pillow", "matplotlib": "matplotlib", "torch": "torch",
-              "transformers": "transformers", "ipywidgets": "ipywidgets", "tqdm": "tqdm"}
+_PRELOADED = {
+    "numpy": "numpy",
+    "PIL": "pillow",
+    "matplotlib": "matplotlib",
+    "torch": "torch",
+    "transformers": "transformers",
+    "ipywidgets": "ipywidgets",
+    "tqdm": "tqdm",
+}
 
 
 def stale_modules() -> list[str]:
@@ -217,7 +240,9 @@ def restart_notice() -> bool:
     """Print what to do when the install upgraded an already imported package; True if it did."""
     stale = stale_modules()
     if stale:
-        print("The install upgraded packages this session had already loaded (" + ", ".join(stale) + "). "
-              "Choose Runtime > Restart session, then run the notebook again from the top; "
-              "the second run finds everything installed.")
+        print(
+            "The install upgraded packages this session had already loaded (" + ", ".join(stale) + "). "
+            "Choose Runtime > Restart session, then run the notebook again from the top; "
+            "the second run finds everything installed."
+        )
     return bool(stale)

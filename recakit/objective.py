@@ -22,6 +22,7 @@ image-generation loss to produce that same image's generation tokens. No caption
 
 Everything goes through `recakit.registry.adapter_for`, so the same code serves every family.
 """
+
 from __future__ import annotations
 
 import random
@@ -66,8 +67,9 @@ def reca_choices(count: int, sample_seeds=None, instruction_dropout: float = 0.1
     return [sample_choices(rng, instruction_dropout) for rng in _rngs(count, sample_seeds, "reca")]
 
 
-def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                          targets: torch.Tensor) -> torch.Tensor:
+def image_generation_loss(
+    adapter, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
     """Teacher-forced cross-entropy of image tokens `targets` (B, T) after a prefix.
 
     The prefix's last position predicts token 0 and image token t predicts token t+1, so the
@@ -81,12 +83,13 @@ def image_generation_loss(adapter, inputs_embeds: torch.Tensor, attention_mask: 
     hidden, _ = adapter.forward_generation(embeds, mask, position_ids)
     prefix_length = inputs_embeds.shape[1]
     if use_chunked_loss(adapter):  # large codebooks: never hold all the float32 logits at once
-        return chunked_image_loss(adapter, hidden[:, prefix_length - 1:], targets)
-    return adapter.image_token_loss(hidden[:, prefix_length - 1:], targets).mean()
+        return chunked_image_loss(adapter, hidden[:, prefix_length - 1 :], targets)
+    return adapter.image_token_loss(hidden[:, prefix_length - 1 :], targets).mean()
 
 
-def chunked_image_loss(adapter, hidden: torch.Tensor, targets: torch.Tensor,
-                       chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> torch.Tensor:
+def chunked_image_loss(
+    adapter, hidden: torch.Tensor, targets: torch.Tensor, chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+) -> torch.Tensor:
     """Mean cross-entropy of `adapter.image_logits(hidden)` (float32) against `targets`.
 
     hidden (..., D) and targets (...) are flattened to positions; each chunk of `chunk_tokens`
@@ -163,9 +166,19 @@ def _check_pairs(name: str, pair) -> tuple[list, list]:
     return images, texts
 
 
-def reca_loss(model, processor, images, *, instruction_dropout: float = 0.1, resolution: int | None = None,
-              t2i=None, t2i_weight: float = 1.0, i2t=None, i2t_weight: float = 1.0,
-              sample_seeds=None) -> torch.Tensor:
+def reca_loss(
+    model,
+    processor,
+    images,
+    *,
+    instruction_dropout: float = 0.1,
+    resolution: int | None = None,
+    t2i=None,
+    t2i_weight: float = 1.0,
+    i2t=None,
+    i2t_weight: float = 1.0,
+    sample_seeds=None,
+) -> torch.Tensor:
     """The RecA loss for a batch of images (paths or PIL images), a scalar tensor.
 
     Every image (RecA, text-to-image and image-to-text alike) is first centre-cropped to a square.
@@ -243,6 +256,14 @@ def reca_loss_fn(processor, *, i2t_pairs=None, i2t_weight: float = 1.0, **reca_o
         if i2t_pairs is None:
             return reca_loss(model, processor, examples, sample_seeds=seeds, **reca_options)
         drawn = [i2t_pairs[rng.randrange(len(i2t_pairs))] for rng in _rngs(len(examples), seeds, "i2t-pair")]
-        return reca_loss(model, processor, examples, sample_seeds=seeds, i2t_weight=i2t_weight,
-                         i2t=([image for image, _ in drawn], [caption for _, caption in drawn]), **reca_options)
+        return reca_loss(
+            model,
+            processor,
+            examples,
+            sample_seeds=seeds,
+            i2t_weight=i2t_weight,
+            i2t=([image for image, _ in drawn], [caption for _, caption in drawn]),
+            **reca_options,
+        )
+
     return loss_fn

@@ -12,6 +12,7 @@ per weight. The Adam moments are bitsandbytes' blockwise 8-bit states, updated b
 Adam kernel (CUDA or CPU), so the arithmetic is that of `bitsandbytes.optim.AdamW8bit` on a
 float32 weight. Tensors are updated in chunks, so the float32 temporaries stay small.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,7 @@ class CompensatedAdamW8bit(torch.optim.Optimizer):
     each weight ("compensation", the 8-bit moments and their block maxima, "step") is ordinary
     optimizer state, so checkpoints save and resume it."""
 
-    def __init__(self, params, lr: float = 1e-5, betas=(0.9, 0.95), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(self, params, lr: float = 1e-5, betas=(0.9, 0.95), eps: float = 1e-8, weight_decay: float = 0.0):
         if lr <= 0 or eps <= 0 or weight_decay < 0 or not all(0 <= beta < 1 for beta in betas):
             raise ValueError(f"bad AdamW settings: lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
@@ -45,18 +45,23 @@ class CompensatedAdamW8bit(torch.optim.Optimizer):
         if device not in self._quantile_maps:
             from bitsandbytes.functional import create_dynamic_map
 
-            self._quantile_maps[device] = (create_dynamic_map(signed=True).to(device),
-                                           create_dynamic_map(signed=False).to(device))
+            self._quantile_maps[device] = (
+                create_dynamic_map(signed=True).to(device),
+                create_dynamic_map(signed=False).to(device),
+            )
         return self._quantile_maps[device]
 
     @staticmethod
     def _new_state(p: torch.Tensor) -> dict:
         blocks = math.ceil(p.numel() / BLOCK)
-        return {"step": 0, "compensation": torch.zeros_like(p, memory_format=torch.contiguous_format),
-                "moment1": torch.zeros(p.numel(), dtype=torch.uint8, device=p.device),
-                "moment2": torch.zeros(p.numel(), dtype=torch.uint8, device=p.device),
-                "absmax1": torch.zeros(blocks, dtype=torch.float32, device=p.device),
-                "absmax2": torch.zeros(blocks, dtype=torch.float32, device=p.device)}
+        return {
+            "step": 0,
+            "compensation": torch.zeros_like(p, memory_format=torch.contiguous_format),
+            "moment1": torch.zeros(p.numel(), dtype=torch.uint8, device=p.device),
+            "moment2": torch.zeros(p.numel(), dtype=torch.uint8, device=p.device),
+            "absmax1": torch.zeros(blocks, dtype=torch.float32, device=p.device),
+            "absmax2": torch.zeros(blocks, dtype=torch.float32, device=p.device),
+        }
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -86,10 +91,24 @@ class CompensatedAdamW8bit(torch.optim.Optimizer):
                     # the weight as the float32 run would hold it: stored value + what rounding dropped
                     exact = weights[start:end].float() + compensation[start:end].float()
                     optimizer_update_8bit_blockwise(
-                        "adam", grads[start:end].float(), exact, state["moment1"][start:end],
-                        state["moment2"][start:end], beta1, beta2, 0.0, 0.0, group["eps"], state["step"],
-                        group["lr"], signed_map, unsigned_map, state["absmax1"][blocks],
-                        state["absmax2"][blocks], group["weight_decay"])
+                        "adam",
+                        grads[start:end].float(),
+                        exact,
+                        state["moment1"][start:end],
+                        state["moment2"][start:end],
+                        beta1,
+                        beta2,
+                        0.0,
+                        0.0,
+                        group["eps"],
+                        state["step"],
+                        group["lr"],
+                        signed_map,
+                        unsigned_map,
+                        state["absmax1"][blocks],
+                        state["absmax2"][blocks],
+                        group["weight_decay"],
+                    )
                     rounded = exact.to(p.dtype)
                     compensation[start:end] = (exact - rounded.float()).to(p.dtype)
                     weights[start:end] = rounded
@@ -100,8 +119,10 @@ class CompensatedAdamW8bit(torch.optim.Optimizer):
         # and their float32 maxima must keep their own
         saved_ids = [index for group in state_dict["param_groups"] for index in group["params"]]
         weights = dict(zip(saved_ids, (p for group in self.param_groups for p in group["params"])))
-        own_dtype = {index: {key: state[key] for key in QUANTIZED_STATE if key in state}
-                     for index, state in state_dict["state"].items()}
+        own_dtype = {
+            index: {key: state[key] for key in QUANTIZED_STATE if key in state}
+            for index, state in state_dict["state"].items()
+        }
         super().load_state_dict(state_dict)
         for index, tensors in own_dtype.items():
             p = weights[index]

@@ -12,6 +12,7 @@ Each family is one module, listed once in FAMILIES and imported only when asked 
 Family modules import only the bottom of the core (adapter, images, decoding, instructions), never
 this module, so there is no import cycle.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
@@ -63,8 +64,9 @@ def family_of(model):
         family = import_module(module_name)
         if family.claims_model(model):
             return family
-    raise TypeError(f"recakit has no RecA adapter for {type(model).__name__}; "
-                    "wrap it in a recakit.adapter.UnifiedAdapter subclass")
+    raise TypeError(
+        f"recakit has no RecA adapter for {type(model).__name__}; wrap it in a recakit.adapter.UnifiedAdapter subclass"
+    )
 
 
 def adapter_for(model, processor=None) -> UnifiedAdapter:

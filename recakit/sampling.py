@@ -12,18 +12,28 @@ logits, so the unconditional rows are skipped altogether. Temperature 0 means gr
 A family with a diffusion head (OpenUni) has its own denoising sampler (`adapter.sample_images`);
 generate_images and reconstruct hand it the same prefixes and per-image seeds.
 """
+
 from __future__ import annotations
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from recakit.decoding import (DEFAULT_BATCH_SIZE, decode_attention, draw, evaluating, guided_logits, prefix_batches,
-                              row_noise, seeds as _seeds)
+from recakit.decoding import (
+    DEFAULT_BATCH_SIZE,
+    decode_attention,
+    draw,
+    evaluating,
+    guided_logits,
+    prefix_batches,
+    row_noise,
+)
+from recakit.decoding import seeds as _seeds
 from recakit.fast import fast_sample_image_tokens
 from recakit.images import load_images
 from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
 from recakit.registry import adapter_for
+
 
 def _check_options(cfg_scale, temperature, top_k, batch_size):
     if temperature < 0:
@@ -37,17 +47,38 @@ def _check_options(cfg_scale, temperature, top_k, batch_size):
 
 
 @torch.no_grad()
-def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
-                        temperature: float, top_k: int | None, batch_size: int | None,
-                        progress: bool = True, desc: str = "sampling", fast: bool | str = False) -> torch.Tensor:
+def sample_image_tokens(
+    adapter,
+    build_prefix,
+    count: int,
+    *,
+    cfg_scale: float,
+    seeds: list[int],
+    temperature: float,
+    top_k: int | None,
+    batch_size: int | None,
+    progress: bool = True,
+    desc: str = "sampling",
+    fast: bool | str = False,
+) -> torch.Tensor:
     """The sampling loop shared by generate_images and reconstruct -> (count, T) image codes.
 
     build_prefix as in `recakit.decoding.prefix_batches`. `fast` (True or a mode name) hands the
     same job to `recakit.fast.fast_sample_image_tokens` (static KV cache, captured step)."""
     if fast:
-        return fast_sample_image_tokens(adapter, build_prefix, count, cfg_scale=cfg_scale, seeds=seeds,
-                                        temperature=temperature, top_k=top_k, batch_size=batch_size,
-                                        progress=progress, desc=desc, mode="auto" if fast is True else fast)
+        return fast_sample_image_tokens(
+            adapter,
+            build_prefix,
+            count,
+            cfg_scale=cfg_scale,
+            seeds=seeds,
+            temperature=temperature,
+            top_k=top_k,
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+            mode="auto" if fast is True else fast,
+        )
     from transformers import DynamicCache
 
     batch_size = batch_size or DEFAULT_BATCH_SIZE
@@ -55,8 +86,11 @@ def sample_image_tokens(adapter, build_prefix, count: int, *, cfg_scale: float, 
     steps = adapter.num_image_tokens
     device = adapter.device
     results = []
-    with (evaluating(adapter.model), decode_attention(),
-          tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar):
+    with (
+        evaluating(adapter.model),
+        decode_attention(),
+        tqdm(total=count * steps, desc=desc, unit="token", disable=not progress) as bar,
+    ):
         for inputs, mask, generators in prefix_batches(build_prefix, count, batch_size, guided, seeds, device):
             rows = len(generators)
             position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -88,9 +122,19 @@ def _check_prompts(prompts) -> list[str]:
     return prompts
 
 
-def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, seed=0, temperature: float = 1.0,
-                          top_k: int | None = None, batch_size: int | None = None, progress: bool = True,
-                          fast: bool | str = False) -> torch.Tensor:
+def generate_image_tokens(
+    model,
+    processor,
+    prompts,
+    *,
+    cfg_scale: float = 5.0,
+    seed=0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    fast: bool | str = False,
+) -> torch.Tensor:
     """Text -> (len(prompts), T) generation codes; see generate_images."""
     prompts = _check_prompts(prompts)
     _check_options(cfg_scale, temperature, top_k, batch_size)
@@ -100,14 +144,35 @@ def generate_image_tokens(model, processor, prompts, *, cfg_scale: float = 5.0, 
     def build_prefix(indices, drop):
         return adapter.prefix_from_text([prompts[i] for i in indices], torch.tensor(drop))
 
-    return sample_image_tokens(adapter, build_prefix, len(prompts), cfg_scale=cfg_scale, seeds=seeds,
-                               temperature=temperature, top_k=top_k, batch_size=batch_size,
-                               progress=progress, desc="generating", fast=fast)
+    return sample_image_tokens(
+        adapter,
+        build_prefix,
+        len(prompts),
+        cfg_scale=cfg_scale,
+        seeds=seeds,
+        temperature=temperature,
+        top_k=top_k,
+        batch_size=batch_size,
+        progress=progress,
+        desc="generating",
+        fast=fast,
+    )
 
 
-def generate_images(model, processor, prompts, *, cfg_scale: float | None = None, seed=0, temperature: float = 1.0,
-                    top_k: int | None = None, batch_size: int | None = None, progress: bool = True,
-                    fast: bool | str = False, steps: int | None = None) -> list[Image.Image]:
+def generate_images(
+    model,
+    processor,
+    prompts,
+    *,
+    cfg_scale: float | None = None,
+    seed=0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    fast: bool | str = False,
+    steps: int | None = None,
+) -> list[Image.Image]:
     """One image per prompt.
 
     seed: an int (image i gets seed + i) or one seed per prompt. cfg_scale: classifier-free
@@ -126,34 +191,87 @@ def generate_images(model, processor, prompts, *, cfg_scale: float | None = None
     def build_prefix(indices, drop):
         return adapter.prefix_from_text([prompts[i] for i in indices], torch.tensor(drop))
 
-    return _sample_images(adapter, build_prefix, len(prompts), cfg_scale=cfg_scale, seeds=_seeds(seed, len(prompts)),
-                          temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
-                          desc="generating", fast=fast, steps=steps)
+    return _sample_images(
+        adapter,
+        build_prefix,
+        len(prompts),
+        cfg_scale=cfg_scale,
+        seeds=_seeds(seed, len(prompts)),
+        temperature=temperature,
+        top_k=top_k,
+        batch_size=batch_size,
+        progress=progress,
+        desc="generating",
+        fast=fast,
+        steps=steps,
+    )
 
 
-def _sample_images(adapter, build_prefix, count: int, *, cfg_scale: float, seeds: list[int], temperature: float,
-                   top_k: int | None, batch_size: int | None, progress: bool, desc: str, fast: bool | str,
-                   steps: int | None) -> list[Image.Image]:
+def _sample_images(
+    adapter,
+    build_prefix,
+    count: int,
+    *,
+    cfg_scale: float,
+    seeds: list[int],
+    temperature: float,
+    top_k: int | None,
+    batch_size: int | None,
+    progress: bool,
+    desc: str,
+    fast: bool | str,
+    steps: int | None,
+) -> list[Image.Image]:
     """Images from prefixes: the family's own denoising sampler where it has one, else image
     codes drawn token by token and decoded."""
     name = type(adapter).__name__
     if adapter.sample_images is not None:
         if temperature != 1.0 or top_k is not None or fast:
             raise ValueError(f"temperature, top_k and fast are options of token samplers; {name} denoises")
-        return adapter.sample_images(build_prefix, count, cfg_scale=cfg_scale, seeds=seeds, steps=steps,
-                                     batch_size=batch_size, progress=progress, desc=desc)
+        return adapter.sample_images(
+            build_prefix,
+            count,
+            cfg_scale=cfg_scale,
+            seeds=seeds,
+            steps=steps,
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+        )
     if steps is not None:
         raise ValueError(f"steps is for diffusion samplers; {name} draws one step per image token")
-    tokens = sample_image_tokens(adapter, build_prefix, count, cfg_scale=cfg_scale, seeds=seeds,
-                                 temperature=temperature, top_k=top_k, batch_size=batch_size,
-                                 progress=progress, desc=desc, fast=fast)
+    tokens = sample_image_tokens(
+        adapter,
+        build_prefix,
+        count,
+        cfg_scale=cfg_scale,
+        seeds=seeds,
+        temperature=temperature,
+        top_k=top_k,
+        batch_size=batch_size,
+        progress=progress,
+        desc=desc,
+        fast=fast,
+    )
     return adapter.decode_image_tokens(tokens)
 
 
-def reconstruct(model, processor, images, *, cfg_scale: float | None = None, seed=0, temperature: float = 1.0,
-                top_k: int | None = None, batch_size: int | None = None, instruction: str | None = None,
-                resolution: int | None = None, progress: bool = True, fast: bool | str = False,
-                steps: int | None = None) -> list[Image.Image]:
+def reconstruct(
+    model,
+    processor,
+    images,
+    *,
+    cfg_scale: float | None = None,
+    seed=0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    batch_size: int | None = None,
+    instruction: str | None = None,
+    resolution: int | None = None,
+    progress: bool = True,
+    fast: bool | str = False,
+    steps: int | None = None,
+) -> list[Image.Image]:
     """RecA at inference: each image -> the model's understanding embeddings -> a generated image.
 
     The prefix is the one RecA trains on, with `instruction` (default: the first of
@@ -175,9 +293,20 @@ def reconstruct(model, processor, images, *, cfg_scale: float | None = None, see
         rows = embeddings[[unique.index(i) for i in indices]]
         return adapter.prefix_from_embeddings(rows, torch.tensor(drop), [instruction] * len(indices))
 
-    return _sample_images(adapter, build_prefix, len(images), cfg_scale=cfg_scale, seeds=seeds,
-                          temperature=temperature, top_k=top_k, batch_size=batch_size, progress=progress,
-                          desc="reconstructing", fast=fast, steps=steps)
+    return _sample_images(
+        adapter,
+        build_prefix,
+        len(images),
+        cfg_scale=cfg_scale,
+        seeds=seeds,
+        temperature=temperature,
+        top_k=top_k,
+        batch_size=batch_size,
+        progress=progress,
+        desc="reconstructing",
+        fast=fast,
+        steps=steps,
+    )
 
 
 def caption(model, processor, images, max_new_tokens: int = 32) -> list[str]:

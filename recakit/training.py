@@ -16,6 +16,7 @@ Reproducibility is built in rather than hoped for:
   is written beside the old one and swapped in with `os.replace`, so an interruption never leaves
   a half-written checkpoint, and resuming reproduces the uninterrupted run's losses.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,12 +63,30 @@ def sample_seeds(batch_size: int, step: int, seed: int) -> list[int]:
     return [int(word) for word in np.random.SeedSequence([seed, step]).generate_state(batch_size)]
 
 
-def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 1e-5,
-          grad_accum: int = 1, weight_decay: float = 0.0, betas=(0.9, 0.95), warmup_steps: int = 0,
-          schedule: str = "cosine", max_grad_norm: float | None = 1.0, seed: int = 0,
-          out_dir=None, save_every: int | None = None, resume: bool = True, lora=None,
-          progress: bool = True, callback=None, mixed_precision: str | None = None,
-          optimizer_factory=None) -> list[dict]:
+def train(
+    model,
+    loss_fn,
+    data,
+    *,
+    steps: int,
+    batch_size: int = 8,
+    lr: float = 1e-5,
+    grad_accum: int = 1,
+    weight_decay: float = 0.0,
+    betas=(0.9, 0.95),
+    warmup_steps: int = 0,
+    schedule: str = "cosine",
+    max_grad_norm: float | None = 1.0,
+    seed: int = 0,
+    out_dir=None,
+    save_every: int | None = None,
+    resume: bool = True,
+    lora=None,
+    progress: bool = True,
+    callback=None,
+    mixed_precision: str | None = None,
+    optimizer_factory=None,
+) -> list[dict]:
     """Train the parameters of `model` that require gradients; returns the history, one dict per
     optimizer step: `step` (steps done), `loss` (mean over the global batch), `lr`, `grad_norm`.
 
@@ -102,19 +121,23 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
     # which accelerate would otherwise refuse to change (the process group itself is kept).
     AcceleratorState._reset_state()
     accelerator = Accelerator(
-        cpu=_launched_on_cpu(), mixed_precision=mixed_precision or _default_precision(),
+        cpu=_launched_on_cpu(),
+        mixed_precision=mixed_precision or _default_precision(),
         # RecA may leave trainable parameters unused in a step (e.g. the text head when no
         # image-to-text batch is mixed in); DDP must not wait for their gradients.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
     processes, rank = accelerator.num_processes, accelerator.process_index
     if processes != _launched_processes():
         raise RuntimeError(
             f"launched as {_launched_processes()} processes but accelerate joined {processes}: on a "
             "machine without GPU, create any accelerate state with recakit.training.distributed_state() "
-            "before calling train, or every process would train alone and overwrite the others' files")
+            "before calling train, or every process would train alone and overwrite the others' files"
+        )
     if batch_size % (grad_accum * processes):
-        raise ValueError(f"batch_size {batch_size} must be a multiple of grad_accum x processes "
-                         f"= {grad_accum} x {processes}")
+        raise ValueError(
+            f"batch_size {batch_size} must be a multiple of grad_accum x processes = {grad_accum} x {processes}"
+        )
     per_process = batch_size // processes
     micro_batch = per_process // grad_accum
 
@@ -131,21 +154,29 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
 
     # DDP only synchronises gradients of work done inside its forward(), so the loss itself is
     # the module accelerate wraps (this also puts the loss under mixed-precision autocast).
-    loss_module = accelerator.prepare_model(_LossModule(plain_model, loss_fn),
-                                            device_placement=not _placed_by_loader(plain_model))
+    loss_module = accelerator.prepare_model(
+        _LossModule(plain_model, loss_fn), device_placement=not _placed_by_loader(plain_model)
+    )
     if optimizer_factory is not None:
         optimizer = optimizer_factory([p for _, p in trainable])
     else:
         # Weight decay is for weight matrices; biases and norm scales are left alone.
-        groups = [{"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
-                  {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for _, p in trainable if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in trainable if p.ndim < 2], "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
     # The scheduler is kept away from accelerate, which would step it once per process.
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(schedule, warmup_steps, steps))
     optimizer = accelerator.prepare_optimizer(optimizer)
 
-    settings = {"seed": seed, "batch_size": batch_size, "steps": steps, "grad_accum": grad_accum,
-                "processes": processes}
+    settings = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "steps": steps,
+        "grad_accum": grad_accum,
+        "processes": processes,
+    }
     out_dir = Path(out_dir) if out_dir is not None else None
     done, history = 0, []
     if out_dir is not None:
@@ -155,11 +186,11 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
         history = _restart_history(out_dir / HISTORY, done, accelerator)
 
     def save(everyone=True):
-        _save_checkpoint(out_dir, done, trainable, peft_model, optimizer, scheduler, accelerator,
-                         settings, everyone)
+        _save_checkpoint(out_dir, done, trainable, peft_model, optimizer, scheduler, accelerator, settings, everyone)
 
-    bar = tqdm(total=steps, initial=done, desc="train", unit="step",
-               disable=not (progress and accelerator.is_main_process))
+    bar = tqdm(
+        total=steps, initial=done, desc="train", unit="step", disable=not (progress and accelerator.is_main_process)
+    )
     trained_now = updating = False
     previous_sigterm = _sigterm_as_interrupt()
     try:
@@ -185,9 +216,9 @@ def train(model, loss_fn, data, *, steps: int, batch_size: int = 8, lr: float = 
                 raise FloatingPointError(
                     f"the loss became {loss_value} at step {step + 1}; the weights were not updated"
                     + (f" and {out_dir / CHECKPOINT} holds the last good state" if out_dir else "")
-                    + ": try a lower lr or more warmup")
-            grad_norm = accelerator.clip_grad_norm_([p for _, p in trainable],
-                                                    max_grad_norm or math.inf)
+                    + ": try a lower lr or more warmup"
+                )
+            grad_norm = accelerator.clip_grad_norm_([p for _, p in trainable], max_grad_norm or math.inf)
             updating = True
             optimizer.step()
             scheduler.step()
@@ -270,6 +301,7 @@ def _sigterm_as_interrupt():
     def interrupt(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the save short
         raise KeyboardInterrupt("terminated by SIGTERM")
+
     return signal.signal(signal.SIGTERM, interrupt)
 
 
@@ -279,12 +311,16 @@ def _default_precision() -> str:
 
 def _placed_by_loader(model) -> bool:
     """Quantized or device-mapped models stay where their loader put them."""
-    return bool(getattr(model, "hf_device_map", None) or getattr(model, "is_loaded_in_4bit", False)
-                or getattr(model, "is_loaded_in_8bit", False))
+    return bool(
+        getattr(model, "hf_device_map", None)
+        or getattr(model, "is_loaded_in_4bit", False)
+        or getattr(model, "is_loaded_in_8bit", False)
+    )
 
 
-def scheduled_lr(step: int, steps: int, peak: float, warmup_steps: int, *, schedule: str = "cosine",
-                 floor: float = 0.0) -> float:
+def scheduled_lr(
+    step: int, steps: int, peak: float, warmup_steps: int, *, schedule: str = "cosine", floor: float = 0.0
+) -> float:
     """The learning rate of optimizer step `step` (0-based) of `steps`: linear warmup to `peak`
     over `warmup_steps`, then constant or a cosine decay to `floor` x peak."""
     if step < warmup_steps:
@@ -298,8 +334,10 @@ def scheduled_lr(step: int, steps: int, peak: float, warmup_steps: int, *, sched
 def _lr_factor(schedule: str, warmup_steps: int, steps: int):
     """scheduled_lr as a multiple of the peak, what LambdaLR takes (a plain function, so the
     scheduler's state_dict holds no state of it)."""
+
     def factor(step: int) -> float:
         return scheduled_lr(step, steps, 1.0, warmup_steps, schedule=schedule)
+
     return factor
 
 
@@ -313,8 +351,7 @@ def _existing_checkpoint(out_dir: Path) -> Path | None:
     return None
 
 
-def _save_checkpoint(out_dir, step, trainable, peft_model, optimizer, scheduler, accelerator,
-                     settings, everyone=True):
+def _save_checkpoint(out_dir, step, trainable, peft_model, optimizer, scheduler, accelerator, settings, everyone=True):
     from safetensors.torch import save_file
 
     staging, final, previous = (out_dir / (CHECKPOINT + suffix) for suffix in (".tmp", "", ".old"))
@@ -327,8 +364,7 @@ def _save_checkpoint(out_dir, step, trainable, peft_model, optimizer, scheduler,
     if everyone or main:
         torch.save(_rng_state(), staging / f"rng_state_{accelerator.process_index}.pt")
     if main:
-        save_file({name: p.detach().contiguous().cpu() for name, p in trainable},
-                  staging / "trainable.safetensors")
+        save_file({name: p.detach().contiguous().cpu() for name, p in trainable}, staging / "trainable.safetensors")
         if peft_model is not None:
             peft_model.save_pretrained(staging / "adapter")
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
@@ -354,15 +390,19 @@ def _load_checkpoint(folder: Path, trainable, optimizer, scheduler, rank: int, s
     state = json.loads((folder / "trainer_state.json").read_text())
     for key in ("seed", "batch_size"):
         if state[key] != settings[key]:
-            raise ValueError(f"{folder} was written with {key}={state[key]} but this run has "
-                             f"{key}={settings[key]}: use the same {key} to resume it, or "
-                             "resume=False (--no-resume) to start over")
+            raise ValueError(
+                f"{folder} was written with {key}={state[key]} but this run has "
+                f"{key}={settings[key]}: use the same {key} to resume it, or "
+                "resume=False (--no-resume) to start over"
+            )
     weights = load_file(folder / "trainable.safetensors")
     names = {name for name, _ in trainable}
     if set(weights) != names:
-        raise ValueError(f"{folder} does not match the model's trainable parameters "
-                         f"(missing {sorted(names - set(weights))[:3]}, "
-                         f"unexpected {sorted(set(weights) - names)[:3]})")
+        raise ValueError(
+            f"{folder} does not match the model's trainable parameters "
+            f"(missing {sorted(names - set(weights))[:3]}, "
+            f"unexpected {sorted(set(weights) - names)[:3]})"
+        )
     with torch.no_grad():
         for name, p in trainable:
             p.copy_(weights[name])
@@ -376,9 +416,12 @@ def _load_checkpoint(folder: Path, trainable, optimizer, scheduler, rank: int, s
 
 def _rng_state() -> dict:
     _, keys, position, has_gauss, cached_gauss = np.random.get_state()
-    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
-             "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
-             "numpy_rest": (position, has_gauss, cached_gauss)}
+    state = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_rest": (position, has_gauss, cached_gauss),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -387,8 +430,7 @@ def _rng_state() -> dict:
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32),
-                         *state["numpy_rest"]))
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), *state["numpy_rest"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 

@@ -7,6 +7,7 @@ token layout of a RecA training sequence, an embedding similarity heat map and a
 that doubles as a `recakit.training.train` callback.
 (Benchmark plots beside the published numbers live in `recakit.bench.report`.)
 """
+
 from __future__ import annotations
 
 import io
@@ -21,36 +22,47 @@ from matplotlib.patches import FancyBboxPatch, Patch
 
 #: colours of the token roles in `token_layout`; "target" marks the positions that carry the loss
 ROLE_COLORS = {
-    "text": "#9ecae1",       # system prompt, instruction, prompt text
-    "special": "#bdbdbd",    # bos, begin-of-image and other markers
+    "text": "#9ecae1",  # system prompt, instruction, prompt text
+    "special": "#bdbdbd",  # bos, begin-of-image and other markers
     "condition": "#fdae6b",  # understanding embeddings fed in place of a prompt
-    "target": "#74c476",     # generation tokens the model must predict
+    "target": "#74c476",  # generation tokens the model must predict
     "pad": "#f0f0f0",
 }
 
 #: colours of the boxes in `flow_diagram`
 PART_COLORS = {
-    "frozen": "#c6dbef",   # weights RecA never updates
+    "frozen": "#c6dbef",  # weights RecA never updates
     "trained": "#fdae6b",  # weights RecA updates
-    "data": "#ffffff",     # inputs, conditions and targets
+    "data": "#ffffff",  # inputs, conditions and targets
     "loss": "#a1d99b",
 }
 
 #: the RecA pipeline: (label, (x, y), role) per box, then (from, to, arrow label) per arrow
 RECA_PIPELINE = (
     {
-        "caption": ("caption c\n\"a red circle\"", (0.0, 3.0), "data"),
+        "caption": ('caption c\n"a red circle"', (0.0, 3.0), "data"),
         "image": ("image x\n(unlabelled)", (0.0, 1.0), "data"),
-        "encoder": ("understanding encoder\n+ aligner\n(Janus: SigLIP; toy: conv encoder\n+ understanding LM)", (2.9, 1.0), "frozen"),
+        "encoder": (
+            "understanding encoder\n+ aligner\n(Janus: SigLIP; toy: conv encoder\n+ understanding LM)",
+            (2.9, 1.0),
+            "frozen",
+        ),
         "condition": ("[instruction; E_und(x)]\ndense prompt", (5.8, 1.0), "data"),
         "generator": ("generator p_θ\n(LLM + generation head;\ntoy: connector + generator)", (8.7, 2.0), "trained"),
         "vq": ("VQ tokenizer", (2.9, -0.6), "frozen"),
         "targets": ("image tokens\nv_1 ... v_T of x", (5.8, -0.6), "data"),
         "loss": ("cross-entropy\nL_RecA (or L_t2i\nfor a caption)", (11.6, 0.7), "loss"),
     },
-    [("caption", "generator", "text-to-image: sparse prompt"), ("image", "encoder", ""),
-     ("encoder", "condition", ""), ("condition", "generator", "RecA"), ("image", "vq", ""),
-     ("vq", "targets", ""), ("targets", "loss", "targets (teacher forcing)"), ("generator", "loss", "logits")],
+    [
+        ("caption", "generator", "text-to-image: sparse prompt"),
+        ("image", "encoder", ""),
+        ("encoder", "condition", ""),
+        ("condition", "generator", "RecA"),
+        ("image", "vq", ""),
+        ("vq", "targets", ""),
+        ("targets", "loss", "targets (teacher forcing)"),
+        ("generator", "loss", "logits"),
+    ],
 )
 
 
@@ -67,11 +79,12 @@ def _as_rows(images, ncols):
     if images and isinstance(images[0], (list, tuple)):
         return [list(row) for row in images]
     ncols = ncols or min(len(images), 8)
-    return [list(images[start:start + ncols]) for start in range(0, len(images), ncols)]
+    return [list(images[start : start + ncols]) for start in range(0, len(images), ncols)]
 
 
-def image_grid(images, *, titles=None, row_labels=None, ncols=None, suptitle=None,
-               cell_size: float = 1.8, save_to=None):
+def image_grid(
+    images, *, titles=None, row_labels=None, ncols=None, suptitle=None, cell_size: float = 1.8, save_to=None
+):
     """Show PIL images in a grid. `images` is a flat list (wrapped every `ncols`) or a list of rows;
     `titles` follows the same shape as the images (flat or per row)."""
     rows = _as_rows(list(images), ncols)
@@ -79,8 +92,9 @@ def image_grid(images, *, titles=None, row_labels=None, ncols=None, suptitle=Non
         raise ValueError("image_grid needs at least one image")
     title_rows = _as_rows(list(titles), len(rows[0])) if titles is not None else None
     width = max(len(row) for row in rows)
-    figure, axes = plt.subplots(len(rows), width, figsize=(cell_size * width, cell_size * len(rows) + 0.3),
-                                squeeze=False)
+    figure, axes = plt.subplots(
+        len(rows), width, figsize=(cell_size * width, cell_size * len(rows) + 0.3), squeeze=False
+    )
     for r, row in enumerate(rows):
         for c in range(width):
             axis = axes[r][c]
@@ -118,8 +132,11 @@ def token_layout(segments, *, title: str = "", save_to=None):
         if role == "target":
             axis.text(left + width / 2, -0.5, "loss here", ha="center", va="center", fontsize=8, color="#238b45")
         left += width
-    handles = [Patch(color=color, label=role) for role, color in ROLE_COLORS.items()
-               if any(role == segment_role for _label, _count, segment_role in segments)]
+    handles = [
+        Patch(color=color, label=role)
+        for role, color in ROLE_COLORS.items()
+        if any(role == segment_role for _label, _count, segment_role in segments)
+    ]
     axis.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.05), ncol=len(handles), fontsize=8)
     axis.set_xlim(0, left)
     axis.set_ylim(-0.8, 0.5)
@@ -143,8 +160,16 @@ def flow_diagram(boxes: dict, arrows, *, title: str = "", save_to=None):
     figure, axis = plt.subplots(figsize=(max(xs) - min(xs) + 3, max(ys) - min(ys) + 2))
     half_width, half_height = 1.2, 0.55
     for label, (x, y), role in boxes.values():
-        axis.add_patch(FancyBboxPatch((x - half_width, y - half_height), 2 * half_width, 2 * half_height,
-                                      boxstyle="round,pad=0.05", facecolor=PART_COLORS[role], edgecolor="black"))
+        axis.add_patch(
+            FancyBboxPatch(
+                (x - half_width, y - half_height),
+                2 * half_width,
+                2 * half_height,
+                boxstyle="round,pad=0.05",
+                facecolor=PART_COLORS[role],
+                edgecolor="black",
+            )
+        )
         axis.text(x, y, label, ha="center", va="center", fontsize=8)
     for start, end, label in arrows:
         (x0, y0), (x1, y1) = boxes[start][1], boxes[end][1]
@@ -155,10 +180,20 @@ def flow_diagram(boxes: dict, arrows, *, title: str = "", save_to=None):
         finish = (x1 - math.copysign(dx, x1 - x0), y1 - math.copysign(dy, y1 - y0))
         axis.annotate("", xy=finish, xytext=begin, arrowprops=dict(arrowstyle="->", lw=1.3))
         if label:
-            axis.text((begin[0] + finish[0]) / 2, (begin[1] + finish[1]) / 2 + 0.15, label,
-                      ha="center", va="bottom", fontsize=8, style="italic")
-    handles = [Patch(facecolor=color, edgecolor="black", label=role) for role, color in PART_COLORS.items()
-               if any(role == box_role for _label, _xy, box_role in boxes.values())]
+            axis.text(
+                (begin[0] + finish[0]) / 2,
+                (begin[1] + finish[1]) / 2 + 0.15,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                style="italic",
+            )
+    handles = [
+        Patch(facecolor=color, edgecolor="black", label=role)
+        for role, color in PART_COLORS.items()
+        if any(role == box_role for _label, _xy, box_role in boxes.values())
+    ]
     axis.legend(handles=handles, loc="upper right", fontsize=8)
     axis.set_xlim(min(xs) - half_width - 0.3, max(xs) + half_width + 0.3)
     axis.set_ylim(min(ys) - half_height - 0.3, max(ys) + half_height + 0.6)
@@ -189,8 +224,9 @@ def cosine_similarity_matrix(embeddings, *, centered: bool = False) -> np.ndarra
     return (vectors @ vectors.T).numpy()
 
 
-def similarity_heatmap(embeddings, *, labels=None, centered: bool = False, title: str = "cosine similarity",
-                       save_to=None):
+def similarity_heatmap(
+    embeddings, *, labels=None, centered: bool = False, title: str = "cosine similarity", save_to=None
+):
     """Heat map of the pairwise cosine similarity of (N, D) embeddings (token positions or images)."""
     matrix = cosine_similarity_matrix(embeddings, centered=centered)
     size = min(3 + 0.3 * len(matrix), 8)

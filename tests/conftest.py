@@ -1,6 +1,7 @@
 """Shared test fixtures: a tiny Janus built offline once per session (and a copy whose image
 logits matter), small test images, a dataset wrapper that records which examples a training loop
 reads, and the slow reference computations that the fast library paths are checked against."""
+
 import numpy as np
 import pytest
 import torch
@@ -44,7 +45,7 @@ def full_forward_image_logits(adapter, prefix, mask, codes):
     embeds = torch.cat([prefix, adapter.embed_image_tokens(codes[:, :-1]).to(prefix.dtype)], dim=1)
     mask = torch.cat([mask, mask.new_ones(codes[:, :-1].shape)], dim=1)
     hidden, _ = adapter.forward_generation(embeds, mask, (mask.cumsum(-1) - 1).clamp(min=0))
-    return adapter.image_logits(hidden[:, prefix.shape[1] - 1:]).float()
+    return adapter.image_logits(hidden[:, prefix.shape[1] - 1 :]).float()
 
 
 def cross_entropy_by_hand(logits, targets):
@@ -70,8 +71,11 @@ def bnb_cpu_packed(request, monkeypatch):
 
 def packed_4bit_layers(model) -> int:
     """How many of the model's 4-bit layers hold their weight in bitsandbytes' packed CPU format."""
-    return sum(getattr(getattr(module.weight, "quant_state", None), "packing_format_for_cpu", False)
-               for module in model.modules() if type(module).__name__ == "Linear4bit")
+    return sum(
+        getattr(getattr(module.weight, "quant_state", None), "packing_format_for_cpu", False)
+        for module in model.modules()
+        if type(module).__name__ == "Linear4bit"
+    )
 
 
 def draw_square_image(color, background=(160, 160, 160), size=32, box=(8, 8, 24, 24)) -> Image.Image:

@@ -1,11 +1,12 @@
 """adapter_for finds the adapter behind whatever wraps a model."""
+
 import pytest
 import torch
 
 from recakit.adapter import UnifiedAdapter
-from recakit.registry import adapter_for
 from recakit.models.janus import JanusAdapter, tiny_janus
 from recakit.objective import reca_loss
+from recakit.registry import adapter_for
 
 
 def test_a_lora_wrapped_janus_gets_the_janus_adapter_and_trains_its_lora_weights(square_images):

@@ -1,4 +1,5 @@
 """benchmarks/gpu.py runs its whole code path on the tiny model on a CPU and writes every key."""
+
 import json
 import os
 import subprocess
@@ -13,9 +14,11 @@ SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 # the GPU machine has no diffusers: the benchmark must not need it; and bitsandbytes' 4-bit
 # layers take the CPU path chosen by the test (see conftest.bnb_cpu_packed), not the machine's
-RUN_WITHOUT_DIFFUSERS = ("import runpy, sys; sys.modules['diffusers'] = None; "
-                         "import bitsandbytes.nn.modules as bnb; bnb.has_avx512bf16 = lambda: {packed}; "
-                         "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+RUN_WITHOUT_DIFFUSERS = (
+    "import runpy, sys; sys.modules['diffusers'] = None; "
+    "import bitsandbytes.nn.modules as bnb; bnb.has_avx512bf16 = lambda: {packed}; "
+    "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def run_benchmark(*arguments, cwd, packed=False, diffusers=False):
@@ -23,13 +26,20 @@ def run_benchmark(*arguments, cwd, packed=False, diffusers=False):
     code = RUN_WITHOUT_DIFFUSERS.format(packed=packed)
     if diffusers:  # the OpenUni section needs it (the GPU machine gets it from a carried wheel)
         code = code.replace("sys.modules['diffusers'] = None; ", "")
-    return subprocess.run([sys.executable, "-c", code, str(SCRIPT), *arguments],
-                          cwd=cwd, env=environment, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code, str(SCRIPT), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def benchmark_result(folder, *arguments, packed=False, diffusers=False):
-    done = run_benchmark("--tiny", *arguments, "--out", str(folder / "tmp.json"), cwd=folder, packed=packed,
-                         diffusers=diffusers)
+    done = run_benchmark(
+        "--tiny", *arguments, "--out", str(folder / "tmp.json"), cwd=folder, packed=packed, diffusers=diffusers
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((folder / "tmp.json").read_text())
 
@@ -100,7 +110,8 @@ def test_cpu_run_measures_what_needs_no_gpu(tiny_result):
         assert tiny_result[f"sampling_speedup_{batch}"] == max(speedups)
     train = details["train"]
     assert tiny_result["train_speedup"] == pytest.approx(
-        train["fast"]["tokens_per_s"] / train["plain"]["tokens_per_s"], abs=1e-3)
+        train["fast"]["tokens_per_s"] / train["plain"]["tokens_per_s"], abs=1e-3
+    )
     # footprints in GiB, to the benchmark's 3 decimals: the tiny model's three all round to
     # 0.002, so test_quantized_footprint_is_that_of_the_packed_weights checks the exact bytes
     model, _ = import_benchmark().build_model("tiny", torch.device("cpu"), torch.float32)
@@ -142,8 +153,8 @@ def test_compiled_training_step_traces_whole_and_computes_the_same_loss():
     import torch._dynamo.utils
 
     gpu = import_benchmark()
-    from recakit.registry import adapter_for
     from recakit.objective import freeze_for_reca
+    from recakit.registry import adapter_for
 
     cpu = torch.device("cpu")
     losses = []
@@ -178,8 +189,8 @@ def test_openuni_section_steps_the_80gb_preset_and_samples_what_recakit_samples(
     import numpy as np
 
     import recakit
-    from recakit.models.openuni import tiny_openuni
     from recakit.memory_presets import get_preset
+    from recakit.models.openuni import tiny_openuni
 
     gpu = import_benchmark()
     result = benchmark_result(tmp_path, "--sections", "openuni", diffusers=True)
@@ -202,8 +213,9 @@ def test_openuni_section_steps_the_80gb_preset_and_samples_what_recakit_samples(
 
     assert (sample["side"], sample["steps"], sample["cfg_scale"]) == (32, 20, 4.5)
     model.eval()
-    image = recakit.generate_images(model, tokenizer, [gpu.OPENUNI_PROMPT], seed=[0], cfg_scale=4.5, steps=20,
-                                    progress=False)[0]
+    image = recakit.generate_images(
+        model, tokenizer, [gpu.OPENUNI_PROMPT], seed=[0], cfg_scale=4.5, steps=20, progress=False
+    )[0]
     assert sample["sha256"] == hashlib.sha256(np.asarray(image).tobytes()).hexdigest()
 
 

@@ -1,4 +1,5 @@
 """DPG-Bench: question graph parsing (first row kept), dependency scoring, folder scoring and sampling."""
+
 import json
 
 import pytest
@@ -15,16 +16,35 @@ def row(item, prompt, qid, dependency, tuple_, question):
     return f'{item},"{prompt}",,{qid},"{dependency}",entity,whole,{tuple_},{question}'
 
 
-CSV = "\n".join([
-    HEADER,
-    row("truck", "a red truck on a beach", 1, "0", "entity - whole (truck)", "Is there a truck?"),
-    row("truck", "a red truck on a beach", 2, "1", "attribute - color (truck, red)", "Is the truck red?"),
-    row("truck", "a red truck on a beach", 3, "2", "attribute - texture (truck, glossy)", "Is the red truck glossy?"),
-    row("truck", "a red truck on a beach", 4, "1,3", "relation - spatial (truck, beach, on)", "Is the truck on a beach?"),
-    row("truck", "a red truck on a beach", 5, "0", "entity - whole (beach)", "Is there a beach?"),
-    row("cat", "a blue cat", 1, "0", "entity - whole (cat)", "Is there a cat?"),
-    row("cat", "a blue cat", 2, "1", "attribute - color (cat, blue)", "Is the cat blue?"),
-]) + "\n"
+CSV = (
+    "\n".join(
+        [
+            HEADER,
+            row("truck", "a red truck on a beach", 1, "0", "entity - whole (truck)", "Is there a truck?"),
+            row("truck", "a red truck on a beach", 2, "1", "attribute - color (truck, red)", "Is the truck red?"),
+            row(
+                "truck",
+                "a red truck on a beach",
+                3,
+                "2",
+                "attribute - texture (truck, glossy)",
+                "Is the red truck glossy?",
+            ),
+            row(
+                "truck",
+                "a red truck on a beach",
+                4,
+                "1,3",
+                "relation - spatial (truck, beach, on)",
+                "Is the truck on a beach?",
+            ),
+            row("truck", "a red truck on a beach", 5, "0", "entity - whole (beach)", "Is there a beach?"),
+            row("cat", "a blue cat", 1, "0", "entity - whole (cat)", "Is there a cat?"),
+            row("cat", "a blue cat", 2, "1", "attribute - color (cat, blue)", "Is the cat blue?"),
+        ]
+    )
+    + "\n"
+)
 
 
 def test_the_first_csv_row_is_kept():
@@ -63,8 +83,14 @@ def test_malformed_question_files_are_rejected():
         dpg.parse_questions(HEADER + "\n" + row("x", "p", 1, "7", "entity - whole (a)", "Is there a?") + "\n")
     with pytest.raises(ValueError, match="line 2"):
         dpg.parse_questions(HEADER + "\n" + row("x", "p", "one", "0", "entity - whole (a)", "Is there a?") + "\n")
-    looped = dpg.parse_questions(HEADER + "\n" + row("x", "p", 1, "2", "e - w (a)", "A?") + "\n"
-                                 + row("x", "p", 2, "1", "e - w (b)", "B?") + "\n")["x"]
+    looped = dpg.parse_questions(
+        HEADER
+        + "\n"
+        + row("x", "p", 1, "2", "e - w (a)", "A?")
+        + "\n"
+        + row("x", "p", 2, "1", "e - w (b)", "B?")
+        + "\n"
+    )["x"]
     with pytest.raises(ValueError, match="cycle"):
         dpg.score_answers(looped, {1: "yes", 2: "yes"})
 
@@ -171,14 +197,19 @@ def test_sampling_writes_grids_with_positional_seeds_and_resumes(tmp_path):
         calls.append((prompts, seed))
         return [Image.new("RGB", (6, 6), (s * 20, 0, 0)) for s in seed]
 
-    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4,
-                            generate=fake_generate) == 2
+    assert (
+        dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4, generate=fake_generate) == 2
+    )
     assert calls == [(["a red truck on a beach"] * 4, [1, 2, 3, 4]), (["a blue cat"] * 4, [5, 6, 7, 8])]
     # a bigger batch draws both prompts in one call, into the same grids
     calls.clear()
     grids = {p.name: p.read_bytes() for p in tmp_path.glob("*.png")}
-    assert dpg.sample_items(None, None, items, tmp_path / "b8", n_per_prompt=4, seed=1, batch_size=8,
-                            generate=fake_generate) == 2
+    assert (
+        dpg.sample_items(
+            None, None, items, tmp_path / "b8", n_per_prompt=4, seed=1, batch_size=8, generate=fake_generate
+        )
+        == 2
+    )
     assert calls == [(["a red truck on a beach"] * 4 + ["a blue cat"] * 4, [1, 2, 3, 4, 5, 6, 7, 8])]
     assert {p.name: p.read_bytes() for p in (tmp_path / "b8").glob("*.png")} == grids
     with Image.open(tmp_path / "cat.png") as grid:
@@ -186,15 +217,23 @@ def test_sampling_writes_grids_with_positional_seeds_and_resumes(tmp_path):
         assert [tile.getpixel((0, 0))[0] for tile in dpg.grid_tiles(grid.convert("RGB"), 4)] == [100, 120, 140, 160]
     (tmp_path / "truck.png").unlink()
     calls.clear()
-    assert dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4,
-                            generate=fake_generate) == 1
+    assert (
+        dpg.sample_items(None, None, items, tmp_path, n_per_prompt=4, seed=1, batch_size=4, generate=fake_generate) == 1
+    )
     assert calls == [(["a red truck on a beach"] * 4, [1, 2, 3, 4])]
     assert json.loads((tmp_path / "run.json").read_text())["benchmark"] == "dpg"
     with pytest.raises(ValueError, match="one to four"):
         dpg.sample_items(None, None, items, tmp_path / "x", n_per_prompt=5, generate=fake_generate)
     seen = []
-    dpg.sample_items(None, None, items, tmp_path / "fast", n_per_prompt=1, fast=True,
-                     generate=lambda *args, seed, **options: seen.append(options) or fake_generate(*args, seed=seed))
+    dpg.sample_items(
+        None,
+        None,
+        items,
+        tmp_path / "fast",
+        n_per_prompt=1,
+        fast=True,
+        generate=lambda *args, seed, **options: seen.append(options) or fake_generate(*args, seed=seed),
+    )
     assert seen and all(options.get("fast") is True for options in seen)
     assert json.loads((tmp_path / "fast" / "run.json").read_text())["fast"] is True
 
@@ -203,22 +242,51 @@ def test_blip_vqa_wiring_with_a_tiny_random_model():
     pytest.importorskip("transformers")
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (BlipConfig, BlipForQuestionAnswering, BlipImageProcessor, BlipProcessor,
-                              PreTrainedTokenizerFast)
+    from transformers import (
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipImageProcessor,
+        BlipProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[DEC]", "yes", "no", "is", "there", "a", "truck", "?"]
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     processor = BlipProcessor(
         image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
-        tokenizer=PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]",
-                                          cls_token="[CLS]", sep_token="[SEP]", bos_token="[DEC]"))
+        tokenizer=PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer,
+            pad_token="[PAD]",
+            unk_token="[UNK]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            bos_token="[DEC]",
+        ),
+    )
     config = BlipConfig(
-        text_config=dict(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, encoder_hidden_size=16, max_position_embeddings=32,
-                         pad_token_id=0, bos_token_id=4, sep_token_id=3, eos_token_id=3),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                           num_attention_heads=2))
+        text_config=dict(
+            vocab_size=len(words),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            encoder_hidden_size=16,
+            max_position_embeddings=32,
+            pad_token_id=0,
+            bos_token_id=4,
+            sep_token_id=3,
+            eos_token_id=3,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        ),
+    )
     torch.manual_seed(0)
     vqa = dpg.BlipVQA(model=BlipForQuestionAnswering(config), processor=processor, device="cpu", max_new_tokens=3)
     image = Image.new("RGB", (40, 40), "red")
@@ -239,8 +307,10 @@ def test_prompts_and_score_commands(tmp_path, monkeypatch, capsys):
     local.write_text(CSV)
     assert main(["dpg", "prompts", "--csv", str(local), "--out", str(tmp_path / "prompts.jsonl")]) == 0
     lines = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
-    assert lines == [{"item_id": "truck", "prompt": "a red truck on a beach", "n_questions": 5},
-                     {"item_id": "cat", "prompt": "a blue cat", "n_questions": 2}]
+    assert lines == [
+        {"item_id": "truck", "prompt": "a red truck on a beach", "n_questions": 5},
+        {"item_id": "cat", "prompt": "a blue cat", "n_questions": 2},
+    ]
 
     run = tmp_path / "run"
     run.mkdir()

@@ -1,4 +1,5 @@
 """The fast sampler draws the plain sampler's codes; the chunked loss is the plain loss."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,17 +18,19 @@ def tiny():
     return tiny_janus(seed=1)
 
 
-@pytest.mark.parametrize("options", [
-    {"cfg_scale": 5.0},
-    {"cfg_scale": 1.0},
-    {"cfg_scale": 3.0, "temperature": 0},
-    {"cfg_scale": 2.0, "temperature": 0.7, "top_k": 10},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cfg_scale": 5.0},
+        {"cfg_scale": 1.0},
+        {"cfg_scale": 3.0, "temperature": 0},
+        {"cfg_scale": 2.0, "temperature": 0.7, "top_k": 10},
+    ],
+)
 def test_fast_sampler_draws_the_plain_codes(tiny, options):
     model, processor = tiny
     plain = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False, **options)
-    fast = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False,
-                                 fast=True, **options)
+    fast = generate_image_tokens(model, processor, PROMPTS, seed=11, batch_size=3, progress=False, fast=True, **options)
     assert torch.equal(plain, fast)
 
 
@@ -38,8 +41,9 @@ def test_one_query_attention_is_masked_attention(kv_heads):
     keys, values = (torch.randn(3, kv_heads, 20, 8, generator=generator) for _ in range(2))
     visible = torch.rand(3, 1, 1, 20, generator=generator) < 0.6
     visible[..., 0] = True
-    expected = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible, scale=0.3,
-                                              enable_gqa=kv_heads != 4)
+    expected = F.scaled_dot_product_attention(
+        query, keys, values, attn_mask=visible, scale=0.3, enable_gqa=kv_heads != 4
+    )
     assert torch.allclose(one_query_attention(query, keys, values, visible, 0.3), expected, atol=1e-6)
     # hidden slots do not count, whatever they hold
     keys[~visible[:, 0, 0][:, None, :].expand(-1, kv_heads, -1)] = 1e4
@@ -48,16 +52,19 @@ def test_one_query_attention_is_masked_attention(kv_heads):
 
 def test_fast_codes_do_not_depend_on_the_batch(tiny):
     model, processor = tiny
-    together = generate_image_tokens(model, processor, PROMPTS, seed=[5, 6, 7, 8], batch_size=4,
-                                     progress=False, fast=True)
+    together = generate_image_tokens(
+        model, processor, PROMPTS, seed=[5, 6, 7, 8], batch_size=4, progress=False, fast=True
+    )
     alone = generate_image_tokens(model, processor, PROMPTS[2:3], seed=[7], progress=False, fast=True)
     assert torch.equal(together[2:3], alone)
 
 
 def test_fast_reconstruction_gives_the_plain_images(tiny):
     model, processor = tiny
-    pictures = [torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
-                for i in range(2)]
+    pictures = [
+        torch.randint(0, 255, (32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+        for i in range(2)
+    ]
     from PIL import Image
 
     images = [Image.fromarray(array.numpy()) for array in pictures]
@@ -82,8 +89,9 @@ def test_generation_stack_refuses_models_without_a_llama():
     with pytest.raises(TypeError, match="Llama generation stack"):
         generation_stack(NotLlama())
     with pytest.raises(TypeError, match="Llama generation stack"):
-        fast_sample_image_tokens(NotLlama(), None, 1, cfg_scale=1, seeds=[0], temperature=1, top_k=None,
-                                 batch_size=None, mode="eager")
+        fast_sample_image_tokens(
+            NotLlama(), None, 1, cfg_scale=1, seeds=[0], temperature=1, top_k=None, batch_size=None, mode="eager"
+        )
 
 
 @pytest.mark.parametrize("chunk_tokens", [1, 7, 64, 10_000])
@@ -103,8 +111,11 @@ def test_chunked_loss_matches_plain_value_and_gradient(tiny, chunk_tokens):
         loss.backward()
         return loss.detach(), leaf.grad, [parameter.grad.clone() for parameter in head]
 
-    plain = value_and_grads(lambda h: F.cross_entropy(adapter.image_logits(h).float().reshape(-1, adapter.codebook_size),
-                                                      targets.reshape(-1)))
+    plain = value_and_grads(
+        lambda h: F.cross_entropy(
+            adapter.image_logits(h).float().reshape(-1, adapter.codebook_size), targets.reshape(-1)
+        )
+    )
     chunked = value_and_grads(lambda h: chunked_image_loss(adapter, h, targets, chunk_tokens=chunk_tokens))
     torch.testing.assert_close(chunked[0], plain[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(chunked[1], plain[1], rtol=1e-4, atol=1e-7)
@@ -146,7 +157,9 @@ def test_objective_uses_the_chunked_loss_for_large_codebooks(tiny, monkeypatch):
     monkeypatch.setattr(objective, "CHUNKED_LOSS_MIN_CODES", 2)
     calls = []
     original = objective.chunked_image_loss
-    monkeypatch.setattr(objective, "chunked_image_loss", lambda *a, **k: calls.append(1) or original(*a, chunk_tokens=5))
+    monkeypatch.setattr(
+        objective, "chunked_image_loss", lambda *a, **k: calls.append(1) or original(*a, chunk_tokens=5)
+    )
     chunked = reca_loss(model, processor, images, sample_seeds=[3])
     assert calls
     torch.testing.assert_close(chunked, plain, rtol=1e-5, atol=1e-6)

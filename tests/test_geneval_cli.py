@@ -1,4 +1,5 @@
 """GenEval prompts cache, sampling driver and scoring command, offline with fakes."""
+
 import hashlib
 import itertools
 import json
@@ -52,8 +53,14 @@ def test_cached_file_with_the_right_checksum_needs_no_network(cache, downloads):
     assert downloads == []
     assert len(entries) == 553
     counts = {task: sum(e["tag"] == task for e in entries) for task in geneval.TASKS}
-    assert counts == {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94,
-                      "position": 100, "color_attr": 100}
+    assert counts == {
+        "single_object": 80,
+        "two_object": 99,
+        "counting": 80,
+        "colors": 94,
+        "position": 100,
+        "color_attr": 100,
+    }
 
 
 def test_corrupted_cache_is_reported_and_fetched_again(cache, downloads, capsys):
@@ -105,10 +112,17 @@ def test_unknown_prompt_set_and_malformed_lines(tmp_path):
 # -- sampling -----------------------------------------------------------------------------------------
 ENTRIES = [
     {"tag": "single_object", "prompt": "a photo of a circle", "include": [{"class": "circle", "count": 1}]},
-    {"tag": "colors", "prompt": "a photo of a red square",
-     "include": [{"class": "square", "count": 1, "color": "red"}]},
-    {"tag": "counting", "prompt": "a photo of two stars", "include": [{"class": "star", "count": 2}],
-     "exclude": [{"class": "star", "count": 3}]},
+    {
+        "tag": "colors",
+        "prompt": "a photo of a red square",
+        "include": [{"class": "square", "count": 1, "color": "red"}],
+    },
+    {
+        "tag": "counting",
+        "prompt": "a photo of two stars",
+        "include": [{"class": "star", "count": 2}],
+        "exclude": [{"class": "star", "count": 3}],
+    },
 ]
 
 
@@ -129,8 +143,17 @@ class FakeGenerator:
 
 def test_sampling_writes_the_official_layout_with_positional_seeds(tmp_path):
     fake = FakeGenerator()
-    drawn = geneval.sample_prompts(None, None, ENTRIES, tmp_path / "run", n_per_prompt=2, seed=10, batch_size=4,
-                                   generate=fake, run_info={"model": "fake"})
+    drawn = geneval.sample_prompts(
+        None,
+        None,
+        ENTRIES,
+        tmp_path / "run",
+        n_per_prompt=2,
+        seed=10,
+        batch_size=4,
+        generate=fake,
+        run_info={"model": "fake"},
+    )
     assert drawn == 6
     for index, entry in enumerate(ENTRIES):
         folder = tmp_path / "run" / f"{index:05d}"
@@ -153,7 +176,10 @@ def test_sampling_resumes_and_completes_partial_prompts(tmp_path):
     drawn = geneval.sample_prompts(None, None, ENTRIES, out, n_per_prompt=2, seed=3, batch_size=1, generate=fake)
     assert drawn == 3
     assert [(p, s) for prompts, seeds, _ in fake.calls for p, s in zip(prompts, seeds)] == [
-        ("a photo of a red square", 6), ("a photo of two stars", 7), ("a photo of two stars", 8)]
+        ("a photo of a red square", 6),
+        ("a photo of two stars", 7),
+        ("a photo of two stars", 8),
+    ]
     # the same images as the uninterrupted run, whatever the batching
     assert {p: p.read_bytes() for p in out.glob("*/samples/*.png")} == reference
     assert geneval.sample_prompts(None, None, ENTRIES, out, n_per_prompt=2, seed=3, generate=FakeGenerator()) == 0
@@ -163,10 +189,12 @@ def test_shards_share_a_folder_and_draw_a_single_runs_images(tmp_path):
     geneval.sample_prompts(None, None, ENTRIES, tmp_path / "single", n_per_prompt=2, seed=4, generate=FakeGenerator())
     for k in range(2):
         fake = FakeGenerator()
-        geneval.sample_prompts(None, None, ENTRIES, tmp_path / "sharded", n_per_prompt=2, seed=4, shard=(k, 2),
-                               generate=fake)
+        geneval.sample_prompts(
+            None, None, ENTRIES, tmp_path / "sharded", n_per_prompt=2, seed=4, shard=(k, 2), generate=fake
+        )
         assert sorted({p for prompts, _, _ in fake.calls for p in prompts}) == sorted(
-            {e["prompt"] for i, e in enumerate(ENTRIES) if i % 2 == k})
+            {e["prompt"] for i, e in enumerate(ENTRIES) if i % 2 == k}
+        )
     single = {p.relative_to(tmp_path / "single"): p.read_bytes() for p in (tmp_path / "single").glob("*/*/*.png")}
     sharded = {p.relative_to(tmp_path / "sharded"): p.read_bytes() for p in (tmp_path / "sharded").glob("*/*/*.png")}
     assert sharded == single and len(single) == 6
@@ -182,8 +210,16 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 def test_rewrite_is_recorded_and_cfg_is_passed(tmp_path):
     fake = FakeGenerator()
-    geneval.sample_prompts(None, None, ENTRIES[:1], tmp_path, n_per_prompt=1, cfg_scale=3.0,
-                           rewrite="Generate an image: {prompt}", generate=fake)
+    geneval.sample_prompts(
+        None,
+        None,
+        ENTRIES[:1],
+        tmp_path,
+        n_per_prompt=1,
+        cfg_scale=3.0,
+        rewrite="Generate an image: {prompt}",
+        generate=fake,
+    )
     assert fake.calls == [(["Generate an image: a photo of a circle"], [0], {"cfg_scale": 3.0})]
     line = json.loads((tmp_path / "00000" / "metadata.jsonl").read_text())
     assert line["rewrite"] == "Generate an image: {prompt}" and line["prompt"] == "a photo of a circle"
@@ -224,15 +260,52 @@ def test_sample_command_uses_load_model(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "recakit.registry", fake_registry)
     monkeypatch.setitem(sys.modules, "recakit.sampling", fake_sampling)
     out = tmp_path / "run"
-    assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--n-per-prompt", "2", "--limit", "3",
-                 "--out", str(out), "--batch-size", "8"]) == 0
+    assert (
+        main(
+            [
+                "geneval",
+                "sample",
+                "--model",
+                "toy",
+                "--set",
+                "mini",
+                "--n-per-prompt",
+                "2",
+                "--limit",
+                "3",
+                "--out",
+                str(out),
+                "--batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert loaded == [("toy", None)]
     assert len(list(out.glob("*/samples/*.png"))) == 6
     assert json.loads((out / "run.json").read_text())["set"] == "mini"
     assert all("fast" not in options for _, _, options in fake.calls)
     fast_out = tmp_path / "fast"
-    assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--limit", "1", "--n-per-prompt", "1",
-                 "--out", str(fast_out), "--fast"]) == 0
+    assert (
+        main(
+            [
+                "geneval",
+                "sample",
+                "--model",
+                "toy",
+                "--set",
+                "mini",
+                "--limit",
+                "1",
+                "--n-per-prompt",
+                "1",
+                "--out",
+                str(fast_out),
+                "--fast",
+            ]
+        )
+        == 0
+    )
     assert fake.calls[-1][2]["fast"] is True
     assert main(["geneval", "sample", "--model", "toy", "--set", "mini", "--out", str(out), "--shard", "1"]) == 2
 
@@ -246,8 +319,17 @@ class ColourDetector:
 
     def detect(self, images):
         self.batches.append(len(images))
-        return [[{"class": "square", "score": 0.95, "box": [0, 0, 4, 4],
-                  "color": "red" if image.getpixel((0, 0))[0] > 128 else "blue"}] for image in images]
+        return [
+            [
+                {
+                    "class": "square",
+                    "score": 0.95,
+                    "box": [0, 0, 4, 4],
+                    "color": "red" if image.getpixel((0, 0))[0] > 128 else "blue",
+                }
+            ]
+            for image in images
+        ]
 
 
 def write_samples(folder, entries_and_colours):
@@ -260,8 +342,11 @@ def write_samples(folder, entries_and_colours):
 
 
 def test_score_folder_judges_every_image_and_resumes(tmp_path):
-    red_square = {"tag": "colors", "prompt": "a photo of a red square",
-                  "include": [{"class": "square", "count": 1, "color": "red"}]}
+    red_square = {
+        "tag": "colors",
+        "prompt": "a photo of a red square",
+        "include": [{"class": "square", "count": 1, "color": "red"}],
+    }
     one_square = {"tag": "single_object", "prompt": "a photo of a square", "include": [{"class": "square", "count": 1}]}
     write_samples(tmp_path, [(red_square, ["red", "blue", "red", "red"]), (one_square, ["blue", "blue"])])
     detector = ColourDetector()
@@ -287,8 +372,11 @@ def test_score_folder_judges_every_image_and_resumes(tmp_path):
 
 
 def test_scoring_ignores_partial_writes_and_files_that_are_not_samples(tmp_path):
-    red_square = {"tag": "colors", "prompt": "a photo of a red square",
-                  "include": [{"class": "square", "count": 1, "color": "red"}]}
+    red_square = {
+        "tag": "colors",
+        "prompt": "a photo of a red square",
+        "include": [{"class": "square", "count": 1, "color": "red"}],
+    }
     write_samples(tmp_path, [(red_square, ["red", "blue"])])
     red = Image.new("RGB", (8, 8), "red")
     red.save(tmp_path / "00000" / "samples" / "0002.partial.png")  # an interrupted write
@@ -298,22 +386,34 @@ def test_scoring_ignores_partial_writes_and_files_that_are_not_samples(tmp_path)
     red.save(tmp_path / "overview.png")
     (tmp_path / "figures").mkdir()
     assert [str(path.relative_to(tmp_path)) for _, path in geneval.find_samples(tmp_path)] == [
-        "00000/samples/0000.png", "00000/samples/0001.png"]
+        "00000/samples/0000.png",
+        "00000/samples/0001.png",
+    ]
     summary = geneval.score_folder(tmp_path, ColourDetector())
     assert summary["n_images"] == 2 and summary["tasks"]["colors"] == 0.5
 
 
 def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(geneval.SCORERS, "fake", f"{__name__}:ColourDetector")
-    entry = {"tag": "colors", "prompt": "a photo of a red square",
-             "include": [{"class": "square", "count": 1, "color": "red"}]}
+    entry = {
+        "tag": "colors",
+        "prompt": "a photo of a red square",
+        "include": [{"class": "square", "count": 1, "color": "red"}],
+    }
     write_samples(tmp_path / "run", [(entry, ["red", "blue"])])
     out = tmp_path / "scores" / "run.json"
     import argparse
 
     # the choices list was built from SCORERS at parser time; call the command function directly
-    args = argparse.Namespace(folder=str(tmp_path / "run"), scorer="fake", out=str(out), batch_size=16, device=None,
-                              detector_model=None, clip_model=None)
+    args = argparse.Namespace(
+        folder=str(tmp_path / "run"),
+        scorer="fake",
+        out=str(out),
+        batch_size=16,
+        device=None,
+        detector_model=None,
+        clip_model=None,
+    )
     assert geneval_commands._run_score(args) == 0
     summary = json.loads(out.read_text())
     assert set(summary["tasks"]) == set(geneval.TASKS)
@@ -340,14 +440,19 @@ def write_verdicts(tmp_path, verdicts):
             name, prompt = f"{index:05d}/samples/0000.png", f"a photo of prompt {index}"
             a.write(json.dumps({"filename": name, "tag": tag, "prompt": prompt, "correct": mine}) + "\n")
             # the official script writes the full path it was given
-            b.write(json.dumps({"filename": f"/data/run/{name}", "tag": tag, "prompt": prompt,
-                                "correct": official}) + "\n")
+            b.write(
+                json.dumps({"filename": f"/data/run/{name}", "tag": tag, "prompt": prompt, "correct": official}) + "\n"
+            )
     return ours, theirs
 
 
 def counted(tag, both, ours_only, theirs_only, neither):
-    return ([(tag, True, True)] * both + [(tag, True, False)] * ours_only + [(tag, False, True)] * theirs_only
-            + [(tag, False, False)] * neither)
+    return (
+        [(tag, True, True)] * both
+        + [(tag, True, False)] * ours_only
+        + [(tag, False, True)] * theirs_only
+        + [(tag, False, False)] * neither
+    )
 
 
 def test_agreement_counts_kappa_and_differences(tmp_path, capsys):
@@ -393,17 +498,25 @@ def exact_bootstrap_quantiles(tasks, probabilities):
 
 def test_agreement_intervals_match_the_exact_bootstrap_and_are_seeded(tmp_path):
     # single_object: differences (ours - theirs) 1, 0, 0, 0; position: -1, 0
-    verdicts = [("single_object", True, False), ("single_object", True, True), ("single_object", False, False),
-                ("single_object", True, True), ("position", False, True), ("position", False, False)]
+    verdicts = [
+        ("single_object", True, False),
+        ("single_object", True, True),
+        ("single_object", False, False),
+        ("single_object", True, True),
+        ("position", False, True),
+        ("position", False, False),
+    ]
     ours, theirs = write_verdicts(tmp_path, verdicts)
     result = geneval.agreement(ours, theirs, resamples=20000, seed=3)
     single = [1, 0, 0, 0]
     position = [-1, 0]
     assert result["tasks"]["single_object"]["difference_95"] == pytest.approx(
-        exact_bootstrap_quantiles([single], [0.025, 0.975]))  # [0, 0.75]
+        exact_bootstrap_quantiles([single], [0.025, 0.975])
+    )  # [0, 0.75]
     assert result["tasks"]["position"]["difference_95"] == pytest.approx([-1.0, 0.0])
     assert result["overall"]["difference_95"] == pytest.approx(
-        exact_bootstrap_quantiles([single, position], [0.025, 0.975]))
+        exact_bootstrap_quantiles([single, position], [0.025, 0.975])
+    )
     assert geneval.agreement(ours, theirs, resamples=20000, seed=3) == result
     # few draws: the interval depends on the draws, and the seed fixes them
     few = [geneval.agreement(ours, theirs, resamples=40, seed=seed)["overall"]["difference_95"] for seed in (0, 0, 1)]
@@ -413,10 +526,22 @@ def test_agreement_intervals_match_the_exact_bootstrap_and_are_seeded(tmp_path):
 def test_agreement_refuses_files_that_hold_other_images_or_prompts(tmp_path):
     ours, theirs = write_verdicts(tmp_path, counted("single_object", 2, 1, 1, 0))
     with open(theirs, "a") as handle:
-        handle.write(json.dumps({"filename": "/data/run/00009/samples/0000.png", "tag": "colors",
-                                 "prompt": "a photo of a red cup", "correct": True}) + "\n")
-    with pytest.raises(ValueError, match=r"not hold the same images: 0 only in the first \[\], 1 only in the second "
-                                         r"\['00009/samples/0000.png'\]"):
+        handle.write(
+            json.dumps(
+                {
+                    "filename": "/data/run/00009/samples/0000.png",
+                    "tag": "colors",
+                    "prompt": "a photo of a red cup",
+                    "correct": True,
+                }
+            )
+            + "\n"
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"not hold the same images: 0 only in the first \[\], 1 only in the second "
+        r"\['00009/samples/0000.png'\]",
+    ):
         geneval.agreement(ours, theirs)
     ours, theirs = write_verdicts(tmp_path, counted("single_object", 2, 1, 1, 0))
     lines = theirs.read_text().splitlines()
@@ -438,7 +563,24 @@ def test_score_command_passes_mask2former_options(tmp_path, monkeypatch):
     monkeypatch.setitem(geneval.SCORERS, "mask2former", f"{__name__}:RecordingDetector")
     entry = {"tag": "single_object", "prompt": "a photo of a square", "include": [{"class": "square", "count": 1}]}
     write_samples(tmp_path / "run", [(entry, ["red"])])
-    assert main(["geneval", "score", str(tmp_path / "run"), "--scorer", "mask2former", "--out",
-                 str(tmp_path / "s.json"), "--detector-model", "/models/m2f", "--device", "cpu",
-                 "--batch-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "geneval",
+                "score",
+                str(tmp_path / "run"),
+                "--scorer",
+                "mask2former",
+                "--out",
+                str(tmp_path / "s.json"),
+                "--detector-model",
+                "/models/m2f",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert RecordingDetector.built_with == [{"batch_size": 4, "model_id": "/models/m2f", "device": "cpu"}]

@@ -1,4 +1,5 @@
 """Wiring of the transformers GenEval detector, with tiny models built from configs (no downloads)."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -7,12 +8,26 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from recakit.bench.geneval import CLASSES, COLORS, SCORE_THRESHOLD, judge
-from recakit.bench.mask2former import (CROP_BACKGROUND, Mask2FormerDetector, build_mask2former, color_crop,
-                                         geneval_name, mask_box)
+from recakit.bench.mask2former import (
+    CROP_BACKGROUND,
+    Mask2FormerDetector,
+    build_mask2former,
+    color_crop,
+    geneval_name,
+    mask_box,
+)
 
 transformers = pytest.importorskip("transformers")
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, Mask2FormerConfig,  # noqa: E402
-                          Mask2FormerImageProcessor, PreTrainedTokenizerFast, SwinConfig)
+from transformers import (  # noqa: E402
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    Mask2FormerConfig,
+    Mask2FormerImageProcessor,
+    PreTrainedTokenizerFast,
+    SwinConfig,
+)
 
 LABELS = {0: "cup", 1: "mouse", 2: "potted plant"}
 LABEL_NAMES = ("cup", "computer mouse", "potted plant")  # what the test models must cover
@@ -20,43 +35,98 @@ RGB = {"red": (220, 30, 35), "blue": (35, 75, 220), "green": (35, 160, 60)}
 
 
 def tiny_mask2former():
-    backbone = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, image_size=64,
-                          out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
-                               encoder_feedforward_dim=32, encoder_layers=1, decoder_layers=2, num_attention_heads=2,
-                               dim_feedforward=32, num_queries=5, id2label=LABELS,
-                               label2id={v: k for k, v in LABELS.items()})
+    backbone = SwinConfig(
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=4,
+        image_size=64,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=backbone,
+        feature_size=32,
+        mask_feature_size=32,
+        hidden_dim=32,
+        encoder_feedforward_dim=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        num_attention_heads=2,
+        dim_feedforward=32,
+        num_queries=5,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+    )
     return build_mask2former(config)
 
 
 def tiny_clip():
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    words = ["[PAD]", "[UNK]", "a", "photo", "of", "object", "cup", "computer", "mouse", "potted", "plant",
-             *COLORS, *(f"{c}-colored" for c in COLORS)]
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "a",
+        "photo",
+        "of",
+        "object",
+        "cup",
+        "computer",
+        "mouse",
+        "potted",
+        "plant",
+        *COLORS,
+        *(f"{c}-colored" for c in COLORS),
+    ]
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     processor = CLIPProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]"))
+        tokenizer=PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]"),
+    )
     config = CLIPConfig(
-        text_config=dict(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=2),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                           num_attention_heads=2),
-        projection_dim=8)
+        text_config=dict(
+            vocab_size=len(words),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+            bos_token_id=0,
+            eos_token_id=2,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+        ),
+        projection_dim=8,
+    )
     return CLIPModel(config), processor
 
 
 def test_tiny_random_models_give_detections_in_the_shared_format():
     torch.manual_seed(0)
     clip_model, clip_processor = tiny_clip()
-    detector = Mask2FormerDetector(model=tiny_mask2former(), image_processor=Mask2FormerImageProcessor(),
-                                   clip_model=clip_model, clip_processor=clip_processor, device="cpu",
-                                   batch_size=2, min_score=0.0, detection_size={"shortest_edge": 64, "longest_edge": 128},
-                                   required_classes=LABEL_NAMES)
-    images = [Image.new("RGB", (64, 48), RGB["red"]), Image.new("RGB", (64, 48), RGB["blue"]),
-              Image.new("RGB", (48, 64), RGB["green"])]
+    detector = Mask2FormerDetector(
+        model=tiny_mask2former(),
+        image_processor=Mask2FormerImageProcessor(),
+        clip_model=clip_model,
+        clip_processor=clip_processor,
+        device="cpu",
+        batch_size=2,
+        min_score=0.0,
+        detection_size={"shortest_edge": 64, "longest_edge": 128},
+        required_classes=LABEL_NAMES,
+    )
+    images = [
+        Image.new("RGB", (64, 48), RGB["red"]),
+        Image.new("RGB", (64, 48), RGB["blue"]),
+        Image.new("RGB", (48, 64), RGB["green"]),
+    ]
     results = detector.detect(images)
     assert len(results) == 3
     for image, detections in zip(images, results):
@@ -73,6 +143,7 @@ def test_tiny_random_models_give_detections_in_the_shared_format():
     alone = detector.detect([images[0]])[0]
     assert [d["class"] for d in alone] == [d["class"] for d in results[0]]
     assert [d["score"] for d in alone] == pytest.approx([d["score"] for d in results[0]], abs=1e-4)
+
     # the judge reads them as they are: a random model's scores stay under the score threshold...
     def one_cup(color):
         return {"tag": "colors", "prompt": "", "include": [{"class": "cup", "count": 1, "color": color}]}
@@ -157,16 +228,27 @@ def scene(size, cup_box, mouse_box):
 
 def test_masks_boxes_scores_and_colours_follow_the_image_through_resize_and_padding():
     clip_processor = NearestColourClipProcessor()
-    detector = Mask2FormerDetector(model=ScriptedSegmenter(), image_processor=Mask2FormerImageProcessor(),
-                                   clip_model=NearestColourClip(), clip_processor=clip_processor, device="cpu",
-                                   batch_size=2, detection_size={"shortest_edge": 64, "longest_edge": 128},
-                                   required_classes=LABEL_NAMES)
+    detector = Mask2FormerDetector(
+        model=ScriptedSegmenter(),
+        image_processor=Mask2FormerImageProcessor(),
+        clip_model=NearestColourClip(),
+        clip_processor=clip_processor,
+        device="cpu",
+        batch_size=2,
+        detection_size={"shortest_edge": 64, "longest_edge": 128},
+        required_classes=LABEL_NAMES,
+    )
     # a landscape and a portrait image share a padded batch; the third runs alone
-    images = [scene((96, 64), (8, 8, 40, 40), (60, 30, 90, 58)),
-              scene((64, 96), (10, 50, 50, 90), (4, 4, 30, 20)),
-              scene((64, 64), (30, 4, 62, 36), (2, 40, 22, 62))]
-    expected = [((8, 8, 41, 41), (60, 30, 91, 59)), ((10, 50, 51, 91), (4, 4, 31, 21)),
-                ((30, 4, 63, 37), (2, 40, 23, 63))]
+    images = [
+        scene((96, 64), (8, 8, 40, 40), (60, 30, 90, 58)),
+        scene((64, 96), (10, 50, 50, 90), (4, 4, 30, 20)),
+        scene((64, 64), (30, 4, 62, 36), (2, 40, 22, 62)),
+    ]
+    expected = [
+        ((8, 8, 41, 41), (60, 30, 91, 59)),
+        ((10, 50, 51, 91), (4, 4, 31, 21)),
+        ((30, 4, 63, 37), (2, 40, 23, 63)),
+    ]
     results = detector.detect(images)
     for detections, (cup_box, mouse_box) in zip(results, expected):
         by_class = {d["class"]: d for d in detections}
@@ -177,21 +259,34 @@ def test_masks_boxes_scores_and_colours_follow_the_image_through_resize_and_padd
         assert all(0.9 < d["score"] <= 1 for d in detections)
     # CLIP saw each object's pixels on #999999 gray, cropped to its box: the ellipse's corners are
     # gray, not the white of the image
-    cup_crop = next(crop for crop in clip_processor.images_seen[:2]
-                    if crop.getpixel((crop.width // 2, crop.height // 2)) == RGB["red"])
-    assert cup_crop.getpixel((0, 0)) == CROP_BACKGROUND and cup_crop.getpixel((cup_crop.width - 1, 0)) == CROP_BACKGROUND
+    cup_crop = next(
+        crop
+        for crop in clip_processor.images_seen[:2]
+        if crop.getpixel((crop.width // 2, crop.height // 2)) == RGB["red"]
+    )
+    assert (
+        cup_crop.getpixel((0, 0)) == CROP_BACKGROUND and cup_crop.getpixel((cup_crop.width - 1, 0)) == CROP_BACKGROUND
+    )
     assert abs(cup_crop.width - 33) <= 2 and abs(cup_crop.height - 33) <= 2
     # a correct GenEval judgement falls out: the cup is left of the mouse in the first image
-    entry = {"tag": "position", "prompt": "", "include": [
-        {"class": "computer mouse", "count": 1}, {"class": "cup", "count": 1, "position": ["left of", 0]}]}
+    entry = {
+        "tag": "position",
+        "prompt": "",
+        "include": [{"class": "computer mouse", "count": 1}, {"class": "cup", "count": 1, "position": ["left of", 0]}],
+    }
     assert judge(entry, results[0])[0] and not judge(entry, results[1])[0]
 
 
 def test_min_score_drops_weak_detections():
-    detector = Mask2FormerDetector(model=ScriptedSegmenter(), image_processor=Mask2FormerImageProcessor(),
-                                   clip_model=NearestColourClip(), clip_processor=NearestColourClipProcessor(),
-                                   device="cpu", detection_size={"shortest_edge": 64, "longest_edge": 128},
-                                   required_classes=LABEL_NAMES)
+    detector = Mask2FormerDetector(
+        model=ScriptedSegmenter(),
+        image_processor=Mask2FormerImageProcessor(),
+        clip_model=NearestColourClip(),
+        clip_processor=NearestColourClipProcessor(),
+        device="cpu",
+        detection_size={"shortest_edge": 64, "longest_edge": 128},
+        required_classes=LABEL_NAMES,
+    )
     assert detector.detect([Image.new("RGB", (64, 64), "white")]) == [[]]
 
 
@@ -224,9 +319,14 @@ class LabelsOnly(torch.nn.Module):
 
 
 def detector_with_labels(labels, **options):
-    return Mask2FormerDetector(model=LabelsOnly(labels), image_processor=Mask2FormerImageProcessor(),
-                               clip_model=NearestColourClip(), clip_processor=NearestColourClipProcessor(),
-                               device="cpu", **options)
+    return Mask2FormerDetector(
+        model=LabelsOnly(labels),
+        image_processor=Mask2FormerImageProcessor(),
+        clip_model=NearestColourClip(),
+        clip_processor=NearestColourClipProcessor(),
+        device="cpu",
+        **options,
+    )
 
 
 def test_a_detector_must_name_all_80_geneval_classes_when_built():

@@ -1,4 +1,5 @@
 """GenEval-mini: the shipped prompt file, its format, task sizes and the held-out guarantee."""
+
 import collections
 import copy
 import os
@@ -10,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from recakit.bench.geneval import MINI_METADATA, TASKS, read_metadata, validate_entry
-from recakit.toy.geneval_mini import (UNSEEN_PAIRS, build_entries, heldout_prompts, is_heldout_caption, names_unseen_pair,
-                                  prompt_for, to_jsonl)
+from recakit.toy.geneval_mini import (
+    UNSEEN_PAIRS,
+    build_entries,
+    heldout_prompts,
+    is_heldout_caption,
+    names_unseen_pair,
+    prompt_for,
+    to_jsonl,
+)
 from recakit.toy.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,11 +34,14 @@ def test_builder_writes_the_same_file_in_any_interpreter(hash_seed):
     """Neither set order (which the hash seed changes) nor the global random state may reach the
     prompts: fresh interpreters with other hash seeds and moved-on global generators write the
     shipped file."""
-    script = ("import random, sys; random.seed(int(sys.argv[1])); random.random(); "
-              "from recakit.toy.geneval_mini import build_entries, to_jsonl; sys.stdout.write(to_jsonl(build_entries()))")
+    script = (
+        "import random, sys; random.seed(int(sys.argv[1])); random.random(); "
+        "from recakit.toy.geneval_mini import build_entries, to_jsonl; sys.stdout.write(to_jsonl(build_entries()))"
+    )
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script, hash_seed], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script, hash_seed], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout == MINI_METADATA.read_text()
 
@@ -58,8 +69,13 @@ def test_every_line_is_valid_and_worded_like_geneval():
 
 def test_wording_examples():
     prompts = heldout_prompts()
-    for prompt in ("a photo of a ring", "a photo of two stars", "a photo of four crosses",
-                   "a photo of an orange circle", "a photo of a circle and a square"):
+    for prompt in (
+        "a photo of a ring",
+        "a photo of two stars",
+        "a photo of four crosses",
+        "a photo of an orange circle",
+        "a photo of a circle and a square",
+    ):
         assert prompt in prompts
     position = [e for e in build_entries() if e["tag"] == "position"][0]
     anchor, mover = position["include"]
@@ -85,17 +101,20 @@ def _broken(change):
     return entry
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda e: e.update(tag="colour"), "tag"),
-    (lambda e: e.pop("prompt"), "keys"),
-    (lambda e: e.update(prompt="two stars"), "a photo of"),
-    (lambda e: e["include"][0].update(color="gray"), "gray"),
-    (lambda e: e["include"][0].update(count=0), "count"),
-    (lambda e: e["include"][1].update(position=["behind", 0]), "position"),
-    (lambda e: e["include"][1].update(position=["above", 1]), "position"),
-    (lambda e: e.update(include=[]), "include"),
-    (lambda e: e["include"].__setitem__(0, "circle"), "objects"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda e: e.update(tag="colour"), "tag"),
+        (lambda e: e.pop("prompt"), "keys"),
+        (lambda e: e.update(prompt="two stars"), "a photo of"),
+        (lambda e: e["include"][0].update(color="gray"), "gray"),
+        (lambda e: e["include"][0].update(count=0), "count"),
+        (lambda e: e["include"][1].update(position=["behind", 0]), "position"),
+        (lambda e: e["include"][1].update(position=["above", 1]), "position"),
+        (lambda e: e.update(include=[]), "include"),
+        (lambda e: e["include"].__setitem__(0, "circle"), "objects"),
+    ],
+)
 def test_validator_rejects_malformed_lines(change, message):
     with pytest.raises(ValueError, match=message):
         validate_entry(_broken(change))
@@ -107,8 +126,12 @@ def test_validator_checks_counting_and_classes():
     wrong["exclude"][0]["count"] += 1
     with pytest.raises(ValueError, match="exclude"):
         validate_entry(wrong)
-    reordered = {"tag": counting["tag"], "include": counting["include"], "prompt": counting["prompt"],
-                 "exclude": counting["exclude"]}
+    reordered = {
+        "tag": counting["tag"],
+        "include": counting["include"],
+        "prompt": counting["prompt"],
+        "exclude": counting["exclude"],
+    }
     with pytest.raises(ValueError, match="order"):
         validate_entry(reordered)
     cow = {"tag": "single_object", "include": [{"class": "cow", "count": 1}], "prompt": "a photo of a cow"}

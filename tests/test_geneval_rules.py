@@ -1,8 +1,16 @@
 """GenEval judging rules on hand-made detections: every task, every relation, every threshold."""
+
 import pytest
 
-from recakit.bench.geneval import (COUNTING_SCORE_THRESHOLD, SCORE_THRESHOLD, TASKS, judge, kept_detections,
-                             relative_position, summarize)
+from recakit.bench.geneval import (
+    COUNTING_SCORE_THRESHOLD,
+    SCORE_THRESHOLD,
+    TASKS,
+    judge,
+    kept_detections,
+    relative_position,
+    summarize,
+)
 
 
 def det(name, box, score=0.95, color=None):
@@ -14,13 +22,20 @@ def single(name):
 
 
 def position(name, relation, target):
-    return {"tag": "position", "prompt": f"a photo of a {name} {relation} a {target}",
-            "include": [{"class": target, "count": 1}, {"class": name, "count": 1, "position": [relation, 0]}]}
+    return {
+        "tag": "position",
+        "prompt": f"a photo of a {name} {relation} a {target}",
+        "include": [{"class": target, "count": 1}, {"class": name, "count": 1, "position": [relation, 0]}],
+    }
 
 
 def counting(name, count):
-    return {"tag": "counting", "prompt": f"a photo of {count} {name}s",
-            "include": [{"class": name, "count": count}], "exclude": [{"class": name, "count": count + 1}]}
+    return {
+        "tag": "counting",
+        "prompt": f"a photo of {count} {name}s",
+        "include": [{"class": name, "count": count}],
+        "exclude": [{"class": name, "count": count + 1}],
+    }
 
 
 # -- presence and thresholds -----------------------------------------------------------------------
@@ -63,14 +78,21 @@ def test_at_most_16_per_class_are_kept():
     assert len(kept) == 16
     assert [d["score"] for d in kept] == sorted((d["score"] for d in many), reverse=True)[:16]
     # the cap hides the 17th object from an exclude clause
-    entry = {"tag": "counting", "prompt": "", "include": [{"class": "cup", "count": 1}],
-             "exclude": [{"class": "cup", "count": 17}]}
+    entry = {
+        "tag": "counting",
+        "prompt": "",
+        "include": [{"class": "cup", "count": 1}],
+        "exclude": [{"class": "cup", "count": 17}],
+    }
     assert judge(entry, [dict(d, score=0.95) for d in many])[0]
 
 
 def test_two_object_needs_both():
-    entry = {"tag": "two_object", "prompt": "a photo of a cup and a clock",
-             "include": [{"class": "cup", "count": 1}, {"class": "clock", "count": 1}]}
+    entry = {
+        "tag": "two_object",
+        "prompt": "a photo of a cup and a clock",
+        "include": [{"class": "cup", "count": 1}, {"class": "clock", "count": 1}],
+    }
     assert judge(entry, [det("cup", (0, 0, 9, 9)), det("clock", (30, 0, 39, 9))])[0]
     correct, reason = judge(entry, [det("cup", (0, 0, 9, 9))])
     assert not correct and reason == "expected 1 clock, found 0"
@@ -78,8 +100,11 @@ def test_two_object_needs_both():
 
 # -- colour ------------------------------------------------------------------------------------------
 def colors_entry(color, count=1):
-    return {"tag": "colors", "prompt": f"a photo of a {color} cup",
-            "include": [{"class": "cup", "count": count, "color": color}]}
+    return {
+        "tag": "colors",
+        "prompt": f"a photo of a {color} cup",
+        "include": [{"class": "cup", "count": count, "color": color}],
+    }
 
 
 def test_colors_task():
@@ -89,8 +114,7 @@ def test_colors_task():
 
 
 def test_colour_is_read_from_the_most_confident_objects_only():
-    detections = [det("cup", (0, 0, 9, 9), score=0.9, color="blue"),
-                  det("cup", (20, 0, 29, 9), score=0.8, color="red")]
+    detections = [det("cup", (0, 0, 9, 9), score=0.9, color="blue"), det("cup", (20, 0, 29, 9), score=0.8, color="red")]
     assert not judge(colors_entry("red"), detections)[0]
     assert judge(colors_entry("blue"), detections)[0]
 
@@ -108,20 +132,26 @@ def test_colour_prompt_with_a_detector_without_colours_is_an_error():
 
 
 def test_color_attr_task():
-    entry = {"tag": "color_attr", "prompt": "a photo of a red cup and a blue clock",
-             "include": [{"class": "cup", "count": 1, "color": "red"}, {"class": "clock", "count": 1, "color": "blue"}]}
+    entry = {
+        "tag": "color_attr",
+        "prompt": "a photo of a red cup and a blue clock",
+        "include": [{"class": "cup", "count": 1, "color": "red"}, {"class": "clock", "count": 1, "color": "blue"}],
+    }
     assert judge(entry, [det("cup", (0, 0, 9, 9), color="red"), det("clock", (30, 0, 39, 9), color="blue")])[0]
     correct, reason = judge(entry, [det("cup", (0, 0, 9, 9), color="blue"), det("clock", (30, 0, 39, 9), color="red")])
     assert not correct and "red cup" in reason and "blue clock" in reason
 
 
 # -- position ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("relation, box", [
-    ("left of", (0, 40, 20, 60)),
-    ("right of", (80, 40, 100, 60)),
-    ("above", (40, 0, 60, 20)),
-    ("below", (40, 80, 60, 100)),
-])
+@pytest.mark.parametrize(
+    "relation, box",
+    [
+        ("left of", (0, 40, 20, 60)),
+        ("right of", (80, 40, 100, 60)),
+        ("above", (40, 0, 60, 20)),
+        ("below", (40, 80, 60, 100)),
+    ],
+)
 def test_each_relation(relation, box):
     target = det("clock", (40, 40, 60, 60))
     assert relative_position(box, target["box"]) == {relation}
@@ -142,9 +172,9 @@ def test_margin_of_a_tenth_of_the_summed_sizes():
     # two 20 px boxes side by side: the margin is 0.1 * (20 + 20) = 4 px, and what is left of an
     # offset d, (d - 4) / d, must exceed 0.5, so d must exceed 8 px
     target = (40, 40, 60, 60)
-    assert relative_position((31, 40, 51, 60), target) == {"left of"}       # d = 9: 5/9
-    assert relative_position((32, 40, 52, 60), target) == set()            # d = 8: exactly 0.5
-    assert relative_position((35, 40, 55, 60), target) == set()            # d = 5: 1/5
+    assert relative_position((31, 40, 51, 60), target) == {"left of"}  # d = 9: 5/9
+    assert relative_position((32, 40, 52, 60), target) == set()  # d = 8: exactly 0.5
+    assert relative_position((35, 40, 55, 60), target) == set()  # d = 5: 1/5
     # bigger boxes need a bigger offset: two 60 px boxes 20 px apart are in no relation
     assert relative_position((0, 0, 60, 60), (20, 0, 80, 60)) == set()
     assert relative_position((0, 0, 60, 60), (30, 0, 90, 60)) == {"left of"}
@@ -159,8 +189,11 @@ def test_too_close_means_no_relation():
 
 
 def test_every_object_against_every_target():
-    entry = {"tag": "position", "prompt": "",
-             "include": [{"class": "clock", "count": 2}, {"class": "cup", "count": 1, "position": ["left of", 0]}]}
+    entry = {
+        "tag": "position",
+        "prompt": "",
+        "include": [{"class": "clock", "count": 2}, {"class": "cup", "count": 1, "position": ["left of", 0]}],
+    }
     cup = det("cup", (0, 40, 20, 60))
     assert judge(entry, [cup, det("clock", (50, 40, 70, 60)), det("clock", (80, 40, 100, 60))])[0]
     # a second clock to the cup's left breaks the relation
@@ -182,8 +215,10 @@ def test_position_uses_only_the_most_confident_object():
 
 # -- aggregation ---------------------------------------------------------------------------------------
 def test_summarize_is_the_unweighted_mean_of_tasks():
-    results = ([{"tag": "single_object", "correct": True}] * 4
-               + [{"tag": "counting", "correct": True}, {"tag": "counting", "correct": False}])
+    results = [{"tag": "single_object", "correct": True}] * 4 + [
+        {"tag": "counting", "correct": True},
+        {"tag": "counting", "correct": False},
+    ]
     summary = summarize(results)
     assert summary["tasks"]["single_object"] == 1.0
     assert summary["tasks"]["counting"] == 0.5

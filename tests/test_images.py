@@ -1,4 +1,5 @@
 """recakit.images: every common image mode becomes 8-bit RGB; broken files are named."""
+
 import pytest
 from PIL import Image
 
@@ -12,12 +13,12 @@ def test_every_mode_becomes_rgb_with_the_right_colours(odd_mode_images):
     for name, image in converted.items():
         assert image.mode == "RGB" and image.size == (8, 6), name
     assert converted["RGBA"].getpixel((3, 3)) == (255, 255, 255)  # transparent -> white background
-    assert converted["RGBA"].getpixel((0, 0)) == (0, 0, 255)      # opaque pixel kept
+    assert converted["RGBA"].getpixel((0, 0)) == (0, 0, 255)  # opaque pixel kept
     assert converted["LA"].getpixel((0, 0)) == (10, 10, 10)
     assert converted["L"].getpixel((0, 0)) == (77, 77, 77)
     assert converted["P"].getpixel((0, 0)) == (0, 200, 0)
     assert converted["CMYK"].getpixel((0, 0)) == (255, 0, 0)
-    assert converted["I;16"].getpixel((0, 0)) == (127, 127, 127)   # half of 16-bit range -> half of 8-bit
+    assert converted["I;16"].getpixel((0, 0)) == (127, 127, 127)  # half of 16-bit range -> half of 8-bit
 
 
 def test_paths_and_files(tmp_path):

@@ -1,4 +1,5 @@
 """recakit.models.janus: the tiny offline Janus, loading (local, hub offline, quantized), the adapter's prefixes."""
+
 import json
 import os
 import subprocess
@@ -9,10 +10,14 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, packed_4bit_layers
 
-from recakit.registry import adapter_for
-from recakit.models.janus import (CAPTION_PROMPT, UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, full_precision_layers,
-                                  tiny_janus)
-from recakit.registry import load_model
+from recakit.models.janus import (
+    CAPTION_PROMPT,
+    UNDERSTANDING_SYSTEM_PROMPT,
+    JanusAdapter,
+    full_precision_layers,
+    tiny_janus,
+)
+from recakit.registry import adapter_for, load_model
 from recakit.sampling import generate_image_tokens, generate_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +74,10 @@ def test_save_and_load_round_trip(tmp_path, janus_tiny):
     loaded, loaded_processor = load_model(tmp_path, device="cpu")
     assert loaded.dtype == torch.float32 and not loaded.training
     kwargs = dict(seed=5, cfg_scale=3.0, **QUIET)
-    assert torch.equal(generate_image_tokens(model, processor, ["a red circle"], **kwargs),
-                       generate_image_tokens(loaded, loaded_processor, ["a red circle"], **kwargs))
+    assert torch.equal(
+        generate_image_tokens(model, processor, ["a red circle"], **kwargs),
+        generate_image_tokens(loaded, loaded_processor, ["a red circle"], **kwargs),
+    )
     prompt = "<|User|>: hi\n\n<|Assistant|>:"
     assert loaded_processor.tokenizer(prompt)["input_ids"] == processor.tokenizer(prompt)["input_ids"]
 
@@ -187,7 +194,9 @@ def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):
     images, captions = square_images[:2], ["a red square", "a small blue square in the top left corner"]
     prompt = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": CAPTION_PROMPT}]}],
-        add_generation_prompt=True, tokenize=False)
+        add_generation_prompt=True,
+        tokenize=False,
+    )
     # official Janus opens every understanding conversation with its system prompt and a blank line
     prompt = UNDERSTANDING_SYSTEM_PROMPT + "\n\n" + prompt.removeprefix(tokenizer.bos_token)
     expected = []
@@ -200,7 +209,7 @@ def test_caption_loss_counts_the_answer_tokens_only(janus_tiny, square_images):
             logits = model(input_ids=torch.tensor([ids]), pixel_values=encoded["pixel_values"]).logits[0]
             # position i predicts token i + 1: the answer's tokens are predicted from the len(answer)
             # positions before them
-            expected.append(cross_entropy_by_hand(logits[-len(answer) - 1:-1], torch.tensor(answer)))
+            expected.append(cross_entropy_by_hand(logits[-len(answer) - 1 : -1], torch.tensor(answer)))
     torch.testing.assert_close(loss, torch.stack(expected).mean(), rtol=0, atol=1e-5)
 
 

@@ -1,5 +1,6 @@
 """The package's layout rules: every module says what it is for, and no module imports another
 that (directly or through others) imports it back -- imports inside functions included."""
+
 import ast
 from pathlib import Path
 
@@ -25,14 +26,20 @@ def recakit_imports(tree: ast.AST, name: str, is_package: bool, known: set[str])
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split(".") if is_package else name.split(".")[:-1]
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module
-                       for alias in node.names]
-        elif (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            targets = [
+                f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names
+            ]
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             targets = [node.args[0].value]
         for target in targets:
             # `import recakit.toy.model` also imports recakit.toy; count the deepest known module
@@ -63,7 +70,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for other in sorted(graph.get(node, ())):
             if state.get(other) == "open":
-                return stack[stack.index(other):] + [other]
+                return stack[stack.index(other) :] + [other]
             if other not in state:
                 cycle = visit(other)
                 if cycle:
@@ -103,4 +110,7 @@ def test_a_planted_cycle_is_found(tmp_path, planted):
     body = "from recakit.a import thing\n" if planted == "module level" else "def f():\n    from recakit import a\n"
     (package / "sub" / "b.py").write_text('"""b"""\n' + body)
     graph, _ = import_graph(package)
-    assert find_cycle(graph) in (["recakit.a", "recakit.sub.b", "recakit.a"], ["recakit.sub.b", "recakit.a", "recakit.sub.b"])
+    assert find_cycle(graph) in (
+        ["recakit.a", "recakit.sub.b", "recakit.a"],
+        ["recakit.sub.b", "recakit.a", "recakit.sub.b"],
+    )

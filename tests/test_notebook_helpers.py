@@ -1,4 +1,5 @@
 """recakit.notebook: papermill strings become typed parameters; the widget panel never blocks."""
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,19 @@ from PIL import Image
 from recakit.notebook import check_device, coerce_parameters, coerce_value, generation_panel, in_colab
 
 
-@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("0", False), ("no", False),
-                                            ("true", True), ("YES", True), (True, True), (0, False)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("true", True),
+        ("YES", True),
+        (True, True),
+        (0, False),
+    ],
+)
 def test_booleans_from_papermill_strings(text, expected):
     assert coerce_value("QUICK", text, bool) is expected
 
@@ -23,8 +35,13 @@ def test_bad_values_name_the_parameter():
 
 
 def test_coerce_parameters_uses_the_cell_annotations():
-    namespace = {"QUICK": "false", "STEPS": "3", "LR": 1, "OUT_DIR": "runs/x",
-                 "__annotations__": {"QUICK": bool, "STEPS": int, "LR": float, "OUT_DIR": Path}}
+    namespace = {
+        "QUICK": "false",
+        "STEPS": "3",
+        "LR": 1,
+        "OUT_DIR": "runs/x",
+        "__annotations__": {"QUICK": bool, "STEPS": int, "LR": float, "OUT_DIR": Path},
+    }
     values = coerce_parameters(namespace)
     assert values == {"QUICK": False, "STEPS": 3, "LR": 1.0, "OUT_DIR": Path("runs/x")}
     assert namespace["QUICK"] is False and isinstance(namespace["LR"], float)
@@ -112,8 +129,7 @@ def test_restart_notice_names_a_package_upgraded_after_import(monkeypatch, capsy
     from recakit import notebook
 
     real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version",
-                        lambda name: "999.0" if name == "pillow" else real_version(name))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "999.0" if name == "pillow" else real_version(name))
     assert notebook.restart_notice()
     assert "PIL" in (out := capsys.readouterr().out) and "Runtime > Restart session" in out
     monkeypatch.setattr(importlib.metadata, "version", real_version)

@@ -3,6 +3,7 @@ with the outputs of one complete run, English and Chinese twins with identical c
 and setup cells in every notebook, one typed parameters cell, thin code cells, Chinese prose that is
 Chinese, has no hard line breaks inside it and uses the glossary's terms. (tests/test_notebooks.py
 checks that a re-run reproduces the stored outputs.)"""
+
 import ast
 import json
 import re
@@ -63,7 +64,9 @@ def test_stored_with_the_outputs_of_one_complete_run_for_the_python3_kernel(path
             assert output["output_type"] != "error", f"cell {index} stored an error"
             text = "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
             assert "<torch._C.Generator" not in text, f"cell {index} shows a stray return value"
-            assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, f"cell {index} shows a local path"
+            assert "/work/" not in text and "/home/" not in text and "/tmp/" not in text, (
+                f"cell {index} shows a local path"
+            )
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES
 
 
@@ -76,15 +79,22 @@ def _build():
 
 def test_the_build_joins_chinese_lines_but_not_others():
     join_cjk_lines = _build().join_cjk_lines
-    assert join_cjk_lines("图像的\n理解交给它，\n然后 `x`\nand this\nline") == "图像的理解交给它，然后 `x`\nand this\nline"
+    assert (
+        join_cjk_lines("图像的\n理解交给它，\n然后 `x`\nand this\nline") == "图像的理解交给它，然后 `x`\nand this\nline"
+    )
     # curly quotes and *emphasis* beside Chinese join too; a list item, Latin emphasis and code do not
-    assert join_cjk_lines("依据\n“含义”去重，心”\n中的；图像*或*\n描述；对\n*理解*\n被") == "依据“含义”去重，心”中的；图像*或*描述；对*理解*被"
+    assert (
+        join_cjk_lines("依据\n“含义”去重，心”\n中的；图像*或*\n描述；对\n*理解*\n被")
+        == "依据“含义”去重，心”中的；图像*或*描述；对*理解*被"
+    )
     assert join_cjk_lines("例如\n  “Describe”\n并且") == "例如“Describe”并且"
     assert join_cjk_lines("小结。\n* 条目；第 *i*\n个；*字符串*\n`x`") == "小结。\n* 条目；第 *i*\n个；*字符串*\n`x`"
 
 
 # a line break Markdown shows as a space: Chinese (or its punctuation, a curly quote, *emphasis*) on both sides
-_CHINESE_LINE_BREAK = re.compile(r"[\u4e00-\u9fff，。：；、）”’]\**\n[ \t]*(?:\*+[\u4e00-\u9fff“‘]|[\u4e00-\u9fff（“‘])")
+_CHINESE_LINE_BREAK = re.compile(
+    r"[\u4e00-\u9fff，。：；、）”’]\**\n[ \t]*(?:\*+[\u4e00-\u9fff“‘]|[\u4e00-\u9fff（“‘])"
+)
 
 
 SOURCE = """\
@@ -125,10 +135,16 @@ def test_the_build_reads_a_py_percent_source_with_languages_and_snippets(tmp_pat
     (tmp_path / "01_x.py").write_text(SOURCE, encoding="utf-8")
     cells = build.read_cells(tmp_path / "01_x.py")
     english, chinese = (build.build_notebook(cells, language, SHARED) for language in ("en", "zh"))
-    assert [c.source for c in english.cells] == ["# Title\n\nA tip.", "QUICK: bool = True  # quick",
-                                                 "Solution:\n```python\nprint(1)\n```"]
-    assert [c.source for c in chinese.cells] == ["# 标题第二行\n\n提示。", "QUICK: bool = True  # quick",
-                                                 "答案：\n```python\nprint(1)\n```"]
+    assert [c.source for c in english.cells] == [
+        "# Title\n\nA tip.",
+        "QUICK: bool = True  # quick",
+        "Solution:\n```python\nprint(1)\n```",
+    ]
+    assert [c.source for c in chinese.cells] == [
+        "# 标题第二行\n\n提示。",
+        "QUICK: bool = True  # quick",
+        "答案：\n```python\nprint(1)\n```",
+    ]
     assert [c.id for c in chinese.cells] == ["zh-00", "zh-01", "zh-02"]
     assert english.cells[1].metadata["tags"] == ["parameters"] and "tags" not in english.cells[0].metadata
     with pytest.raises(SystemExit, match="no snippet 'tip'"):
@@ -149,8 +165,11 @@ def test_every_notebook_opens_with_the_same_install_and_setup_cells():
     openings = set()
     for name in NAMES:
         code_cells = [_source(cell) for cell in _cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code")]
-        position = next(i for i, cell in enumerate(_cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code"))
-                        if "parameters" in cell["metadata"].get("tags", []))
+        position = next(
+            i
+            for i, cell in enumerate(_cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code"))
+            if "parameters" in cell["metadata"].get("tags", [])
+        )
         openings.add((tuple(code_cells[:position]), code_cells[position + 1]))
     assert len(openings) == 1, "the install or setup cell differs between notebooks"
 
@@ -212,14 +231,18 @@ def test_colab_badge_and_colab_only_install(path):
     badge = f"https://colab.research.google.com/github/{COLAB_ORG}/recakit/blob/main/notebooks/{path.parent.name}/{path.name}"
     assert cells[0]["cell_type"] == "markdown" and badge in _source(cells[0])
     install = _source(next(cell for cell in cells if cell["cell_type"] == "code"))
-    assert re.search(r'if "google\.colab" in sys\.modules:.*\n\s+%pip install -q "recakit\[colab\] @', install, flags=re.S)
+    assert re.search(
+        r'if "google\.colab" in sys\.modules:.*\n\s+%pip install -q "recakit\[colab\] @', install, flags=re.S
+    )
     assert "restart_notice()" in install
 
 
 def _functions(source: str):
     # IPython magics are not Python: blank them out before parsing
-    python = "\n".join(line[:len(line) - len(line.lstrip())] + "pass" if line.strip().startswith(("%", "!")) else line
-                       for line in source.splitlines())
+    python = "\n".join(
+        line[: len(line) - len(line.lstrip())] + "pass" if line.strip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    )
     for node in ast.walk(ast.parse(python)):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             yield node
@@ -235,7 +258,8 @@ def test_notebook_functions_are_short(path):
                 first = body[1]  # the docstring does not count
             length = function.end_lineno - first.lineno + 1
             assert length <= MAX_FUNCTION_LINES, (
-                f"code cell {index}: {getattr(function, 'name', 'lambda')} has {length} lines; move it into recakit")
+                f"code cell {index}: {getattr(function, 'name', 'lambda')} has {length} lines; move it into recakit"
+            )
 
 
 def test_the_function_rule_catches_a_long_function():
@@ -249,7 +273,9 @@ def _glossary() -> list[tuple[list[str], list[str]]]:
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) < 3 or cells[0] == "English" or set(cells[0]) <= {"-"}:
             continue  # not a table row, the header or the separator
-        english = [term.strip().lower() for term in re.split(r" / |, ", re.sub(r"\(.*?\)", "", cells[0])) if term.strip()]
+        english = [
+            term.strip().lower() for term in re.split(r" / |, ", re.sub(r"\(.*?\)", "", cells[0])) if term.strip()
+        ]
         chinese = [term.strip() for term in re.split(r"、| / ", re.sub(r"（.*?）", "", cells[1])) if term.strip()]
         rows.append((english, chinese))
     return rows

@@ -6,6 +6,7 @@ starts empty and no earlier run's samples are reused), in the environment `noteb
 every figure's text form is a digest of its data (`recakit.notebook.summarize_figures`), so a
 changed figure fails as well. Rebuild with `python notebooks/build.py --execute` after a change.
 """
+
 import json
 import os
 import shutil
@@ -24,11 +25,24 @@ sys.path.insert(0, str(NOTEBOOKS))
 from build import RUN_ENVIRONMENT  # noqa: E402  (the notebooks' folder is not a package)
 
 FIGURES = {
-    "01_reconstruction_objective": {"vq_roundtrip.png", "embedding_similarity.png", "token_layout.png",
-                                    "bottleneck_lookup.png", "reca_pipeline.png", "flow_matching.png"},
+    "01_reconstruction_objective": {
+        "vq_roundtrip.png",
+        "embedding_similarity.png",
+        "token_layout.png",
+        "bottleneck_lookup.png",
+        "reca_pipeline.png",
+        "flow_matching.png",
+    },
     "02_reca_finetuning": {"reca_pipeline.png", "loss.png", "base_vs_reca.png"},
-    "03_inference": {"text_to_image.png", "reconstruction.png", "cfg_sweep.png", "panel.png", "guided_loop.png",
-                     "openuni_samples.png", "reca_pipeline.png"},
+    "03_inference": {
+        "text_to_image.png",
+        "reconstruction.png",
+        "cfg_sweep.png",
+        "panel.png",
+        "guided_loop.png",
+        "openuni_samples.png",
+        "reca_pipeline.png",
+    },
     "04_benchmarks": {"reca_pipeline.png", "gains.png"},
 }
 RUNS = [(language, name) for name in FIGURES for language in ("en", "zh")]
@@ -36,10 +50,23 @@ RUNS = [(language, name) for name in FIGURES for language in ("en", "zh")]
 
 def nbval(notebook: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Re-execute `notebook` under nbval, comparing its outputs with the stored ones."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "nbval_plugin",
-               "--nbval", "--nbval-current-env",
-               "--nbval-sanitize-with", str(NOTEBOOKS / "sanitize.cfg"), "--nbval-cell-timeout", "1800",
-               str(notebook)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "nbval_plugin",
+        "--nbval",
+        "--nbval-current-env",
+        "--nbval-sanitize-with",
+        str(NOTEBOOKS / "sanitize.cfg"),
+        "--nbval-cell-timeout",
+        "1800",
+        str(notebook),
+    ]
     environment = {**os.environ, **RUN_ENVIRONMENT, "PYTHONPATH": os.pathsep.join([str(ROOT), str(NOTEBOOKS)])}
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True)
 
@@ -49,13 +76,18 @@ def execute(language: str, name: str, tmp_path: Path, **parameters) -> Path:
     out_dir = tmp_path / "out"
     try:
         papermill.execute_notebook(
-            str(NOTEBOOKS / language / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+            str(NOTEBOOKS / language / f"{name}.ipynb"),
+            str(tmp_path / f"{name}.ipynb"),
             parameters={"OUT_DIR": str(out_dir), "DEVICE": "cpu", **parameters},
-            kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+            kernel_name="python3",
+            cwd=str(tmp_path),
+            progress_bar=False,
+        )
     except PapermillExecutionError as error:
         head = "\n".join(error.source.splitlines()[:4])
-        raise AssertionError(f"{language}/{name}.ipynb failed in cell {error.cell_index} "
-                             f"({error.ename}: {error.evalue}):\n{head}") from None
+        raise AssertionError(
+            f"{language}/{name}.ipynb failed in cell {error.cell_index} ({error.ename}: {error.evalue}):\n{head}"
+        ) from None
     return out_dir
 
 
@@ -72,7 +104,8 @@ def test_a_rerun_reproduces_the_stored_outputs_and_saves_the_figures(language, n
     result = nbval(Path(notebook), tmp_path)
     assert result.returncode == 0, (
         f"{language}/{name}.ipynb: outputs differ from the stored ones or a cell failed; if the change is "
-        f"intended, rebuild with `python notebooks/build.py --execute`\n{result.stdout[-6000:]}")
+        f"intended, rebuild with `python notebooks/build.py --execute`\n{result.stdout[-6000:]}"
+    )
     saved = {path.name for path in (tmp_path / "runs").rglob("*.png")}
     assert FIGURES[name] <= saved, f"missing figures: {sorted(FIGURES[name] - saved)}"
 

@@ -1,4 +1,5 @@
 """recakit.objective on the tiny Janus: the RecA loss, its randomness, mixing, and the freeze policy."""
+
 import math
 
 import pytest
@@ -7,8 +8,15 @@ from conftest import cross_entropy_by_hand, full_forward_image_logits
 
 from recakit import objective
 from recakit.models.janus import JanusAdapter, tiny_janus
-from recakit.objective import (DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, _rngs, freeze_for_reca, reca_choices,
-                               reca_loss, sample_choices)
+from recakit.objective import (
+    DROPPED_INSTRUCTION,
+    RECONSTRUCTION_INSTRUCTIONS,
+    _rngs,
+    freeze_for_reca,
+    reca_choices,
+    reca_loss,
+    sample_choices,
+)
 
 
 def test_instructions_are_many_and_distinct():
@@ -22,8 +30,49 @@ def test_instructions_are_many_and_distinct():
 def test_dropout_draws_are_those_the_toy_numbers_were_measured_with():
     # seeds dropped at rate 0.1 when the toy's reproduction numbers were measured; drawing the
     # instruction first must leave these draws alone
-    measured = [0, 12, 17, 27, 30, 40, 42, 44, 59, 60, 74, 82, 88, 90, 91, 97, 103, 110, 116, 117, 125, 131,
-                142, 152, 156, 170, 176, 185, 189, 203, 205, 210, 214, 223, 243, 248, 253, 262, 283, 294, 299]
+    measured = [
+        0,
+        12,
+        17,
+        27,
+        30,
+        40,
+        42,
+        44,
+        59,
+        60,
+        74,
+        82,
+        88,
+        90,
+        91,
+        97,
+        103,
+        110,
+        116,
+        117,
+        125,
+        131,
+        142,
+        152,
+        156,
+        170,
+        176,
+        185,
+        189,
+        203,
+        205,
+        210,
+        214,
+        223,
+        243,
+        248,
+        253,
+        262,
+        283,
+        294,
+        299,
+    ]
     rngs = _rngs(300, list(range(300)), "reca")
     assert [seed for seed, rng in enumerate(rngs) if sample_choices(rng, 0.1)[1]] == measured
 
@@ -78,8 +127,7 @@ def reference_reca_loss(adapter, images, instructions):
 
 
 @pytest.mark.parametrize("path", ["plain", "chunked"])
-def test_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(janus_sensitive, square_images, monkeypatch,
-                                                                     path):
+def test_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(janus_sensitive, square_images, monkeypatch, path):
     """Image code t is predicted from the prefix and codes 0..t-1 only, in the plain and in the
     memory-light chunked loss. A random model shown code t itself scores almost the same (2e-3
     apart here, 4e-5 without the scaled head), so only a tight comparison catches that leak; the
@@ -89,8 +137,9 @@ def test_loss_is_the_teacher_forced_cross_entropy_of_the_image_codes(janus_sensi
     if path == "chunked":
         original = objective.chunked_image_loss
         monkeypatch.setattr(objective, "CHUNKED_LOSS_MIN_CODES", 2)
-        monkeypatch.setattr(objective, "chunked_image_loss",
-                            lambda *a, **k: chunk_calls.append(1) or original(*a, chunk_tokens=5))
+        monkeypatch.setattr(
+            objective, "chunked_image_loss", lambda *a, **k: chunk_calls.append(1) or original(*a, chunk_tokens=5)
+        )
     recorder = RecordingAdapter(model, processor)
     images = square_images[:3]
     loss = reca_loss(recorder, None, images, instruction_dropout=0.0, sample_seeds=[0, 1, 2])
@@ -121,8 +170,13 @@ def test_instruction_dropout_rate_and_seeded_choices(janus_tiny, square_images):
     first_drops, first_instructions = recorder.drops[:per_batch], recorder.instructions[:per_batch]
     recorder.drops, recorder.instructions = [], []
     with torch.no_grad():
-        reca_loss(recorder, None, [square_images[s % 4] for s in range(5, 15)], instruction_dropout=rate,
-                  sample_seeds=list(range(5, 15)))
+        reca_loss(
+            recorder,
+            None,
+            [square_images[s % 4] for s in range(5, 15)],
+            instruction_dropout=rate,
+            sample_seeds=list(range(5, 15)),
+        )
     assert recorder.drops == first_drops[5:15] and recorder.instructions == first_instructions[5:15]
 
 
@@ -135,7 +189,9 @@ def test_reca_choices_are_the_draws_reca_loss_makes(janus_tiny, square_images):
         reca_loss(recorder, None, square_images, instruction_dropout=0.5, sample_seeds=seeds)
     choices = reca_choices(len(seeds), seeds, instruction_dropout=0.5)
     # Janus keeps the image of a dropped row and empties its instruction
-    assert [DROPPED_INSTRUCTION if dropped else instruction for instruction, dropped in choices] == recorder.instructions
+    assert [
+        DROPPED_INSTRUCTION if dropped else instruction for instruction, dropped in choices
+    ] == recorder.instructions
     assert recorder.drops == [False] * len(seeds)
     assert 0 < sum(dropped for _, dropped in choices) < len(seeds)  # both kinds of row are checked
     kept = [instruction for instruction in recorder.instructions if instruction != DROPPED_INSTRUCTION]
@@ -161,8 +217,10 @@ def test_same_seeds_same_loss(janus_tiny, square_images):
     with torch.no_grad():
         first = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[3, 4, 5, 6])
         again = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[3, 4, 5, 6])
-        other = [reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[s, s + 1, s + 2, s + 3])
-                 for s in (10, 20, 30)]
+        other = [
+            reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=[s, s + 1, s + 2, s + 3])
+            for s in (10, 20, 30)
+        ]
     assert first.item() == again.item()
     assert any(loss.item() != first.item() for loss in other)
     with pytest.raises(ValueError, match="seeds"):
@@ -177,8 +235,16 @@ def test_mixing_changes_the_loss_and_weights_scale_it(janus_tiny, square_images)
     with torch.no_grad():
         alone = reca_loss(model, processor, square_images[:2], sample_seeds=seeds).item()
         for pair_name, pair in (("t2i", t2i), ("i2t", i2t)):
-            weighted = {w: reca_loss(model, processor, square_images[:2], sample_seeds=seeds,
-                                     **{pair_name: pair, f"{pair_name}_weight": w}).item() for w in (0.0, 1.0, 2.5)}
+            weighted = {
+                w: reca_loss(
+                    model,
+                    processor,
+                    square_images[:2],
+                    sample_seeds=seeds,
+                    **{pair_name: pair, f"{pair_name}_weight": w},
+                ).item()
+                for w in (0.0, 1.0, 2.5)
+            }
             assert weighted[0.0] == pytest.approx(alone, abs=1e-6)
             assert weighted[1.0] > alone + 0.5  # an untrained model's extra loss is large
             assert weighted[2.5] - alone == pytest.approx(2.5 * (weighted[1.0] - alone), rel=1e-4)
@@ -204,8 +270,12 @@ def test_freeze_policy_gradients_and_eval_mode(square_images):
     reca_loss(model, processor, square_images[:2], sample_seeds=[0, 1]).backward()
     frozen = [model.model.vqmodel, model.model.vision_model, model.model.aligner]
     assert all(p.grad is None for module in frozen for p in module.parameters())
-    trained = [model.model.language_model, model.model.generation_embeddings, model.model.generation_aligner,
-               model.model.generation_head]
+    trained = [
+        model.model.language_model,
+        model.model.generation_embeddings,
+        model.model.generation_aligner,
+        model.model.generation_head,
+    ]
     assert all(p.grad is not None for module in trained for p in module.parameters())
 
     freeze_for_reca(model, train_aligner=True)
@@ -226,7 +296,7 @@ def test_overfitting_two_images_lowers_the_loss(square_images):
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     images = square_images[:2]
     losses = []
-    for step in range(50):
+    for _ in range(50):
         loss = reca_loss(model, processor, images, instruction_dropout=0.0, sample_seeds=[0, 1])
         optimizer.zero_grad()
         loss.backward()
@@ -242,8 +312,12 @@ def test_a_batch_split_in_two_gives_the_same_loss(janus_tiny, square_images):
     seeds = [40, 41, 42, 43]
     with torch.no_grad():
         whole = reca_loss(model, processor, square_images, instruction_dropout=0.5, sample_seeds=seeds)
-        halves = [reca_loss(model, processor, square_images[i:i + 2], instruction_dropout=0.5,
-                            sample_seeds=seeds[i:i + 2]) for i in (0, 2)]
+        halves = [
+            reca_loss(
+                model, processor, square_images[i : i + 2], instruction_dropout=0.5, sample_seeds=seeds[i : i + 2]
+            )
+            for i in (0, 2)
+        ]
     assert whole.item() == pytest.approx((halves[0].item() + halves[1].item()) / 2, abs=1e-5)
 
 

@@ -1,5 +1,6 @@
 """OpenUni on its tiny offline twin: the flow-matching RecA loss, the SANA sampler, upstream's
 checkpoint format, loading and the command line."""
+
 import json
 import os
 import subprocess
@@ -36,8 +37,10 @@ def openuni_folder(tmp_path_factory, openuni_tiny):
 
 
 def noise_images(count, size=(48, 40)):
-    return [Image.fromarray((np.random.RandomState(i).rand(size[1], size[0], 3) * 255).astype(np.uint8))
-            for i in range(count)]
+    return [
+        Image.fromarray((np.random.RandomState(i).rand(size[1], size[0], 3) * 255).astype(np.uint8))
+        for i in range(count)
+    ]
 
 
 def trained_parts(model):
@@ -52,8 +55,9 @@ def test_freeze_leaves_queries_connector_projector_and_sana_to_train():
     assert trained_parts(model) == trained
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     assert not any(p.requires_grad for p in [*model.lmm.parameters(), *model.vae.parameters()])
-    assert counts["trainable"] == sum(p.numel() for name, p in model.named_parameters()
-                                      if name.split(".")[0] in trained)
+    assert counts["trainable"] == sum(
+        p.numel() for name, p in model.named_parameters() if name.split(".")[0] in trained
+    )
     model.train()
     assert not model.lmm.training and not model.vae.training and model.transformer.training
 
@@ -65,8 +69,9 @@ def test_fixed_seeds_fix_the_loss_and_each_image_depends_only_on_its_seed(openun
         loss = recakit.reca_loss(model, tokenizer, images, sample_seeds=[3, 4])
         again = recakit.reca_loss(model, tokenizer, images, sample_seeds=[3, 4])
         other = recakit.reca_loss(model, tokenizer, images, sample_seeds=[5, 6])
-        alone = [recakit.reca_loss(model, tokenizer, [image], sample_seeds=[seed])
-                 for image, seed in zip(images, [3, 4])]
+        alone = [
+            recakit.reca_loss(model, tokenizer, [image], sample_seeds=[seed]) for image, seed in zip(images, [3, 4])
+        ]
     assert loss.item() == again.item()
     assert other.item() != loss.item()  # the seeds choose noise and timestep
     assert loss.item() == pytest.approx(sum(x.item() for x in alone) / 2, rel=1e-5)
@@ -86,8 +91,10 @@ def test_training_images_are_centre_cropped_to_square(openuni_tiny):
     wide = noise_images(1, size=(60, 40))[0]
     crop = wide.crop((10, 0, 50, 40))
     with torch.no_grad():
-        losses = [recakit.reca_loss(model, tokenizer, [image], sample_seeds=[7], instruction_dropout=0.0).item()
-                  for image in (wide, crop, wide.resize((40, 40)))]
+        losses = [
+            recakit.reca_loss(model, tokenizer, [image], sample_seeds=[7], instruction_dropout=0.0).item()
+            for image in (wide, crop, wide.resize((40, 40)))
+        ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     assert losses[0] != pytest.approx(losses[2], rel=1e-6)  # squashing is not cropping
 
@@ -209,8 +216,13 @@ def test_an_upstream_state_dict_round_trips_and_wrong_keys_are_named(tmp_path, o
     source, _ = openuni_tiny
     state = source.checkpoint_state_dict()
     # upstream's module names: the connector is SigLIP-style encoder layers
-    for key in ("meta_queries", "projector.weight", "connector.layers.0.self_attn.q_proj.weight",
-                "connector.layers.0.layer_norm1.weight", "connector.layers.1.mlp.fc2.bias"):
+    for key in (
+        "meta_queries",
+        "projector.weight",
+        "connector.layers.0.self_attn.q_proj.weight",
+        "connector.layers.0.layer_norm1.weight",
+        "connector.layers.1.mlp.fc2.bias",
+    ):
         assert key in state
     assert any(key.startswith("transformer.") for key in state)
     torch.save({"state_dict": state}, tmp_path / "upstream.pth")  # as training frameworks wrap it
@@ -227,8 +239,11 @@ def test_an_upstream_state_dict_round_trips_and_wrong_keys_are_named(tmp_path, o
 
     renamed = dict(state)
     renamed["connector.layers.0.mlp.fc9.weight"] = renamed.pop("connector.layers.0.mlp.fc1.weight")
-    with pytest.raises(ValueError, match=r"missing: connector\.layers\.0\.mlp\.fc1\.weight.*"
-                                         r"unexpected: connector\.layers\.0\.mlp\.fc9\.weight"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing: connector\.layers\.0\.mlp\.fc1\.weight.*"
+        r"unexpected: connector\.layers\.0\.mlp\.fc9\.weight",
+    ):
         target.load_checkpoint(renamed)
     with pytest.raises(ValueError, match="wrong shape: meta_queries"):
         target.load_checkpoint({**state, "meta_queries": torch.zeros(3, 3)})
@@ -240,7 +255,8 @@ def test_a_saved_folder_loads_through_load_model(openuni_tiny, openuni_folder):
     images = noise_images(2)
     with torch.no_grad():
         assert recakit.reca_loss(loaded, loaded_tokenizer, images, sample_seeds=[1, 2]).item() == pytest.approx(
-            recakit.reca_loss(model, tokenizer, images, sample_seeds=[1, 2]).item(), rel=1e-6)
+            recakit.reca_loss(model, tokenizer, images, sample_seeds=[1, 2]).item(), rel=1e-6
+        )
     a = recakit.generate_images(model, tokenizer, ["a cat"], seed=3, steps=4, **QUIET)[0]
     b = recakit.generate_images(loaded, loaded_tokenizer, ["a cat"], seed=3, steps=4, **QUIET)[0]
     assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -250,8 +266,27 @@ def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openun
     from recakit.commands.main import main
 
     out = tmp_path / "geneval"
-    assert main(["geneval", "sample", "--model", str(openuni_folder), "--set", "mini", "--limit", "2",
-                 "--n-per-prompt", "2", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "geneval",
+                "sample",
+                "--model",
+                str(openuni_folder),
+                "--set",
+                "mini",
+                "--limit",
+                "2",
+                "--n-per-prompt",
+                "2",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     for index in range(2):
         entry = json.loads((out / f"{index:05d}" / "metadata.jsonl").read_text())
         assert "prompt" in entry and "tag" in entry
@@ -262,8 +297,25 @@ def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openun
     header = ",".join(dpg.CSV_COLUMNS)
     csv = tmp_path / "dpg.csv"
     csv.write_text(header + "\n" + 'cat,"a blue cat",,1,"0",entity,whole,entity - whole (cat),Is there a cat?\n')
-    assert main(["dpg", "sample", "--csv", str(csv), "--model", str(openuni_folder), "--n-per-prompt", "4",
-                 "--out", str(tmp_path / "dpg"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "dpg",
+                "sample",
+                "--csv",
+                str(csv),
+                "--model",
+                str(openuni_folder),
+                "--n-per-prompt",
+                "4",
+                "--out",
+                str(tmp_path / "dpg"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "dpg" / "cat.png").size == (64, 64)  # the reference's 2 x 2 grid
 
 
@@ -275,9 +327,30 @@ def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
     for i, image in enumerate(noise_images(2)):
         image.save(images / f"{i}.png")
     out = tmp_path / "run"
-    assert main(["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(out),
-                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu",
-                 "--mixed-precision", "no"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(openuni_folder),
+                "--images",
+                str(images),
+                "--out",
+                str(out),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--lr",
+                "1e-3",
+                "--device",
+                "cpu",
+                "--mixed-precision",
+                "no",
+            ]
+        )
+        == 0
+    )
     trained, _ = recakit.load_model(str(out / "final"), device="cpu")
     original, _ = recakit.load_model(str(openuni_folder), device="cpu")
     assert not torch.equal(trained.meta_queries, original.meta_queries)
@@ -309,17 +382,25 @@ def test_offline_a_checkpoint_with_wrong_keys_is_named_before_any_download(tmp_p
 
     with torch.device("meta"):
         connector = SiglipEncoder(connector_config(1536, 8960, 24))
-    state = {"meta_queries": torch.zeros(2, 1536), "projector.weight": torch.zeros(1),
-             "projector.bias": torch.zeros(1), **{f"connector.{key}": torch.zeros(1) for key in connector.state_dict()}}
+    state = {
+        "meta_queries": torch.zeros(2, 1536),
+        "projector.weight": torch.zeros(1),
+        "projector.bias": torch.zeros(1),
+        **{f"connector.{key}": torch.zeros(1) for key in connector.state_dict()},
+    }
     state["connector.layers.5.mlp.fc3.weight"] = state.pop("connector.layers.5.mlp.fc2.weight")
     torch.save(state, tmp_path / "openuni_l_reca.pth")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
     env.pop("HF_HUB_CACHE", None)
-    script = f"from recakit.registry import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
+    script = (
+        f"from recakit.registry import load_model; load_model({str(tmp_path / 'openuni_l_reca.pth')!r}, device='cpu')"
+    )
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line == ("ValueError: the checkpoint does not fit this OpenUni; missing: "
-                         "connector.layers.5.mlp.fc2.weight; unexpected: connector.layers.5.mlp.fc3.weight")
+    assert last_line == (
+        "ValueError: the checkpoint does not fit this OpenUni; missing: "
+        "connector.layers.5.mlp.fc2.weight; unexpected: connector.layers.5.mlp.fc3.weight"
+    )
 
 
 def test_card_presets_checkpoint_both_stacks_and_keep_the_gradients():
@@ -376,8 +457,10 @@ def test_upstream_prompt_strings_reach_the_language_model(openuni_tiny):
     with torch.no_grad():
         prefix, mask = adapter.prefix_from_text(["a red circle", "a dog"], torch.tensor([False, True]))
     turn = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n<img>"
-    assert prompt_text(adapter, prefix, mask) == [turn.format("Generate an image: a red circle"),
-                                                   turn.format("Generate an image.")]
+    assert prompt_text(adapter, prefix, mask) == [
+        turn.format("Generate an image: a red circle"),
+        turn.format("Generate an image."),
+    ]
 
 
 def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads(tmp_path):
@@ -396,8 +479,9 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
     recakit.reca_loss(wrapped, tokenizer, images, sample_seeds=[1, 2], instruction_dropout=0.0).backward()
     with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
     lora = {name for name, _ in model.named_parameters() if ".lora_" in name}
-    glue = {name for name, _ in model.named_parameters()
-            if name.startswith(("meta_queries", "connector.", "projector."))}
+    glue = {
+        name for name, _ in model.named_parameters() if name.startswith(("meta_queries", "connector.", "projector."))
+    }
     assert with_grad == {name for name, p in model.named_parameters() if p.requires_grad} == lora | glue
     assert {name.split(".")[-4] for name in lora} == {"to_q", "to_k", "to_v"}
     assert all(name.startswith("transformer.") for name in lora)
@@ -417,7 +501,8 @@ def test_lora_on_sana_attention_trains_adapters_and_glue_then_merges_and_reloads
     loaded, loaded_tokenizer = recakit.load_model(str(tmp_path / "merged"), device="cpu")
     with torch.no_grad():
         assert recakit.reca_loss(loaded, loaded_tokenizer, images, sample_seeds=[3, 4]).item() == pytest.approx(
-            adapted, rel=1e-5)
+            adapted, rel=1e-5
+        )
 
 
 def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
@@ -429,14 +514,40 @@ def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
     for i, image in enumerate(noise_images(2)):
         image.save(images / f"{i}.png")
     out = tmp_path / "run"
-    assert main(["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(out),
-                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--mixed-precision", "no",
-                 "--lora-r", "4", "--lora-targets", "to_q,to_k,to_v"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(openuni_folder),
+                "--images",
+                str(images),
+                "--out",
+                str(out),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--lr",
+                "1e-3",
+                "--device",
+                "cpu",
+                "--mixed-precision",
+                "no",
+                "--lora-r",
+                "4",
+                "--lora-targets",
+                "to_q,to_k,to_v",
+            ]
+        )
+        == 0
+    )
     assert (out / "final" / "adapter" / "adapter_config.json").is_file()
     trained, _ = recakit.load_model(str(out / "final"), device="cpu")
     original, _ = recakit.load_model(str(openuni_folder), device="cpu")
-    changed = {name for name, value in trained.state_dict().items()
-               if not torch.equal(value, original.state_dict()[name])}
+    changed = {
+        name for name, value in trained.state_dict().items() if not torch.equal(value, original.state_dict()[name])
+    }
     assert {"meta_queries", "projector.weight"} <= changed  # the glue trained beside the adapters
     sana = {name.removeprefix("transformer.") for name in changed if name.startswith("transformer.")}
     assert sana and all(name.split(".")[-2] in ("to_q", "to_k", "to_v") for name in sana)  # merged there only

@@ -1,5 +1,6 @@
 """recakit.optim.CompensatedAdamW8bit: bf16 weights that follow a float32 AdamW run, and a state
 that survives a checkpoint."""
+
 import io
 
 import pytest
@@ -36,6 +37,7 @@ def test_bf16_weights_follow_float32_adamw_where_plain_bf16_rounds_updates_away(
 
     def error(update):
         return ((update - wanted).norm() / wanted.norm()).item()
+
     assert error(optimizer.exact_weight(compensated[0]) - begin) < 0.05
     assert error(plain[0].detach().float() - begin) > 0.7
     assert compensated[0].dtype == torch.bfloat16

@@ -1,13 +1,14 @@
 """Presets are complete, checked, and their settings reach the loader, the model and train()."""
+
 import dataclasses
 
 import pytest
 import torch
 from PIL import Image
 
+from recakit.memory_presets import PRESETS, Preset, get_preset
 from recakit.models.janus import tiny_janus
 from recakit.objective import freeze_for_reca, reca_loss
-from recakit.memory_presets import PRESETS, Preset, get_preset
 
 
 def test_required_presets_exist_and_validate():
@@ -25,15 +26,18 @@ def test_unknown_preset_lists_the_known_names():
         assert name in str(error.value)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"quantization": "nf4"}, "needs lora"),
-    ({"quantization": "fp3"}, "quantization"),
-    ({"optimizer": "sgd"}, "optimizer"),
-    ({"batch_size": 10, "micro_batch": 4}, "multiple of micro_batch"),
-    ({"dtype": "float8"}, "dtype"),
-    ({"lr": 0.0}, "lr must be"),
-    ({"lora": {"r": 0}}, "rank"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"quantization": "nf4"}, "needs lora"),
+        ({"quantization": "fp3"}, "quantization"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"batch_size": 10, "micro_batch": 4}, "multiple of micro_batch"),
+        ({"dtype": "float8"}, "dtype"),
+        ({"lr": 0.0}, "lr must be"),
+        ({"lora": {"r": 0}}, "rank"),
+    ],
+)
 def test_inconsistent_presets_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(get_preset("cpu-tiny"), **change).validate()
@@ -151,10 +155,12 @@ def test_the_1b_full_finetune_preset_learns_what_a_float32_run_learns():
     reference = replayed_update(dataclasses.replace(preset, optimizer="adamw"), torch.float32, start, gradients)
     compensated = replayed_update(preset, torch.bfloat16, start, gradients)
     # the preset's old setting: bf16 weights and paged 8-bit AdamW, which round most updates away
-    plain_bf16 = replayed_update(dataclasses.replace(preset, optimizer="paged_adamw_8bit"), torch.bfloat16,
-                                 start, gradients)
+    plain_bf16 = replayed_update(
+        dataclasses.replace(preset, optimizer="paged_adamw_8bit"), torch.bfloat16, start, gradients
+    )
 
     def error(update):
         return ((update - reference).norm() / reference.norm()).item()
+
     assert error(compensated) < 0.05, error(compensated)  # about what 8-bit moments cost float32 weights
     assert error(plain_bf16) > 0.7, error(plain_bf16)

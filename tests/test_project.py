@@ -1,4 +1,5 @@
 """Checks on the project's own files: install lists agree, the README commands are the ones CI runs."""
+
 import importlib.util
 import re
 from importlib import metadata
@@ -42,7 +43,8 @@ def test_the_lock_pins_every_declared_requirement_to_a_version_pyproject_allows(
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement.name} is declared in pyproject.toml but not locked"
         assert requirement.specifier.contains(locked[name], prereleases=True), (
-            f"requirements.lock pins {name}=={locked[name]}, outside pyproject.toml's {requirement}")
+            f"requirements.lock pins {name}=={locked[name]}, outside pyproject.toml's {requirement}"
+        )
     assert {"torch", "transformers", "bitsandbytes", "numpy", "pytest"} <= set(locked)
 
 
@@ -51,8 +53,9 @@ def test_the_lock_holds_exactly_what_the_declared_requirements_pull_in():
     the locked environment (the one setup.sh builds by default, and CI runs)."""
     locked = _locked()
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    differ = sorted(name for name, version in locked.items()
-                    if Version(installed.get(name, "0")).public != Version(version).public)
+    differ = sorted(
+        name for name, version in locked.items() if Version(installed.get(name, "0")).public != Version(version).public
+    )
     if differ:
         pytest.skip(f"this environment is not the locked one ({len(differ)} packages differ, e.g. {differ[:3]})")
     pulled, todo = set(), _declared()  # pulled: (name, extras) already walked
@@ -69,7 +72,8 @@ def test_the_lock_holds_exactly_what_the_declared_requirements_pull_in():
                 todo.append(needed)
     names = {name for name, _ in pulled}
     assert names == set(locked), (
-        f"pulled in but not locked: {sorted(names - set(locked))}; locked but unused: {sorted(set(locked) - names)}")
+        f"pulled in but not locked: {sorted(names - set(locked))}; locked but unused: {sorted(set(locked) - names)}"
+    )
 
 
 def test_environment_yml_installs_the_lock():
@@ -123,7 +127,9 @@ def test_readme_colab_badges_use_the_notebooks_organisation_and_open_existing_no
         assert urls, f"{readme} has no Colab badge"
         opened = set()
         for url in urls:
-            match = re.fullmatch(r"https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/main/(.+\.ipynb)", url)
+            match = re.fullmatch(
+                r"https://colab\.research\.google\.com/github/([^/]+)/([^/]+)/blob/main/(.+\.ipynb)", url
+            )
             assert match, f"{readme}: not a Colab link to a notebook on main: {url}"
             owner, repo, path = match.groups()
             assert (owner, repo) == (org, "recakit"), f"{readme}: {url} is not under {org}/recakit (notebooks/build.py)"

@@ -1,16 +1,17 @@
 """Details of the published RecA recipe that reca_loss follows: square training images, an
 instruction dropout that keeps the image, and Janus's own system prompt for image-to-text."""
+
 import copy
 
 import torch
 from PIL import Image
 
-from recakit.registry import adapter_for
 from recakit.images import center_crop_square
 from recakit.models.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
 from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
-from recakit.toy.shapes import random_scene, render
+from recakit.registry import adapter_for
 from recakit.toy.model import ToyAdapter, load_toy
+from recakit.toy.shapes import random_scene, render
 
 
 def widen(square: Image.Image, band: int, colors=((255, 0, 255), (0, 255, 0))) -> Image.Image:
@@ -41,10 +42,16 @@ def test_janus_reca_loss_of_a_non_square_image_is_that_of_its_centre_crop(janus_
     seeds = [3, 4]
     pairs = (wide, ["a red square", "a blue square"])
     with torch.no_grad():
-        cropped = reca_loss(model, processor, square_images[:2], instruction_dropout=0.0, sample_seeds=seeds,
-                            t2i=(square_images[:2], pairs[1]), i2t=(square_images[:2], pairs[1]))
-        uncropped = reca_loss(model, processor, wide, instruction_dropout=0.0, sample_seeds=seeds,
-                              t2i=pairs, i2t=pairs)
+        cropped = reca_loss(
+            model,
+            processor,
+            square_images[:2],
+            instruction_dropout=0.0,
+            sample_seeds=seeds,
+            t2i=(square_images[:2], pairs[1]),
+            i2t=(square_images[:2], pairs[1]),
+        )
+        uncropped = reca_loss(model, processor, wide, instruction_dropout=0.0, sample_seeds=seeds, t2i=pairs, i2t=pairs)
     assert uncropped.item() == cropped.item()
 
 
@@ -64,8 +71,10 @@ def test_full_instruction_dropout_still_conditions_on_the_understanding_encoder(
     with torch.no_grad():
         for parameter in perturbed.model.vision_model.parameters():
             parameter.add_(0.5 * torch.randn_like(parameter))
-        losses = [reca_loss(m, processor, square_images, instruction_dropout=1.0, sample_seeds=[0, 1, 2, 3]).item()
-                  for m in (model, perturbed)]
+        losses = [
+            reca_loss(m, processor, square_images, instruction_dropout=1.0, sample_seeds=[0, 1, 2, 3]).item()
+            for m in (model, perturbed)
+        ]
     assert abs(losses[0] - losses[1]) > 1e-4, losses
 
 
@@ -120,8 +129,14 @@ def test_text_to_image_dropout_leaves_the_unconditional_prefix(janus_tiny, squar
 
     def loss(prompts, dropout):
         with torch.no_grad():
-            return reca_loss(model, processor, square_images[:2], instruction_dropout=dropout, sample_seeds=[5, 6],
-                             t2i=(square_images[2:4], prompts)).item()
+            return reca_loss(
+                model,
+                processor,
+                square_images[:2],
+                instruction_dropout=dropout,
+                sample_seeds=[5, 6],
+                t2i=(square_images[2:4], prompts),
+            ).item()
 
     # Janus's unconditional row is as long as the prompt's chat (official Janus builds it so): same lengths
     red, other = ["red square", "red circle"], ["red star", "red square"]

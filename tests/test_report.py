@@ -1,4 +1,5 @@
 """Published results as data, and run-vs-paper tables and plots."""
+
 import csv
 import hashlib
 import io
@@ -7,6 +8,7 @@ import pytest
 
 from recakit.bench import report
 from recakit.bench.geneval import TASKS, summarize
+
 
 def run_summary(correct_per_task):
     results = [{"tag": task, "correct": k < correct} for task, correct in correct_per_task.items() for k in range(4)]
@@ -27,10 +29,14 @@ def test_published_results_carry_the_papers_numbers():
         report.published_results("audio")
 
 
-@pytest.mark.parametrize("kind, extra_columns, digest", [
-    ("generation", [], "2d1becb2742a99dff473a67ac84dd9109b84907bd589b39c1439d14c51d0c784"),
-    ("editing", ["source"], "fdf4818d7ad01517fc82371607401c472e3ddde45766ad02b5ed68f9560d6fa4"),
-], ids=["generation", "editing"])
+@pytest.mark.parametrize(
+    "kind, extra_columns, digest",
+    [
+        ("generation", [], "2d1becb2742a99dff473a67ac84dd9109b84907bd589b39c1439d14c51d0c784"),
+        ("editing", ["source"], "fdf4818d7ad01517fc82371607401c472e3ddde45766ad02b5ed68f9560d6fa4"),
+    ],
+    ids=["generation", "editing"],
+)
 def test_shipped_tables_hold_exactly_the_transcribed_figures(kind, extra_columns, digest):
     """The shipped tables are the one copy of the papers' figures in the project. Written back
     without the columns added since, each must be byte for byte the transcription they were
@@ -45,8 +51,7 @@ def test_shipped_tables_hold_exactly_the_transcribed_figures(kind, extra_columns
 
 
 def test_results_table_puts_runs_beside_published_rows():
-    run = run_summary({"single_object": 4, "two_object": 3, "counting": 2, "colors": 1, "position": 0,
-                       "color_attr": 2})
+    run = run_summary({"single_object": 4, "two_object": 3, "counting": 2, "colors": 1, "position": 0, "color_attr": 2})
     run["dpg"] = 71.234
     table = report.results_table({"toy RecA": run}, published="Harmon-1.5B")
     lines = table.strip().splitlines()
@@ -61,7 +66,7 @@ def test_results_table_puts_runs_beside_published_rows():
 
 
 def test_gains_are_differences_in_points_and_the_papers_come_from_its_table():
-    base = run_summary({task: 1 for task in TASKS})         # 25 % per task
+    base = run_summary({task: 1 for task in TASKS})  # 25 % per task
     reca = run_summary({task: 3 for task in TASKS} | {"position": 1})
     gains = report.run_gains({"base": base, "RecA": reca}, [("RecA", "base")])["RecA - base"]
     assert gains["two_object"] == pytest.approx(50.0) and gains["position"] == 0.0
@@ -77,8 +82,12 @@ def test_plot_gains_keeps_scores_and_published_gains_on_separate_axes(tmp_path):
     from PIL import Image
 
     base, reca = run_summary({task: 2 for task in TASKS}), run_summary({task: 3 for task in TASKS})
-    figure = report.plot_gains({"toy base": base, "toy RecA": reca}, [("toy RecA", "toy base")],
-                               published=["OpenUni-2-1.6B"], save_to=tmp_path / "plots" / "gains.png")
+    figure = report.plot_gains(
+        {"toy base": base, "toy RecA": reca},
+        [("toy RecA", "toy base")],
+        published=["OpenUni-2-1.6B"],
+        save_to=tmp_path / "plots" / "gains.png",
+    )
     scores, ours, paper = figure.axes
     assert scores.get_ylim() == (0, 100)
     assert [bar.get_height() for bar in ours.patches] == pytest.approx([25.0] * 7)

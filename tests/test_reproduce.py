@@ -1,4 +1,5 @@
 """`recakit reproduce --preset toy`: the quick run end to end, and the result aggregation."""
+
 import json
 
 import pytest
@@ -18,7 +19,11 @@ def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0]
     detector = geneval.make_detector("shapes")
-    for arm, folder in (("base", out / "base"), ("control", out / "seed0" / "control"), ("reca", out / "seed0" / "reca")):
+    for arm, folder in (
+        ("base", out / "base"),
+        ("control", out / "seed0" / "control"),
+        ("reca", out / "seed0" / "reca"),
+    ):
         # the scores are those of judging the arm's images on disk afresh, task by task
         verdicts = {task: [] for task in geneval.TASKS}
         for record in map(json.loads, (folder / geneval.RESULTS_FILE).read_text().splitlines()):
@@ -66,8 +71,10 @@ def test_arms_never_see_a_training_scene_twice(tmp_path, monkeypatch):
 
 def test_aggregate_mean_std_and_per_seed():
     tasks = {task: 0.5 for task in geneval.TASKS}
-    runs = [{"seed": 0, "overall": 0.4, "tasks": dict(tasks, position=0.2)},
-            {"seed": 1, "overall": 0.6, "tasks": dict(tasks, position=0.4)}]
+    runs = [
+        {"seed": 0, "overall": 0.4, "tasks": dict(tasks, position=0.2)},
+        {"seed": 1, "overall": 0.6, "tasks": dict(tasks, position=0.4)},
+    ]
     result = aggregate(runs)
     assert result["overall"] == pytest.approx(0.5)
     assert result["tasks"]["position"] == pytest.approx(0.3)
@@ -98,9 +105,9 @@ def test_reca_arm_splits_its_batch_by_share():
     import torch
 
     from recakit.objective import reca_loss
+    from recakit.toy.model import load_toy
     from recakit.toy.reproduce import arm_loss
     from recakit.toy.shapes import scene_dataset
-    from recakit.toy.model import load_toy
     from recakit.toy.train_base import UNCONDITIONAL_RATE
 
     model, processor = load_toy()
@@ -110,14 +117,24 @@ def test_reca_arm_splits_its_batch_by_share():
     with torch.no_grad():
         alone = reca_loss(model, processor, images, sample_seeds=seeds, instruction_dropout=UNCONDITIONAL_RATE)
         assert torch.allclose(arm_loss("reca", processor, 1.0)(model, examples, seeds), alone)
-        half = reca_loss(model, processor, images[:2], sample_seeds=seeds[:2], instruction_dropout=UNCONDITIONAL_RATE,
-                         t2i=(images[2:], captions[2:])) / 2
+        half = (
+            reca_loss(
+                model,
+                processor,
+                images[:2],
+                sample_seeds=seeds[:2],
+                instruction_dropout=UNCONDITIONAL_RATE,
+                t2i=(images[2:], captions[2:]),
+            )
+            / 2
+        )
         assert torch.allclose(arm_loss("reca", processor, 0.5)(model, examples, seeds), half)
         quarter = arm_loss("reca", processor, 0.25)(model, examples, seeds)
         assert not torch.allclose(quarter, half)
         # the understanding encoder sees the unlabeled images at reca_resolution; the targets stay full size
-        shrunk = reca_loss(model, processor, images, sample_seeds=seeds, instruction_dropout=UNCONDITIONAL_RATE,
-                           resolution=32)
+        shrunk = reca_loss(
+            model, processor, images, sample_seeds=seeds, instruction_dropout=UNCONDITIONAL_RATE, resolution=32
+        )
         assert torch.allclose(arm_loss("reca", processor, 1.0, 32)(model, examples, seeds), shrunk)
         assert not torch.allclose(shrunk, alone)
     with pytest.raises(ValueError, match="reca_share"):
@@ -132,6 +149,7 @@ def test_a_shipped_arm_scores_exactly_what_its_reproduction_run_reported(name, t
 
     model, processor = load_model(name, device="cpu")
     reported = json.loads((SHIPPED_MODELS[name] / "training.json").read_text())["geneval_mini"]
-    scores = reproduce.evaluate(model, processor, reproduce.evaluation_entries(None), tmp_path, reproduce.FULL,
-                                geneval.make_detector("shapes"))
+    scores = reproduce.evaluate(
+        model, processor, reproduce.evaluation_entries(None), tmp_path, reproduce.FULL, geneval.make_detector("shapes")
+    )
     assert scores == reported

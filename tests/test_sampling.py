@@ -1,11 +1,12 @@
 """recakit.sampling on the tiny Janus: seeds, batch independence, guidance, reconstruct, caption."""
+
 import pytest
 import torch
 from conftest import full_forward_image_logits
 from PIL import Image
 
-from recakit.registry import adapter_for
 from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
+from recakit.registry import adapter_for
 from recakit.sampling import caption, generate_image_tokens, generate_images, reconstruct
 
 PROMPTS = ["a red circle", "two blue squares", "a photo of a dog", "a yellow star above a green cross"]
@@ -28,7 +29,7 @@ def greedy_codes_by_full_forwards(adapter, prefix, mask):
     prefix and every code so far."""
     codes = torch.zeros((prefix.shape[0], adapter.num_image_tokens), dtype=torch.long)
     for step in range(adapter.num_image_tokens):
-        codes[:, step] = full_forward_image_logits(adapter, prefix, mask, codes[:, :step + 1])[:, step].argmax(-1)
+        codes[:, step] = full_forward_image_logits(adapter, prefix, mask, codes[:, : step + 1])[:, step].argmax(-1)
     return codes
 
 
@@ -42,8 +43,9 @@ def test_same_seed_same_bytes_other_seed_other_image(janus_tiny):
     assert image_bytes(first) == image_bytes(again)
     assert image_bytes(first) != image_bytes(other)
     # seed=7 means image i gets 7 + i: the second image of the seed-7 run is the first of seed 8
-    assert image_bytes(first[1:]) == image_bytes(generate_images(model, processor, PROMPTS[1:2], seed=8,
-                                                                 cfg_scale=3.0, **QUIET))
+    assert image_bytes(first[1:]) == image_bytes(
+        generate_images(model, processor, PROMPTS[1:2], seed=8, cfg_scale=3.0, **QUIET)
+    )
 
 
 def test_an_image_does_not_depend_on_its_batch(janus_tiny):
@@ -122,11 +124,14 @@ def test_reconstruct_is_greedy_decoding_from_the_asked_resolution(janus_sensitiv
     instructions = [RECONSTRUCTION_INSTRUCTIONS[0]] * len(images)
     rebuilt = {}
     for resolution in (None, 8):
-        rebuilt[resolution] = reconstruct(model, processor, images, cfg_scale=1.0, temperature=0,
-                                          resolution=resolution, **QUIET)
+        rebuilt[resolution] = reconstruct(
+            model, processor, images, cfg_scale=1.0, temperature=0, resolution=resolution, **QUIET
+        )
         with torch.no_grad():
             embeddings = adapter.understanding_embeddings(images, resolution)
-            codes = greedy_codes_by_full_forwards(adapter, *adapter.prefix_from_embeddings(embeddings, None, instructions))
+            codes = greedy_codes_by_full_forwards(
+                adapter, *adapter.prefix_from_embeddings(embeddings, None, instructions)
+            )
         assert image_bytes(rebuilt[resolution]) == image_bytes(adapter.decode_image_tokens(codes)), resolution
     for native, coarse in zip(rebuilt[None], rebuilt[8]):
         assert native.tobytes() != coarse.tobytes()

@@ -1,4 +1,5 @@
 """ShapesWorld renderer, captions, scenes from GenEval metadata, and `recakit shapes render`."""
+
 import argparse
 import itertools
 import json
@@ -11,9 +12,22 @@ import pytest
 from recakit.bench.geneval import relative_position
 from recakit.commands.toy import add_shapes_commands
 from recakit.toy.geneval_mini import build_entries, is_heldout_caption
-from recakit.toy.shapes import (BACKGROUND, COLORS, GAP, SHAPES, Scene, ShapeObject, clear_relation,
-                            dense_caption, random_scene, relations_between, render, scene_dataset, scene_for_entry,
-                            sparse_caption)
+from recakit.toy.shapes import (
+    BACKGROUND,
+    COLORS,
+    GAP,
+    SHAPES,
+    Scene,
+    ShapeObject,
+    clear_relation,
+    dense_caption,
+    random_scene,
+    relations_between,
+    render,
+    scene_dataset,
+    scene_for_entry,
+    sparse_caption,
+)
 
 
 def test_render_is_deterministic_by_seed():
@@ -55,7 +69,7 @@ def test_random_scenes_keep_objects_apart_and_inside():
         for i, a in enumerate(scene.objects):
             x0, y0, x1, y1 = a.box
             assert 0 <= x0 and 0 <= y0 and x1 <= 1 and y1 <= 1
-            for b in scene.objects[i + 1:]:
+            for b in scene.objects[i + 1 :]:
                 gap_x = abs(a.cx - b.cx) - (a.size + b.size) / 2
                 gap_y = abs(a.cy - b.cy) - (a.size + b.size) / 2
                 assert max(gap_x, gap_y) >= GAP - 1e-9
@@ -95,21 +109,33 @@ def test_dense_caption_names_objects_counts_and_relations():
     assert dense_caption(pair) == "a photo of a red circle left of a blue star"
     alone = Scene([ShapeObject("triangle", "orange", 0.2, 0.2, 0.3)])
     assert dense_caption(alone) == "a photo of an orange triangle in the top left"
-    many = Scene([ShapeObject("circle", "red", 0.2, 0.2, 0.2), ShapeObject("circle", "red", 0.8, 0.2, 0.2),
-                  ShapeObject("cross", "green", 0.5, 0.8, 0.25)])
+    many = Scene(
+        [
+            ShapeObject("circle", "red", 0.2, 0.2, 0.2),
+            ShapeObject("circle", "red", 0.8, 0.2, 0.2),
+            ShapeObject("cross", "green", 0.5, 0.8, 0.25),
+        ]
+    )
     caption = dense_caption(many)
     assert caption.startswith("a photo of two red circles and a green cross.")
     assert "the red circles are above the green cross." in caption
 
 
 def test_dense_caption_does_not_depend_on_drawing_order():
-    objects = [ShapeObject("star", "blue", 0.8, 0.2, 0.25), ShapeObject("circle", "red", 0.2, 0.8, 0.25),
-               ShapeObject("square", "red", 0.2, 0.2, 0.2)]
+    objects = [
+        ShapeObject("star", "blue", 0.8, 0.2, 0.25),
+        ShapeObject("circle", "red", 0.2, 0.8, 0.25),
+        ShapeObject("square", "red", 0.2, 0.2, 0.2),
+    ]
     captions = {dense_caption(Scene(list(order))) for order in itertools.permutations(objects)}
-    assert captions == {"a photo of a red circle, a red square and a blue star. "
-                        "the red circle is below the red square. the red square is left of the blue star."}
+    assert captions == {
+        "a photo of a red circle, a red square and a blue star. "
+        "the red circle is below the red square. the red square is left of the blue star."
+    }
     pair = [ShapeObject("star", "blue", 0.8, 0.5, 0.25), ShapeObject("circle", "red", 0.2, 0.5, 0.25)]
-    assert dense_caption(Scene(pair)) == dense_caption(Scene(pair[::-1])) == "a photo of a red circle left of a blue star"
+    assert (
+        dense_caption(Scene(pair)) == dense_caption(Scene(pair[::-1])) == "a photo of a red circle left of a blue star"
+    )
 
 
 def test_dense_caption_mentions_every_object():
@@ -164,8 +190,12 @@ def test_scene_for_entry_satisfies_metadata(tag):
 
 
 def test_scene_for_entry_varies_what_is_left_open():
-    entry = {"tag": "counting", "include": [{"class": "star", "count": 3}],
-             "exclude": [{"class": "star", "count": 4}], "prompt": "a photo of three stars"}
+    entry = {
+        "tag": "counting",
+        "include": [{"class": "star", "count": 3}],
+        "exclude": [{"class": "star", "count": 4}],
+        "prompt": "a photo of three stars",
+    }
     scenes = [scene_for_entry(entry, seed) for seed in range(20)]
     assert len({obj.color for scene in scenes for obj in scene.objects}) > 5
     assert len({round(scene.objects[0].cx, 3) for scene in scenes}) == 20
@@ -173,8 +203,9 @@ def test_scene_for_entry_varies_what_is_left_open():
 
 def test_scene_for_entry_refuses_unknown_classes():
     with pytest.raises(ValueError, match="dog"):
-        scene_for_entry({"tag": "single_object", "include": [{"class": "dog", "count": 1}],
-                         "prompt": "a photo of a dog"}, 0)
+        scene_for_entry(
+            {"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}, 0
+        )
 
 
 def test_scene_dataset_is_deterministic_and_held_out():
@@ -231,6 +262,8 @@ def test_render_command_defaults_to_geneval_mini_and_names_bad_classes(tmp_path)
     args = parser.parse_args(["shapes", "render", "--out", str(tmp_path)])
     assert args.metadata.endswith("geneval_mini.jsonl") and Path(args.metadata).exists()
     metadata = tmp_path / "coco.jsonl"
-    metadata.write_text('{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}\n')
+    metadata.write_text(
+        '{"tag": "single_object", "include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"}\n'
+    )
     with pytest.raises(ValueError, match="dog"):
         run_command(["shapes", "render", "--metadata", str(metadata), "--out", str(tmp_path / "out")])

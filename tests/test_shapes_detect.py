@@ -1,5 +1,6 @@
 """ShapesDetector: what it finds on rendered scenes, and how well GenEval-mini scored with it tells
 right images from wrong ones."""
+
 import random
 
 import numpy as np
@@ -7,9 +8,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from recakit.bench.geneval import judge, summarize
+from recakit.toy.detect import ShapesDetector, connected_components, nearest_color, roughen
 from recakit.toy.geneval_mini import build_entries
 from recakit.toy.shapes import BACKGROUND, COLORS, SHAPES, SUPERSAMPLE, Scene, ShapeObject, render, scene_for_entry
-from recakit.toy.detect import ShapesDetector, connected_components, nearest_color, roughen
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,8 @@ def _drawn(*draw_calls):
 
 def test_blobs_that_are_no_shape_score_low(detector):
     junk = [
-        _drawn(("rectangle", ((40, 100, 200, 150), COLORS["red"]))),                   # a 3:1 bar
-        _drawn(("line", ((30, 30, 220, 200), COLORS["blue"], 12))),                     # a stroke
+        _drawn(("rectangle", ((40, 100, 200, 150), COLORS["red"]))),  # a 3:1 bar
+        _drawn(("line", ((30, 30, 220, 200), COLORS["blue"], 12))),  # a stroke
         _drawn(("polygon", ([(60, 60), (100, 60), (100, 160), (180, 160), (180, 200), (60, 200)], COLORS["green"]))),
     ]
     for detections in detector.detect(junk):
@@ -88,8 +89,10 @@ def test_blobs_that_are_no_shape_score_low(detector):
         assert detections[0]["score"] < 0.3
     # Two shapes run together look like a lumpy semicircle: some evidence, never sure, so they
     # never count towards a counting prompt.
-    merged = [_drawn(("ellipse", ((40, 80, 120, 160), COLORS["red"])), ("ellipse", ((110, 80, 190, 160), COLORS["red"]))),
-              _drawn(("ellipse", ((40, 80, 120, 160), COLORS["red"])), ("rectangle", ((118, 90, 190, 162), COLORS["blue"])))]
+    merged = [
+        _drawn(("ellipse", ((40, 80, 120, 160), COLORS["red"])), ("ellipse", ((110, 80, 190, 160), COLORS["red"]))),
+        _drawn(("ellipse", ((40, 80, 120, 160), COLORS["red"])), ("rectangle", ((118, 90, 190, 162), COLORS["blue"]))),
+    ]
     for detections in detector.detect(merged):
         assert max(d["score"] for d in detections) < 0.9
 
@@ -97,7 +100,7 @@ def test_blobs_that_are_no_shape_score_low(detector):
 def test_touching_shapes_are_one_component_and_apart_ones_two():
     mask = np.zeros((6, 10), dtype=bool)
     mask[1:3, 1:4] = True
-    mask[3, 4] = True      # touches the first block diagonally
+    mask[3, 4] = True  # touches the first block diagonally
     mask[1:5, 7:9] = True  # a column apart
     components = connected_components(mask)
     assert sorted(len(c) for c in components) == [7, 8]
@@ -132,8 +135,10 @@ def test_blurred_and_noisy_renderings_still_score_high(detector, truth):
     for image in images[::3]:
         blurred = np.asarray(image.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float64)
         spoiled.append(Image.fromarray(np.clip(blurred + rng.normal(0, 6, blurred.shape), 0, 255).astype(np.uint8)))
-    results = [{"tag": entry["tag"], "correct": judge(entry, found)[0]}
-               for entry, found in zip(entries[::3], detector.detect(spoiled))]
+    results = [
+        {"tag": entry["tag"], "correct": judge(entry, found)[0]}
+        for entry, found in zip(entries[::3], detector.detect(spoiled))
+    ]
     assert summarize(results)["overall"] >= 0.95
 
 
@@ -144,9 +149,11 @@ def test_vq_roundtrip_renderings_score_at_least_95_percent(detector, truth):
     entries, images, _ = truth
     roundtrip = []
     for start in range(0, len(images), 32):
-        roundtrip += adapter.decode_image_tokens(adapter.image_tokens(images[start:start + 32]))
-    results = [{"tag": entry["tag"], "correct": judge(entry, found)[0]}
-               for entry, found in zip(entries, detector.detect(roundtrip))]
+        roundtrip += adapter.decode_image_tokens(adapter.image_tokens(images[start : start + 32]))
+    results = [
+        {"tag": entry["tag"], "correct": judge(entry, found)[0]}
+        for entry, found in zip(entries, detector.detect(roundtrip))
+    ]
     assert summarize(results)["overall"] >= 0.95
 
 

@@ -1,4 +1,5 @@
 """The ShapesWorld toy model: shipped base, adapter contract with reca_loss, save/load, training stages."""
+
 import json
 import math
 import random
@@ -7,8 +8,8 @@ import pytest
 import torch
 from conftest import cross_entropy_by_hand, full_forward_image_logits
 
-from recakit.toy.shapes import random_scene, render
 from recakit.toy.model import PAD, UNK, ToyAdapter, ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy.shapes import random_scene, render
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +118,8 @@ def test_caption_loss_counts_each_caption_token_and_its_end_once(shipped, scenes
         for row, text in enumerate(captions):
             answer = processor.encode(text) + [EOS]
             ids = torch.tensor([[BOS] + answer[:-1]])
-            embeds = torch.cat([states[row:row + 1], model.describer.model.embed_tokens(ids)], dim=1)
-            logits = model.describer(inputs_embeds=embeds).logits[0, -len(answer):]
+            embeds = torch.cat([states[row : row + 1], model.describer.model.embed_tokens(ids)], dim=1)
+            logits = model.describer(inputs_embeds=embeds).logits[0, -len(answer) :]
             total += cross_entropy_by_hand(logits, torch.tensor(answer)) * len(answer)
             count += len(answer)
     torch.testing.assert_close(loss, total / count, rtol=0, atol=1e-5)
@@ -173,8 +174,9 @@ def test_shipped_vq_roundtrip_keeps_the_scene(scenes):
     assert [image.size for image in rebuilt] == [(64, 64)] * 4
     import numpy as np
 
-    error = np.mean([np.abs(np.asarray(a, float) - np.asarray(b.convert("RGB"), float)).mean()
-                     for a, b in zip(rebuilt, scenes)])
+    error = np.mean(
+        [np.abs(np.asarray(a, float) - np.asarray(b.convert("RGB"), float)).mean() for a, b in zip(rebuilt, scenes)]
+    )
     assert error < 3  # mean absolute error on 0..255, over every pixel; the shipped VQ: 1.13
 
 
@@ -251,9 +253,17 @@ def test_stage_1b_trains_the_understanding_side_around_a_fixed_vision_encoder():
         p.requires_grad_(True)  # as stage 1a leaves it
     vision = {k: v.clone() for k, v in model.vision.state_dict().items()}
     queries = model.queries.detach().clone()
-    train_understanding(model, processor, [e.scene for e in examples],
-                        processor.pixel_values([e.image for e in examples]), [e.dense for e in examples],
-                        steps=2, batch_size=4, seed=0, log=[])
+    train_understanding(
+        model,
+        processor,
+        [e.scene for e in examples],
+        processor.pixel_values([e.image for e in examples]),
+        [e.dense for e in examples],
+        steps=2,
+        batch_size=4,
+        seed=0,
+        log=[],
+    )
     assert all(torch.equal(vision[k], v) for k, v in model.vision.state_dict().items())
     assert not torch.equal(model.queries, queries)
 
@@ -275,9 +285,10 @@ def test_length_groups_change_no_row_of_stage_1b(shipped):
         grouped = in_length_groups(lambda rows: model.understand_text([captions[i] for i in rows]), captions)
         torch.testing.assert_close(grouped, together, atol=1e-5, rtol=1e-5)
         row_losses = in_length_groups(
-            lambda rows: model.describe_loss(together[rows], [captions[i] for i in rows], per_row=True), captions)
+            lambda rows: model.describe_loss(together[rows], [captions[i] for i in rows], per_row=True), captions
+        )
         for row, caption in enumerate(captions):  # each row's summed loss, back in its own place
-            alone = model.describe_loss(together[row:row + 1], [caption]) * (len(caption) + 1)  # + end
+            alone = model.describe_loss(together[row : row + 1], [caption]) * (len(caption) + 1)  # + end
             torch.testing.assert_close(row_losses[row], alone, atol=1e-4, rtol=1e-4)
         tokens = sum(len(c) + 1 for c in captions)
         torch.testing.assert_close(row_losses.sum() / tokens, model.describe_loss(together, captions))
@@ -307,13 +318,14 @@ def test_a_stage_1_that_loses_shape_is_trained_again_from_another_start(tmp_path
     def recording(model, *args):
         original(model, *args)
         trained.append((args[-2], model.queries.detach().clone()))
+
     monkeypatch.setattr(toy_train, "train_understanding", recording)
 
     sizes = dict(toy_train.QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
     model, _, progress = toy_train.train_base(tmp_path, sizes=sizes, stage1_attempts=3)
     assert [seed for seed, _ in trained] == [0, toy_train.RETRY_SEED_STRIDE]
     assert not torch.equal(trained[0][1], trained[1][1])  # a new random start, not more training
-    assert torch.equal(model.queries, trained[1][1])       # the base keeps the stage 1 that passed
+    assert torch.equal(model.queries, trained[1][1])  # the base keeps the stage 1 that passed
     assert [check["shape"] for check in progress["shape_checks"]] == [0.1, 0.9]
     saved = json.loads((tmp_path / "progress.json").read_text())
     assert saved["shape_check"]["shape"] == 0.9 and saved["done"][-1] == "generator"
@@ -331,6 +343,7 @@ def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch)
         if len(seeds) == 2:
             raise KeyboardInterrupt
         original(model, *args)
+
     monkeypatch.setattr(toy_train, "train_understanding", interrupted_on_the_second_attempt)
     sizes = dict(toy_train.QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
     with pytest.raises(KeyboardInterrupt):
@@ -409,8 +422,8 @@ def test_factored_loss_equals_cross_entropy_over_every_code():
     factored = code_loss(head, hidden, targets)
     assert factored.shape == targets.shape
     assert torch.allclose(factored.flatten(), full, atol=1e-5, rtol=1e-5)
-    full_grad, = torch.autograd.grad(full.sum(), hidden)
-    factored_grad, = torch.autograd.grad(factored.sum(), hidden)
+    (full_grad,) = torch.autograd.grad(full.sum(), hidden)
+    (factored_grad,) = torch.autograd.grad(factored.sum(), hidden)
     assert torch.allclose(factored_grad, full_grad, atol=1e-5, rtol=1e-4)
     # a code the head rules out, (empty, colour 2), costs as much as the full table says
     assert code_loss(head, hidden[:1, :1], torch.tensor([[2]])).item() > 1e30
@@ -427,8 +440,11 @@ def test_toy_generation_loss_takes_the_factored_shortcut(shipped, scenes):
     with torch.no_grad():
         targets = adapter.image_tokens(scenes[:2])
         hidden = torch.randn(2, targets.shape[1], model.generator.config.hidden_size)
-        assert torch.allclose(adapter.image_token_loss(hidden, targets),
-                              UnifiedAdapter.image_token_loss(adapter, hidden, targets), atol=1e-5)
+        assert torch.allclose(
+            adapter.image_token_loss(hidden, targets),
+            UnifiedAdapter.image_token_loss(adapter, hidden, targets),
+            atol=1e-5,
+        )
         prefix, mask = adapter.prefix_from_embeddings(adapter.understanding_embeddings(scenes[:2]))
         reference = UnifiedAdapter.image_token_loss
         loss = image_generation_loss(adapter, prefix, mask, targets)
@@ -497,5 +513,6 @@ def test_factored_generator_trains_and_round_trips(tmp_path, scenes):
     # weights rounded to fp16 (the unrounded loss is 1e-4 away)
     model.load_state_dict({name: value.half().float() for name, value in model.state_dict().items()})
     rounded = model.generation_loss(model.condition_prefix(states), tokens)
-    torch.testing.assert_close(loaded.generation_loss(loaded.condition_prefix(states), tokens), rounded,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        loaded.generation_loss(loaded.condition_prefix(states), tokens), rounded, rtol=0, atol=1e-6
+    )

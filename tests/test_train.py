@@ -1,5 +1,6 @@
 """The training loop on a tiny regression problem: it learns, resumes exactly, saves atomically,
 accumulates gradients faithfully, trains only LoRA adapters when asked, and runs RecA end to end."""
+
 import importlib.util
 import json
 import os
@@ -33,7 +34,7 @@ class TinyNet(torch.nn.Module):
 def make_data(n=40):
     generator = torch.Generator().manual_seed(123)
     x = torch.randn(n, 4, generator=generator)
-    y = (x[:, :1] * 2 - x[:, 1:2] + 0.5 * x[:, 2:3] * x[:, 3:4])
+    y = x[:, :1] * 2 - x[:, 1:2] + 0.5 * x[:, 2:3] * x[:, 3:4]
     return list(zip(x, y))
 
 
@@ -54,8 +55,7 @@ def quiet(**options):
 
 
 def test_loss_falls_on_a_learnable_problem():
-    history = train(TinyNet(), noisy_mse, make_data(), steps=60, batch_size=8, lr=3e-2,
-                    schedule="constant", **quiet())
+    history = train(TinyNet(), noisy_mse, make_data(), steps=60, batch_size=8, lr=3e-2, schedule="constant", **quiet())
     assert [record["step"] for record in history] == list(range(1, 61))
     first, last = losses(history)[:5], losses(history)[-5:]
     assert sum(last) < 0.3 * sum(first)
@@ -91,7 +91,7 @@ def test_loss_fn_gets_the_global_batch_in_micro_batches_with_its_seeds():
     train(TinyNet(), recording_loss, data, steps=3, batch_size=8, grad_accum=4, **quiet())
     assert len(seen) == 12 and all(len(indices) == 2 for indices, _ in seen)
     for step in range(3):
-        calls = seen[4 * step: 4 * step + 4]
+        calls = seen[4 * step : 4 * step + 4]
         assert [i for indices, _ in calls for i in indices] == batch_indices(12, 8, step, seed=0)
         assert [s for _, seeds in calls for s in seeds] == sample_seeds(8, step, seed=0)
 
@@ -124,6 +124,7 @@ def stop_at(step, error):
     def callback(record):
         if record["step"] == step:
             raise error
+
     return callback
 
 
@@ -135,8 +136,15 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, error, saved_step):
     reference = train(reference_model, noisy_mse, make_data(), **options)
 
     with pytest.raises(type(error)):
-        train(TinyNet(dropout=0.2), noisy_mse, make_data(), out_dir=tmp_path, save_every=5,
-              callback=stop_at(7, error), **options)
+        train(
+            TinyNet(dropout=0.2),
+            noisy_mse,
+            make_data(),
+            out_dir=tmp_path,
+            save_every=5,
+            callback=stop_at(7, error),
+            **options,
+        )
     state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == saved_step
     assert len((tmp_path / "history.jsonl").read_text().splitlines()) == 7
@@ -167,8 +175,15 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     options = quiet(batch_size=8, lr=1e-2, out_dir=tmp_path)
     reference = train(TinyNet(), noisy_mse, make_data(), steps=10, **quiet(batch_size=8, lr=1e-2))
     with pytest.raises(RuntimeError):
-        train(TinyNet(), noisy_mse, make_data(), steps=10, save_every=5,
-              callback=stop_at(6, RuntimeError("stop")), **options)
+        train(
+            TinyNet(),
+            noisy_mse,
+            make_data(),
+            steps=10,
+            save_every=5,
+            callback=stop_at(6, RuntimeError("stop")),
+            **options,
+        )
 
     def half_written(tensors, filename, *args, **kwargs):
         with open(filename, "wb") as file:
@@ -211,15 +226,23 @@ def test_a_crash_between_the_two_renames_resumes_from_the_old_checkpoint(tmp_pat
 def test_resuming_with_another_seed_is_refused(tmp_path):
     train(TinyNet(), noisy_mse, make_data(), steps=2, batch_size=4, out_dir=tmp_path, **quiet())
     with pytest.raises(ValueError, match="seed"):
-        train(TinyNet(), noisy_mse, make_data(), steps=4, batch_size=4, seed=1, out_dir=tmp_path,
-              **quiet())
+        train(TinyNet(), noisy_mse, make_data(), steps=4, batch_size=4, seed=1, out_dir=tmp_path, **quiet())
 
 
 def test_lora_trains_only_the_adapters(tmp_path):
     model = TinyNet()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    history = train(model, noisy_mse, make_data(), steps=5, batch_size=8, lr=1e-2,
-                    lora={"r": 4, "target_modules": ["fc1"]}, out_dir=tmp_path, **quiet())
+    history = train(
+        model,
+        noisy_mse,
+        make_data(),
+        steps=5,
+        batch_size=8,
+        lr=1e-2,
+        lora={"r": 4, "target_modules": ["fc1"]},
+        out_dir=tmp_path,
+        **quiet(),
+    )
     assert len(history) == 5
     after = dict(model.named_parameters())
     assert torch.equal(after["fc1.base_layer.weight"], before["fc1.weight"])
@@ -246,8 +269,16 @@ def test_bf16_runs_the_loss_under_autocast_and_keeps_float32_weights():
 
 def test_merge_lora_folds_the_adapters_into_the_original_layers():
     model, inputs = TinyNet(), torch.randn(5, 4)
-    train(model, noisy_mse, make_data(), steps=3, batch_size=8, lr=1e-2,
-          lora={"r": 2, "target_modules": ["fc1"]}, **quiet())
+    train(
+        model,
+        noisy_mse,
+        make_data(),
+        steps=3,
+        batch_size=8,
+        lr=1e-2,
+        lora={"r": 2, "target_modules": ["fc1"]},
+        **quiet(),
+    )
     with torch.no_grad():
         with_adapters = model(inputs)
         lora.merge_lora(model)
@@ -263,8 +294,7 @@ def test_a_lora_run_resumes_exactly(tmp_path):
     options = quiet(steps=6, batch_size=8, lr=1e-2, lora={"r": 2, "target_modules": ["fc1", "fc2"]})
     reference = train(TinyNet(), noisy_mse, make_data(), **options)
     with pytest.raises(KeyboardInterrupt):
-        train(TinyNet(), noisy_mse, make_data(), out_dir=tmp_path, callback=stop_at(3, KeyboardInterrupt()),
-              **options)
+        train(TinyNet(), noisy_mse, make_data(), out_dir=tmp_path, callback=stop_at(3, KeyboardInterrupt()), **options)
     resumed = train(TinyNet(), noisy_mse, make_data(), out_dir=tmp_path, **options)
     assert losses(resumed) == losses(reference)
 
@@ -326,8 +356,7 @@ def test_schedule_warms_up_then_decays():
 
 
 # -- RecA end to end (needs recakit.models.janus and recakit.objective from the core engineer) --------
-reca_ready = all(importlib.util.find_spec(name) for name in
-                 ("recakit.models.janus", "recakit.objective"))
+reca_ready = all(importlib.util.find_spec(name) for name in ("recakit.models.janus", "recakit.objective"))
 needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.models.janus / recakit.objective not written yet")
 
 
@@ -347,8 +376,7 @@ def test_reca_trains_a_tiny_janus(tmp_path):
     model, processor = recakit.tiny_janus()
     recakit.freeze_for_reca(model)
     images = tiny_images(tmp_path / "images")
-    history = train(model, reca_loss_fn(processor), images, steps=2, batch_size=2,
-                    lr=1e-3, **quiet())
+    history = train(model, reca_loss_fn(processor), images, steps=2, batch_size=2, lr=1e-3, **quiet())
     assert all(torch.isfinite(torch.tensor(record["loss"])) for record in history)
     assert history[0]["grad_norm"] > 0
 
@@ -364,23 +392,45 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     processor.save_pretrained(tmp_path / "base")
     tiny_images(tmp_path / "images")
     out = tmp_path / "run"
-    assert main(["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
-                 "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(out),
-                 "--device", "cpu", "--mixed-precision", "no"]
-                + (["--lora-r", "4", "--gradient-checkpointing"] if lora else [])) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(tmp_path / "base"),
+                "--images",
+                str(tmp_path / "images"),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--lr",
+                "1e-3",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--mixed-precision",
+                "no",
+            ]
+            + (["--lora-r", "4", "--gradient-checkpointing"] if lora else [])
+        )
+        == 0
+    )
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
     assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
     assert (out / "final" / "adapter" / "adapter_config.json").exists() == lora
     reloaded, _ = recakit.load_model(str(out / "final"), device="cpu")
-    changed = {name for (name, a), b in zip(model.named_parameters(), reloaded.parameters())
-               if not torch.equal(a, b)}
+    changed = {name for (name, a), b in zip(model.named_parameters(), reloaded.parameters()) if not torch.equal(a, b)}
     assert changed and not any(name.startswith("model.vision_model.") for name in changed)
 
 
 def write_pairs(tmp_path, images, captions=("a pale square", "a bright square")):
     """A pairs file beside `images`' folder, with relative image paths."""
-    lines = [json.dumps({"image": f"{image.parent.name}/{image.name}", "caption": caption})
-             for image, caption in zip(images, captions)]
+    lines = [
+        json.dumps({"image": f"{image.parent.name}/{image.name}", "caption": caption})
+        for image, caption in zip(images, captions)
+    ]
     (tmp_path / "pairs.jsonl").write_text("\n".join(lines) + "\n")
     return tmp_path / "pairs.jsonl"
 
@@ -446,10 +496,33 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
         out = tmp_path / f"run_{mixed}"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert main(["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
-                         "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--out", str(out),
-                         "--device", "cpu", "--mixed-precision", "no", "--weight-decay", "0"]  # decay moves every row
-                        + (["--i2t", str(pairs)] if mixed else [])) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        "--model",
+                        str(tmp_path / "base"),
+                        "--images",
+                        str(tmp_path / "images"),
+                        "--steps",
+                        "2",
+                        "--batch-size",
+                        "2",
+                        "--lr",
+                        "1e-3",
+                        "--out",
+                        str(out),
+                        "--device",
+                        "cpu",
+                        "--mixed-precision",
+                        "no",
+                        "--weight-decay",
+                        "0",
+                    ]  # decay moves every row
+                    + (["--i2t", str(pairs)] if mixed else [])
+                )
+                == 0
+            )
         # Janus shares its language model: training without pairs says so once, and names the flag
         advice = [w for w in caught if "--i2t" in str(w.message) and "one language model" in str(w.message)]
         assert len(advice) == (0 if mixed else 1)
@@ -465,22 +538,50 @@ def test_cli_optimizer_defaults_are_harmons_recipe(tmp_path, monkeypatch):
     from recakit.commands.main import build_parser, main
 
     args = build_parser().parse_args(["train", "--model", "toy", "--images", "x", "--out", "y"])
-    assert (args.lr, tuple(args.adam_betas), args.weight_decay, args.schedule, args.max_grad_norm) == \
-        (1e-5, (0.9, 0.95), 0.02, "cosine", 1.0)
+    assert (args.lr, tuple(args.adam_betas), args.weight_decay, args.schedule, args.max_grad_norm) == (
+        1e-5,
+        (0.9, 0.95),
+        0.02,
+        "cosine",
+        1.0,
+    )
     received = {}
 
     def fake_train(model, loss_fn, data, **options):
         received.update(options)
         return []
+
     monkeypatch.setattr(train_command, "train", fake_train)
     monkeypatch.setattr(train_command, "_save_final", lambda *args, **kwargs: None)
     tiny_images(tmp_path / "images")
-    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--out", str(tmp_path / "run"),
-                 "--steps", "400", "--device", "cpu"]) == 0
-    assert {key: received[key] for key in ("lr", "betas", "weight_decay", "warmup_steps", "schedule",
-                                           "max_grad_norm")} == \
-        {"lr": 1e-5, "betas": (0.9, 0.95), "weight_decay": 0.02, "warmup_steps": 4, "schedule": "cosine",
-         "max_grad_norm": 1.0}
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "toy",
+                "--images",
+                str(tmp_path / "images"),
+                "--out",
+                str(tmp_path / "run"),
+                "--steps",
+                "400",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert {
+        key: received[key] for key in ("lr", "betas", "weight_decay", "warmup_steps", "schedule", "max_grad_norm")
+    } == {
+        "lr": 1e-5,
+        "betas": (0.9, 0.95),
+        "weight_decay": 0.02,
+        "warmup_steps": 4,
+        "schedule": "cosine",
+        "max_grad_norm": 1.0,
+    }
 
 
 def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
@@ -512,9 +613,32 @@ def test_cli_trains_the_toy_with_lora(tmp_path):
 
     tiny_images(tmp_path / "images")
     out = tmp_path / "run"
-    assert main(["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "2",
-                 "--batch-size", "2", "--lr", "1e-3", "--out", str(out), "--lora-r", "4",
-                 "--device", "cpu", "--mixed-precision", "no"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "toy",
+                "--images",
+                str(tmp_path / "images"),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--lr",
+                "1e-3",
+                "--out",
+                str(out),
+                "--lora-r",
+                "4",
+                "--device",
+                "cpu",
+                "--mixed-precision",
+                "no",
+            ]
+        )
+        == 0
+    )
     assert (out / "final" / "adapter" / "adapter_config.json").exists()
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
 
@@ -524,8 +648,19 @@ def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
     from recakit.commands.main import main
 
     images = tiny_images(tmp_path / "images")
-    command = ["train", "--model", "toy", "--images", str(tmp_path / "images"), "--steps", "1",
-               "--out", str(tmp_path / "run"), "--i2t", str(write_pairs(tmp_path, images))]
+    command = [
+        "train",
+        "--model",
+        "toy",
+        "--images",
+        str(tmp_path / "images"),
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+        "--i2t",
+        str(write_pairs(tmp_path, images)),
+    ]
     assert main(command) == 2
     assert "would train nothing on the toy" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -1,6 +1,7 @@
 """`recakit.train` across processes: under `torchrun --nproc_per_node 2` (CPU, gloo) it follows the
 same loss curve as one process at the same global batch, and a run stopped by SIGTERM (what
 schedulers and torchrun send) saves its progress and resumes exactly."""
+
 import importlib.util
 import json
 import os
@@ -11,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import train_worker  # tests/ is on sys.path under pytest
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -22,9 +22,26 @@ def test_two_processes_match_one(tmp_path):
 
     result, out_dir = tmp_path / "double.json", tmp_path / "double"
     completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(WORKER), "--result", str(result), "--out-dir", str(out_dir), "--grad-accum", "2"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            "--result",
+            str(result),
+            "--out-dir",
+            str(out_dir),
+            "--grad-accum",
+            "2",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     double = json.loads(result.read_text())
     assert len(single["losses"]) == 6
@@ -35,11 +52,14 @@ def test_two_processes_match_one(tmp_path):
     assert (checkpoint / "rng_state_0.pt").exists() and (checkpoint / "rng_state_1.pt").exists()
 
 
-@pytest.mark.skipif(not all(importlib.util.find_spec(name) for name in ("recakit.models.janus", "recakit.objective")),
-                    reason="recakit.models.janus / recakit.objective not written yet")
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("recakit.models.janus", "recakit.objective")),
+    reason="recakit.models.janus / recakit.objective not written yet",
+)
 def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path):
-    import recakit
     from PIL import Image
+
+    import recakit
     from recakit.commands.main import main
 
     model, processor = recakit.tiny_janus()
@@ -48,14 +68,42 @@ def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path)
     (tmp_path / "images").mkdir()
     for i in range(6):
         Image.new("RGB", (40, 40), (40 * i, 90, 250 - 30 * i)).save(tmp_path / "images" / f"{i}.png")
-    command = ["train", "--model", str(tmp_path / "base"), "--images", str(tmp_path / "images"),
-               "--steps", "2", "--batch-size", "4", "--lr", "1e-3", "--mixed-precision", "no"]
+    command = [
+        "train",
+        "--model",
+        str(tmp_path / "base"),
+        "--images",
+        str(tmp_path / "images"),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--mixed-precision",
+        "no",
+    ]
 
     assert main(command + ["--out", str(tmp_path / "single"), "--device", "cpu"]) == 0
     completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "recakit.commands.main", *command, "--out", str(tmp_path / "double")],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "recakit.commands.main",
+            *command,
+            "--out",
+            str(tmp_path / "double"),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
 
     def history(run):
@@ -70,9 +118,22 @@ def test_recakit_train_under_torchrun_follows_the_single_process_curve(tmp_path)
 def test_sigterm_saves_the_progress_and_the_run_resumes_exactly(tmp_path):
     out_dir, steps = tmp_path / "run", 200
     process = subprocess.Popen(
-        [sys.executable, str(WORKER), "--result", str(tmp_path / "unused.json"), "--out-dir",
-         str(out_dir), "--steps", str(steps), "--slow"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            str(WORKER),
+            "--result",
+            str(tmp_path / "unused.json"),
+            "--out-dir",
+            str(out_dir),
+            "--steps",
+            str(steps),
+            "--slow",
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     history_file = out_dir / "history.jsonl"
     deadline = time.monotonic() + 240
     while not (history_file.exists() and len(history_file.read_text().splitlines()) >= 4):

@@ -1,4 +1,5 @@
 """recakit.viz: each figure is drawn, saved where asked, and rejects input it cannot draw."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -30,8 +31,13 @@ def test_image_grid_takes_rows_with_labels():
 
 
 def test_token_layout_labels_counts_and_marks_the_loss(tmp_path):
-    segments = [("bos", 1, "special"), ("instruction", 12, "text"), ("embeddings", 576, "condition"),
-                ("boi", 1, "special"), ("image tokens", 576, "target")]
+    segments = [
+        ("bos", 1, "special"),
+        ("instruction", 12, "text"),
+        ("embeddings", 576, "condition"),
+        ("boi", 1, "special"),
+        ("image tokens", 576, "target"),
+    ]
     figure = viz.token_layout(segments, save_to=tmp_path / "layout.png")
     texts = [text.get_text() for text in figure.axes[0].texts]
     assert "embeddings\n576" in texts and texts.count("loss here") == 1
@@ -65,10 +71,12 @@ def test_live_loss_plot_records_dicts_and_pairs(tmp_path):
     assert (tmp_path / "loss.png").exists()
 
 
-
 def test_flow_diagram_draws_every_box_and_arrow_and_rejects_bad_input(tmp_path):
-    boxes = {"image": ("image x", (0, 0), "data"), "encoder": ("encoder", (3, 0), "frozen"),
-             "generator": ("generator", (6, 1), "trained")}
+    boxes = {
+        "image": ("image x", (0, 0), "data"),
+        "encoder": ("encoder", (3, 0), "frozen"),
+        "generator": ("generator", (6, 1), "trained"),
+    }
     arrows = [("image", "encoder", ""), ("encoder", "generator", "RecA")]
     figure = viz.flow_diagram(boxes, arrows, save_to=tmp_path / "flow.png")
     axis = figure.axes[0]

@@ -1,5 +1,6 @@
 """Trains a tiny regression net with `recakit.train` and writes the losses and final weights as
 JSON; tests/test_train_distributed.py runs it in one process and under torchrun to compare."""
+
 import argparse
 import json
 import time
@@ -29,9 +30,21 @@ def run(out_dir, steps=6, batch_size=8, grad_accum=1, slow=False) -> dict:
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(30, 4, generator=generator)
     data = list(zip(x, x[:, :1] - 2 * x[:, 1:2] * x[:, 2:3]))
-    history = train(model, slow_noisy_mse if slow else noisy_mse, data, steps=steps, batch_size=batch_size,
-                    grad_accum=grad_accum, lr=3e-3, warmup_steps=2, weight_decay=0.01,
-                    out_dir=out_dir, save_every=3, progress=False, mixed_precision="no")
+    history = train(
+        model,
+        slow_noisy_mse if slow else noisy_mse,
+        data,
+        steps=steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lr=3e-3,
+        warmup_steps=2,
+        weight_decay=0.01,
+        out_dir=out_dir,
+        save_every=3,
+        progress=False,
+        mixed_precision="no",
+    )
     weights = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
     return {"losses": [record["loss"] for record in history], "weights": weights}
 

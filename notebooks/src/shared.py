@@ -1,8 +1,5 @@
 """Prose every notebook shares: markdown snippets that the notebooks' sources use with a line
 `<!-- include NAME -->` (see notebooks/build.py)."""
-# ruff: noqa: E402, E501, E703
-# (E402, E703: imports in later cells and a closing `;` are notebook idioms; E501: some code lines and
-# markdown rows (tables, formulas, links) are longer than 120 characters)
 
 # %% [markdown] snippet="setup-text" lang="en"
 # The next cell checks the parameters above. Papermill hands `-p QUICK false` over as the *string*

@@ -21,6 +21,7 @@ can be plugged in.
 
 Command line: `recakit dpg prompts | sample | score` (`recakit.commands.dpg`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,12 +34,29 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs, sample_seed,
-                                sha256_of, write_image)
+from recakit.bench.runs import (
+    SamplingJob,
+    cached_download,
+    check_rewrite,
+    check_run_settings,
+    draw_jobs,
+    sample_seed,
+    sha256_of,
+    write_image,
+)
 
 DPG_CSV_URL = "https://raw.githubusercontent.com/TencentQQGYLab/ELLA/main/dpg_bench/dpg_bench.csv"
-CSV_COLUMNS = ("item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
-               "category_detailed", "tuple", "question_natural_language")
+CSV_COLUMNS = (
+    "item_id",
+    "text",
+    "keywords",
+    "proposition_id",
+    "dependency",
+    "category_broad",
+    "category_detailed",
+    "tuple",
+    "question_natural_language",
+)
 DEFAULT_VQA = "Salesforce/blip-vqa-base"
 GRID_SLOTS = ((0, 0), (1, 0), (0, 1), (1, 1))  # (column, row) of samples 0-3, as the reference crops them
 RESULTS_FILE = "dpg_results.jsonl"
@@ -84,8 +102,9 @@ def parse_questions(text: str) -> dict[str, DPGItem]:
             parents = [int(part) for part in row["dependency"].split(",")]
         except ValueError as error:
             raise ValueError(f"line {line_number}: bad proposition_id or dependency ({error})") from error
-        item.questions[question_id] = Question(question_id, row["question_natural_language"], parents,
-                                               row["tuple"].split("(")[0].strip())
+        item.questions[question_id] = Question(
+            question_id, row["question_natural_language"], parents, row["tuple"].split("(")[0].strip()
+        )
     for item in items.values():
         for question in item.questions.values():
             unknown = [p for p in question.parents if p != 0 and p not in item.questions]
@@ -124,8 +143,9 @@ def score_answers(item: DPGItem, answers: dict[int, str]) -> tuple[float, dict[i
         if qid in path:
             raise ValueError(f"item {item.item_id}: questions {path + (qid,)} depend on each other in a cycle")
         if qid not in final:
-            parents_ok = all(resolve(parent, path + (qid,)) == 1.0
-                             for parent in item.questions[qid].parents if parent != 0)
+            parents_ok = all(
+                resolve(parent, path + (qid,)) == 1.0 for parent in item.questions[qid].parents if parent != 0
+            )
             final[qid] = raw[qid] if parents_ok else 0.0
         return final[qid]
 
@@ -137,8 +157,10 @@ def score_answers(item: DPGItem, answers: dict[int, str]) -> tuple[float, dict[i
 def grid_tiles(grid: Image.Image, n_images: int) -> list[Image.Image]:
     """The first `n_images` samples of a 2x2 grid image."""
     tile_w, tile_h = grid.width // 2, grid.height // 2
-    return [grid.crop((col * tile_w, row * tile_h, (col + 1) * tile_w, (row + 1) * tile_h))
-            for col, row in GRID_SLOTS[:n_images]]
+    return [
+        grid.crop((col * tile_w, row * tile_h, (col + 1) * tile_w, (row + 1) * tile_h))
+        for col, row in GRID_SLOTS[:n_images]
+    ]
 
 
 def make_grid(images: list[Image.Image]) -> Image.Image:
@@ -160,8 +182,9 @@ def ask_all(vqa, image: Image.Image, questions: list[str]) -> list[str]:
     return [vqa(image, question) for question in questions]
 
 
-def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_prompt: int = 4,
-                 results_path: str | Path | None = None) -> dict:
+def score_folder(
+    folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_prompt: int = 4, results_path: str | Path | None = None
+) -> dict:
     """Ask `vqa(image, question) -> str` every question about every sample of a DPG folder.
 
     -> {"dpg": 100 x mean image score, "categories": broad-category scores, "subcategories": ...,
@@ -173,8 +196,9 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
     """
     folder = Path(folder)
     results_path = Path(results_path) if results_path else folder / RESULTS_FILE
-    image_hashes = {item_id: sha256_of(folder / f"{item_id}.png") for item_id in items
-                    if (folder / f"{item_id}.png").exists()}
+    image_hashes = {
+        item_id: sha256_of(folder / f"{item_id}.png") for item_id in items if (folder / f"{item_id}.png").exists()
+    }
     if not image_hashes:
         raise ValueError(f"{folder} holds no DPG-Bench images (expected {folder}/<item_id>.png)")
     vqa_name = getattr(vqa, "name", type(vqa).__name__)
@@ -183,8 +207,11 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
         for line in results_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 result = json.loads(line)
-                if (result.get("vqa") == vqa_name and result.get("n_images") == n_per_prompt
-                        and image_hashes.get(result["item_id"]) == result.get("image_sha256")):
+                if (
+                    result.get("vqa") == vqa_name
+                    and result.get("n_images") == n_per_prompt
+                    and image_hashes.get(result["item_id"]) == result.get("image_sha256")
+                ):
                     done[result["item_id"]] = result
     with open(results_path, "w", encoding="utf-8") as handle:
         for result in done.values():
@@ -198,9 +225,14 @@ def score_folder(folder: str | Path, vqa, items: dict[str, DPGItem], *, n_per_pr
                 answers = dict(zip(item.questions, ask_all(vqa, tile, [q.text for q in item.questions.values()])))
                 score, _ = score_answers(item, answers)
                 per_image.append({"score": score, "answers": {str(q): a for q, a in answers.items()}})
-            result = {"item_id": item_id, "n_images": n_per_prompt, "vqa": vqa_name,
-                      "image_sha256": image_hashes[item_id],
-                      "score": sum(image["score"] for image in per_image) / len(per_image), "images": per_image}
+            result = {
+                "item_id": item_id,
+                "n_images": n_per_prompt,
+                "vqa": vqa_name,
+                "image_sha256": image_hashes[item_id],
+                "score": sum(image["score"] for image in per_image) / len(per_image),
+                "images": per_image,
+            }
             done[item_id] = result
             handle.write(json.dumps(result) + "\n")
             handle.flush()
@@ -239,8 +271,16 @@ class BlipVQA:
     """`vqa(image, question) -> str` with a BLIP VQA checkpoint from transformers (or built objects);
     `answer_all` asks all questions about an image in batches."""
 
-    def __init__(self, model_id: str = DEFAULT_VQA, device=None, *, model=None, processor=None,
-                 max_new_tokens: int = 10, batch_size: int = 16):
+    def __init__(
+        self,
+        model_id: str = DEFAULT_VQA,
+        device=None,
+        *,
+        model=None,
+        processor=None,
+        max_new_tokens: int = 10,
+        batch_size: int = 16,
+    ):
         import torch
         from transformers import BlipForQuestionAnswering, BlipProcessor
 
@@ -260,9 +300,10 @@ class BlipVQA:
 
         answers = []
         for start in range(0, len(questions), self.batch_size):
-            batch = questions[start:start + self.batch_size]
-            inputs = self.processor(images=[image.convert("RGB")] * len(batch), text=batch, padding=True,
-                                    return_tensors="pt").to(self.device)
+            batch = questions[start : start + self.batch_size]
+            inputs = self.processor(
+                images=[image.convert("RGB")] * len(batch), text=batch, padding=True, return_tensors="pt"
+            ).to(self.device)
             with torch.no_grad():
                 output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
             answers += [text.strip() for text in self.processor.batch_decode(output, skip_special_tokens=True)]
@@ -270,9 +311,21 @@ class BlipVQA:
 
 
 # -- sampling ---------------------------------------------------------------------------------------
-def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Path, *, n_per_prompt: int = 4,
-                 seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None, rewrite: str | None = None,
-                 run_info: dict | None = None, fast: bool = False, generate=None) -> int:
+def sample_items(
+    model,
+    processor,
+    items: dict[str, DPGItem],
+    out_dir: str | Path,
+    *,
+    n_per_prompt: int = 4,
+    seed: int = 0,
+    batch_size: int = 8,
+    cfg_scale: float | None = None,
+    rewrite: str | None = None,
+    run_info: dict | None = None,
+    fast: bool = False,
+    generate=None,
+) -> int:
     """Draw `n_per_prompt` (1-4) images per prompt into `OUT/<item_id>.png` grids; returns how many
     prompts were drawn now. Seeds follow the prompt's position (seed + index * n + k), and prompts
     already drawn are skipped, so an interrupted run resumes with the same images. `fast` as in
@@ -281,17 +334,43 @@ def sample_items(model, processor, items: dict[str, DPGItem], out_dir: str | Pat
         raise ValueError("DPG-Bench grids hold one to four images per prompt")
     check_rewrite(rewrite)
     out_dir = Path(out_dir)
-    check_run_settings(out_dir, dict(run_info or {}, benchmark="dpg", n_per_prompt=n_per_prompt, seed=seed,
-                                     cfg_scale=cfg_scale, rewrite=rewrite, fast=fast, n_prompts=len(items),
-                                     seed_rule="seed + prompt_index * n_per_prompt + k"))
+    check_run_settings(
+        out_dir,
+        dict(
+            run_info or {},
+            benchmark="dpg",
+            n_per_prompt=n_per_prompt,
+            seed=seed,
+            cfg_scale=cfg_scale,
+            rewrite=rewrite,
+            fast=fast,
+            n_prompts=len(items),
+            seed_rule="seed + prompt_index * n_per_prompt + k",
+        ),
+    )
     jobs = []  # one grid each
     for index, item in enumerate(items.values()):
         path = out_dir / f"{item.item_id}.png"
         if not path.exists():
             text = rewrite.format(prompt=item.prompt) if rewrite else item.prompt
-            jobs.append(SamplingJob([text] * n_per_prompt, [sample_seed(seed, index, n_per_prompt, k) for k in range(n_per_prompt)],
-                                    lambda images, path=path: write_image(make_grid(images), path)))
+            jobs.append(
+                SamplingJob(
+                    [text] * n_per_prompt,
+                    [sample_seed(seed, index, n_per_prompt, k) for k in range(n_per_prompt)],
+                    lambda images, path=path: write_image(make_grid(images), path),
+                )
+            )
     # Several prompts share a call when the batch holds more than one prompt's samples.
-    draw_jobs(model, processor, jobs, jobs_per_call=max(1, batch_size // n_per_prompt), batch_size=batch_size,
-              cfg_scale=cfg_scale, fast=fast, generate=generate, desc="DPG-Bench sampling", unit="prompt")
+    draw_jobs(
+        model,
+        processor,
+        jobs,
+        jobs_per_call=max(1, batch_size // n_per_prompt),
+        batch_size=batch_size,
+        cfg_scale=cfg_scale,
+        fast=fast,
+        generate=generate,
+        desc="DPG-Bench sampling",
+        unit="prompt",
+    )
     return len(jobs)

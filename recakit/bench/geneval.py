@@ -17,6 +17,7 @@ metadata line) and `DIR/00000/samples/0000.png`, ...
 
 Command line: `recakit geneval prompts | sample | score | agree` (`recakit.commands.geneval`).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,24 +30,102 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from recakit.bench.runs import (SamplingJob, cached_download, check_rewrite, check_run_settings, draw_jobs,
-                                sample_seed, sha256_of, write_image)
+from recakit.bench.runs import (
+    SamplingJob,
+    cached_download,
+    check_rewrite,
+    check_run_settings,
+    draw_jobs,
+    sample_seed,
+    sha256_of,
+    write_image,
+)
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 RELATIONS = ("left of", "right of", "above", "below")
 # The 80 object classes GenEval's prompts name (COCO's, in GenEval's spelling and order).
 CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
-    "bed", "dining table", "toilet", "tv", "laptop", "computer mouse", "tv remote",
-    "computer keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator",
-    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports ball",
+    "kite",
+    "baseball bat",
+    "baseball glove",
+    "skateboard",
+    "surfboard",
+    "tennis racket",
+    "bottle",
+    "wine glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted plant",
+    "bed",
+    "dining table",
+    "toilet",
+    "tv",
+    "laptop",
+    "computer mouse",
+    "tv remote",
+    "computer keyboard",
+    "cell phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy bear",
+    "hair drier",
+    "toothbrush",
 )
 
 # The official evaluation's constants.
@@ -55,8 +134,7 @@ COUNTING_SCORE_THRESHOLD = 0.9  # counting asks for "exactly N", so doubtful ext
 MAX_OBJECTS_PER_CLASS = 16
 POSITION_MARGIN = 0.1  # share of the two objects' summed sizes an offset must exceed
 
-OFFICIAL_METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/main/"
-                         "prompts/evaluation_metadata.jsonl")
+OFFICIAL_METADATA_URL = "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts/evaluation_metadata.jsonl"
 OFFICIAL_METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
 MINI_METADATA = Path(__file__).parents[1] / "data" / "geneval_mini.jsonl"
 
@@ -73,8 +151,7 @@ RESULTS_FILE = "geneval_results.jsonl"
 # -- prompts ----------------------------------------------------------------------------------------
 def official_metadata_path() -> Path:
     """The official 553-prompt `evaluation_metadata.jsonl`, from the cache or downloaded and checked."""
-    return cached_download(OFFICIAL_METADATA_URL, "geneval/evaluation_metadata.jsonl",
-                           sha256=OFFICIAL_METADATA_SHA256)
+    return cached_download(OFFICIAL_METADATA_URL, "geneval/evaluation_metadata.jsonl", sha256=OFFICIAL_METADATA_SHA256)
 
 
 def read_metadata(path: str | Path, classes=None) -> list[dict]:
@@ -113,8 +190,12 @@ def validate_entry(entry: dict, classes=None) -> None:
         _validate_item(item, index, len(include), classes)
     if entry["tag"] == "counting":
         exclude = entry.get("exclude")
-        if not (isinstance(exclude, list) and len(exclude) == 1 and len(include) == 1
-                and exclude[0] == {"class": include[0]["class"], "count": include[0]["count"] + 1}):
+        if not (
+            isinstance(exclude, list)
+            and len(exclude) == 1
+            and len(include) == 1
+            and exclude[0] == {"class": include[0]["class"], "count": include[0]["count"] + 1}
+        ):
             raise ValueError("a counting line needs one include item and exclude [{class, count + 1}]")
     elif "exclude" in entry:
         raise ValueError(f"only counting lines have exclude, not {entry['tag']}")
@@ -137,8 +218,14 @@ def _validate_item(item: dict, index: int, n_items: int, classes) -> None:
         raise ValueError(f"colour {item['color']!r} is not one of GenEval's {', '.join(COLORS)}")
     if "position" in item:
         position = item["position"]
-        if not (isinstance(position, list) and len(position) == 2 and position[0] in RELATIONS
-                and isinstance(position[1], int) and 0 <= position[1] < n_items and position[1] != index):
+        if not (
+            isinstance(position, list)
+            and len(position) == 2
+            and position[0] in RELATIONS
+            and isinstance(position[1], int)
+            and 0 <= position[1] < n_items
+            and position[1] != index
+        ):
             raise ValueError(f"position must be [relation, index of another item], got {position!r}")
 
 
@@ -169,8 +256,10 @@ def relative_position(box_a, box_b) -> set[str]:
     size_a = (abs(box_a[2] - box_a[0]), abs(box_a[3] - box_a[1]))
     size_b = (abs(box_b[2] - box_b[0]), abs(box_b[3] - box_b[1]))
     offset = [centre_a[axis] - centre_b[axis] for axis in (0, 1)]
-    revised = [math.copysign(max(abs(offset[axis]) - POSITION_MARGIN * (size_a[axis] + size_b[axis]), 0.0),
-                             offset[axis]) for axis in (0, 1)]
+    revised = [
+        math.copysign(max(abs(offset[axis]) - POSITION_MARGIN * (size_a[axis] + size_b[axis]), 0.0), offset[axis])
+        for axis in (0, 1)
+    ]
     if all(abs(value) < 1e-3 for value in revised):
         return set()
     length = math.hypot(*offset)
@@ -225,8 +314,9 @@ def judge(entry: dict, detections: list[dict]) -> tuple[bool, str]:
         if matched and "color" in requirement:
             colors = [detection.get("color") for detection in found]
             if None in colors:
-                raise ValueError(f"the detector gave no colour for a {name}; colour prompts need a "
-                                 "detector that classifies colour")
+                raise ValueError(
+                    f"the detector gave no colour for a {name}; colour prompts need a detector that classifies colour"
+                )
             right = colors.count(requirement["color"])
             if right < count:
                 matched = False
@@ -245,8 +335,9 @@ def judge(entry: dict, detections: list[dict]) -> tuple[bool, str]:
                         relations = relative_position(obj["box"], target["box"])
                         if relation not in relations:
                             matched = False
-                            problems.append(f"expected {name} {relation} {target_name}, "
-                                            f"found {_describe_relations(relations)}")
+                            problems.append(
+                                f"expected {name} {relation} {target_name}, found {_describe_relations(relations)}"
+                            )
                             break
                     if not matched:
                         break
@@ -330,8 +421,9 @@ def score_folder(folder: str | Path, detector, batch_size: int = 16, results_pat
         for line in results_path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 result = json.loads(line)
-                if (result.get("scorer") == scorer_name
-                        and image_hashes.get(result["filename"]) == result.get("image_sha256")):
+                if result.get("scorer") == scorer_name and image_hashes.get(result["filename"]) == result.get(
+                    "image_sha256"
+                ):
                     done[result["filename"]] = result
     # Rewrite the file with only what is reused, so it never mixes scorers or stale images.
     with open(results_path, "w", encoding="utf-8") as handle:
@@ -339,10 +431,12 @@ def score_folder(folder: str | Path, detector, batch_size: int = 16, results_pat
             handle.write(json.dumps(result) + "\n")
 
     todo = [(entry, path) for entry, path in samples if str(path.relative_to(folder)) not in done]
-    with open(results_path, "a", encoding="utf-8") as handle, \
-            tqdm(total=len(samples), initial=len(samples) - len(todo), desc="GenEval scoring", unit="img") as bar:
+    with (
+        open(results_path, "a", encoding="utf-8") as handle,
+        tqdm(total=len(samples), initial=len(samples) - len(todo), desc="GenEval scoring", unit="img") as bar,
+    ):
         for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+            batch = todo[start : start + batch_size]
             images = []
             for _, path in batch:
                 with Image.open(path) as image:
@@ -350,9 +444,16 @@ def score_folder(folder: str | Path, detector, batch_size: int = 16, results_pat
             for (entry, path), detections in zip(batch, detector.detect(images)):
                 correct, reason = judge(entry, detections)
                 filename = str(path.relative_to(folder))
-                result = {"filename": filename, "tag": entry["tag"], "prompt": entry["prompt"], "correct": correct,
-                          "reason": reason, "scorer": scorer_name, "image_sha256": image_hashes[filename],
-                          "detections": detections}
+                result = {
+                    "filename": filename,
+                    "tag": entry["tag"],
+                    "prompt": entry["prompt"],
+                    "correct": correct,
+                    "reason": reason,
+                    "scorer": scorer_name,
+                    "image_sha256": image_hashes[filename],
+                    "detections": detections,
+                }
                 done[result["filename"]] = result
                 handle.write(json.dumps(result) + "\n")
             handle.flush()
@@ -370,13 +471,15 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{task:<15}{'-' if score is None else f'{100 * score:.1f}':>8}")
     overall = summary["overall"]
     lines.append(f"{'overall':<15}{'-' if overall is None else f'{100 * overall:.1f}':>8}")
-    lines.append(f"({summary['n_images']} images" + (f"; no images for {', '.join(summary['missing'])})"
-                                                      if summary.get("missing") else ")"))
+    lines.append(
+        f"({summary['n_images']} images"
+        + (f"; no images for {', '.join(summary['missing'])})" if summary.get("missing") else ")")
+    )
     return "\n".join(lines)
 
 
 def _image_key(filename: str) -> str:
-    """"00000/samples/0000.png" from any path to a sample, so two scorers' files line up."""
+    """ "00000/samples/0000.png" from any path to a sample, so two scorers' files line up."""
     return "/".join(Path(filename).parts[-3:])
 
 
@@ -397,19 +500,27 @@ def _paired_results(ours: str | Path, theirs: str | Path) -> tuple[list[str], di
     only_ours = sorted(set(ours_results) - set(theirs_results))
     only_theirs = sorted(set(theirs_results) - set(ours_results))
     if only_ours or only_theirs:
-        raise ValueError(f"{ours} and {theirs} do not hold the same images: {len(only_ours)} only in the first "
-                         f"{only_ours[:3]}, {len(only_theirs)} only in the second {only_theirs[:3]}; "
-                         "score the same sample folder with both scorers")
+        raise ValueError(
+            f"{ours} and {theirs} do not hold the same images: {len(only_ours)} only in the first "
+            f"{only_ours[:3]}, {len(only_theirs)} only in the second {only_theirs[:3]}; "
+            "score the same sample folder with both scorers"
+        )
     shared = sorted(ours_results)
     if not shared:
         raise ValueError(f"{ours} and {theirs} hold no per-image results")
-    differ = [key for key in shared if ours_results[key]["tag"] != theirs_results[key]["tag"]
-              or ours_results[key].get("prompt", "") != theirs_results[key].get("prompt", "")]
+    differ = [
+        key
+        for key in shared
+        if ours_results[key]["tag"] != theirs_results[key]["tag"]
+        or ours_results[key].get("prompt", "") != theirs_results[key].get("prompt", "")
+    ]
     if differ:
         first = differ[0]
-        raise ValueError(f"{ours} and {theirs} disagree on the prompt of {len(differ)} images, e.g. {first}: "
-                         f"{ours_results[first]['tag']} {ours_results[first].get('prompt')!r} against "
-                         f"{theirs_results[first]['tag']} {theirs_results[first].get('prompt')!r}")
+        raise ValueError(
+            f"{ours} and {theirs} disagree on the prompt of {len(differ)} images, e.g. {first}: "
+            f"{ours_results[first]['tag']} {ours_results[first].get('prompt')!r} against "
+            f"{theirs_results[first]['tag']} {theirs_results[first].get('prompt')!r}"
+        )
     return shared, ours_results, theirs_results
 
 
@@ -423,10 +534,16 @@ def _compare(pairs: list[tuple[bool, bool]]) -> dict:
     ours_rate, theirs_rate = (both + ours_only) / n, (both + theirs_only) / n
     # the agreement two scorers with these correct-rates would reach by chance
     chance = ours_rate * theirs_rate + (1 - ours_rate) * (1 - theirs_rate)
-    return {"n": n, "agree": observed, "both_correct": both, "ours_only": ours_only, "theirs_only": theirs_only,
-            "both_wrong": n - both - ours_only - theirs_only,
-            "kappa": (observed - chance) / (1 - chance) if chance < 1 else None,
-            "difference": ours_rate - theirs_rate}
+    return {
+        "n": n,
+        "agree": observed,
+        "both_correct": both,
+        "ours_only": ours_only,
+        "theirs_only": theirs_only,
+        "both_wrong": n - both - ours_only - theirs_only,
+        "kappa": (observed - chance) / (1 - chance) if chance < 1 else None,
+        "difference": ours_rate - theirs_rate,
+    }
 
 
 def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, seed: int = 0) -> dict:
@@ -445,7 +562,8 @@ def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, se
     pairs: dict[str, list[tuple[bool, bool]]] = {}
     for key in shared:
         pairs.setdefault(ours_results[key]["tag"], []).append(
-            (bool(ours_results[key]["correct"]), bool(theirs_results[key]["correct"])))
+            (bool(ours_results[key]["correct"]), bool(theirs_results[key]["correct"]))
+        )
     tasks = [task for task in TASKS if task in pairs]
     rng = np.random.default_rng(seed)
     redrawn = {}  # task -> (resamples,) differences of the task scores on redrawn images
@@ -460,29 +578,50 @@ def agreement(ours: str | Path, theirs: str | Path, *, resamples: int = 2000, se
     per_task = {task: {**_compare(pairs[task]), "difference_95": interval(redrawn[task])} for task in tasks}
     ours_summary = summarize([ours_results[key] for key in shared])
     theirs_summary = summarize([theirs_results[key] for key in shared])
-    overall = {**_compare([pair for task in tasks for pair in pairs[task]]),
-               "difference": ours_summary["overall"] - theirs_summary["overall"],
-               "difference_95": interval(np.mean([redrawn[task] for task in tasks], axis=0))}
-    return {"tasks": per_task, "overall": overall, "n_images": len(shared), "ours": ours_summary,
-            "theirs": theirs_summary, "resamples": resamples, "seed": seed}
+    overall = {
+        **_compare([pair for task in tasks for pair in pairs[task]]),
+        "difference": ours_summary["overall"] - theirs_summary["overall"],
+        "difference_95": interval(np.mean([redrawn[task] for task in tasks], axis=0)),
+    }
+    return {
+        "tasks": per_task,
+        "overall": overall,
+        "n_images": len(shared),
+        "ours": ours_summary,
+        "theirs": theirs_summary,
+        "resamples": resamples,
+        "seed": seed,
+    }
 
 
-# -- sampling (the loop itself is recakit.bench.runs.draw_jobs) ---------------------------------------------------------------------------------------
-def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *, n_per_prompt: int = 4,
-                   seed: int = 0, batch_size: int = 8, cfg_scale: float | None = None,
-                   rewrite: str | None = None, run_info: dict | None = None, shard: tuple[int, int] = (0, 1),
-                   fast: bool = False, generate=None) -> int:
+# -- sampling (the loop itself is recakit.bench.runs.draw_jobs) ------------------------------------
+def sample_prompts(
+    model,
+    processor,
+    entries: list[dict],
+    out_dir: str | Path,
+    *,
+    n_per_prompt: int = 4,
+    seed: int = 0,
+    batch_size: int = 8,
+    cfg_scale: float | None = None,
+    rewrite: str | None = None,
+    run_info: dict | None = None,
+    shard: tuple[int, int] = (0, 1),
+    fast: bool = False,
+    generate=None,
+) -> int:
     """Draw `n_per_prompt` images for each metadata line into the official layout; returns how many
     images were drawn now.
 
     Prompts whose samples all exist are skipped and partial ones completed, so an interrupted run
     resumes. `shard=(k, n)` draws only prompts whose index is k modulo n: n processes (one per GPU)
-    can share one folder, and the images are the same as a single run's. `rewrite` (a template with "{prompt}", e.g. "Generate an image: {prompt}") changes
-    the text the model sees; it is off by default because GenEval numbers are reported on the raw
-    prompts, and when used it is recorded in every metadata line and in run.json. `fast` asks the
-    sampler for its static-cache path (see generate_images); it is recorded in run.json, since on
-    a GPU its images differ from the plain loop's. `generate` defaults to
-    `recakit.sampling.generate_images`.
+    can share one folder, and the images are the same as a single run's. `rewrite` (a template with
+    "{prompt}", e.g. "Generate an image: {prompt}") changes the text the model sees; it is off by
+    default because GenEval numbers are reported on the raw prompts, and when used it is recorded in
+    every metadata line and in run.json. `fast` asks the sampler for its static-cache path (see
+    generate_images); it is recorded in run.json, since on a GPU its images differ from the plain
+    loop's. `generate` defaults to `recakit.sampling.generate_images`.
     """
     if n_per_prompt < 1 or batch_size < 1:
         raise ValueError("n_per_prompt and batch_size must be at least 1")
@@ -491,8 +630,16 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
     if not 0 <= shard_index < shard_count:
         raise ValueError(f"shard {shard_index} of {shard_count} does not exist")
     out_dir = Path(out_dir)
-    settings = dict(run_info or {}, n_per_prompt=n_per_prompt, seed=seed, cfg_scale=cfg_scale, rewrite=rewrite,
-                    fast=fast, n_prompts=len(entries), seed_rule="seed + prompt_index * n_per_prompt + k")
+    settings = dict(
+        run_info or {},
+        n_per_prompt=n_per_prompt,
+        seed=seed,
+        cfg_scale=cfg_scale,
+        rewrite=rewrite,
+        fast=fast,
+        n_prompts=len(entries),
+        seed_rule="seed + prompt_index * n_per_prompt + k",
+    )
     check_run_settings(out_dir, settings)
 
     jobs = []  # one image each: ([model prompt], [seed], where to save it)
@@ -507,10 +654,26 @@ def sample_prompts(model, processor, entries: list[dict], out_dir: str | Path, *
         for k in range(n_per_prompt):
             path = prompt_dir / "samples" / f"{k:04d}.png"
             if not path.exists():
-                jobs.append(SamplingJob([text], [sample_seed(seed, index, n_per_prompt, k)],
-                                        lambda images, path=path: write_image(images[0], path)))
+                jobs.append(
+                    SamplingJob(
+                        [text],
+                        [sample_seed(seed, index, n_per_prompt, k)],
+                        lambda images, path=path: write_image(images[0], path),
+                    )
+                )
 
     total = len(range(shard_index, len(entries), shard_count)) * n_per_prompt
-    draw_jobs(model, processor, jobs, jobs_per_call=batch_size, batch_size=batch_size, cfg_scale=cfg_scale,
-              fast=fast, generate=generate, total=total, desc="GenEval sampling", unit="img")
+    draw_jobs(
+        model,
+        processor,
+        jobs,
+        jobs_per_call=batch_size,
+        batch_size=batch_size,
+        cfg_scale=cfg_scale,
+        fast=fast,
+        generate=generate,
+        total=total,
+        desc="GenEval sampling",
+        unit="img",
+    )
     return len(jobs)

@@ -20,8 +20,8 @@ CLIP preprocessing differs from open_clip's in small resampling details. Scores 
 guaranteed identical; docs/benchmarks.md gives the procedure to measure the agreement with the
 official scorer on your own machine before quoting numbers next to published ones.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +37,19 @@ MMDET_TEST_SIZE = {"shortest_edge": 800, "longest_edge": 1333}
 
 # COCO label spellings of other ports -> the names GenEval's prompts use.
 GENEVAL_NAMES = {
-    "mouse": "computer mouse", "remote": "tv remote", "keyboard": "computer keyboard",
-    "tvmonitor": "tv", "tv monitor": "tv", "motorbike": "motorcycle", "aeroplane": "airplane",
-    "sofa": "couch", "pottedplant": "potted plant", "diningtable": "dining table",
-    "hair dryer": "hair drier", "sportsball": "sports ball", "cellphone": "cell phone",
+    "mouse": "computer mouse",
+    "remote": "tv remote",
+    "keyboard": "computer keyboard",
+    "tvmonitor": "tv",
+    "tv monitor": "tv",
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+    "sofa": "couch",
+    "pottedplant": "potted plant",
+    "diningtable": "dining table",
+    "hair dryer": "hair drier",
+    "sportsball": "sports ball",
+    "cellphone": "cell phone",
 }
 
 
@@ -54,9 +63,11 @@ def check_covers(class_names, required=CLASSES) -> None:
     required GenEval class: a class it cannot name would fail every prompt that asks for it."""
     missing = [name for name in required if name not in set(class_names)]
     if missing:
-        raise ValueError(f"the detector's labels give no {', '.join(repr(name) for name in missing)} "
-                         f"({len(missing)} of the {len(required)} GenEval classes); add the checkpoint's "
-                         "spelling of each to GENEVAL_NAMES")
+        raise ValueError(
+            f"the detector's labels give no {', '.join(repr(name) for name in missing)} "
+            f"({len(missing)} of the {len(required)} GenEval classes); add the checkpoint's "
+            "spelling of each to GENEVAL_NAMES"
+        )
 
 
 def build_mask2former(config=None, model_id: str | None = None):
@@ -98,10 +109,21 @@ class Mask2FormerDetector:
     the checkpoint's labels must give (default GenEval's 80), checked when the detector is built.
     """
 
-    def __init__(self, model_id: str = DEFAULT_DETECTOR, clip_id: str = DEFAULT_CLIP, device=None,
-                 batch_size: int = 8, *, model=None, image_processor=None, clip_model=None, clip_processor=None,
-                 min_score: float = SCORE_THRESHOLD, detection_size: dict | None = MMDET_TEST_SIZE,
-                 required_classes=CLASSES):
+    def __init__(
+        self,
+        model_id: str = DEFAULT_DETECTOR,
+        clip_id: str = DEFAULT_CLIP,
+        device=None,
+        batch_size: int = 8,
+        *,
+        model=None,
+        image_processor=None,
+        clip_model=None,
+        clip_processor=None,
+        min_score: float = SCORE_THRESHOLD,
+        detection_size: dict | None = MMDET_TEST_SIZE,
+        required_classes=CLASSES,
+    ):
         from transformers import AutoImageProcessor, CLIPModel, CLIPProcessor
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -115,8 +137,10 @@ class Mask2FormerDetector:
         self.clip_model = (clip_model or CLIPModel.from_pretrained(clip_id)).to(self.device).eval()
         self.clip_processor = clip_processor or CLIPProcessor.from_pretrained(clip_id)
         # identifies the scorer in per-image results, so a resumed scoring never mixes detectors
-        self.name = (f"mask2former:{model_id if model is None else 'custom'}"
-                     f"+{clip_id if clip_model is None else 'custom'}@{detection_size}")
+        self.name = (
+            f"mask2former:{model_id if model is None else 'custom'}"
+            f"+{clip_id if clip_model is None else 'custom'}@{detection_size}"
+        )
         self._color_classifiers: dict[str, torch.Tensor] = {}
 
     # -- objects ------------------------------------------------------------------------------------
@@ -151,9 +175,11 @@ class Mask2FormerDetector:
             binary = masks > 0
             mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
             final = scores * mask_scores
-            instances = [(self.class_names[int(label)], float(score), mask)
-                         for label, score, mask in zip(labels, final, binary)
-                         if score > self.min_score and mask.any()]
+            instances = [
+                (self.class_names[int(label)], float(score), mask)
+                for label, score, mask in zip(labels, final, binary)
+                if score > self.min_score and mask.any()
+            ]
             found.append(sorted(instances, key=lambda item: item[1], reverse=True))
         return found
 
@@ -174,10 +200,10 @@ class Mask2FormerDetector:
         """The colour CLIP gives each crop, against the templates of that crop's object name."""
         colors = []
         for start in range(0, len(crops), self.batch_size):
-            batch = crops[start:start + self.batch_size]
+            batch = crops[start : start + self.batch_size]
             pixels = self.clip_processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
             embedded = F.normalize(_features(self.clip_model.get_image_features(pixel_values=pixels)).float(), dim=-1)
-            for vector, name in zip(embedded, names[start:start + self.batch_size]):
+            for vector, name in zip(embedded, names[start : start + self.batch_size]):
                 colors.append(COLORS[int((self._color_classifier(name) @ vector).argmax())])
         return colors
 
@@ -185,11 +211,15 @@ class Mask2FormerDetector:
     def detect(self, images: list[Image.Image]) -> list[list[dict]]:
         results = []
         for start in range(0, len(images), self.batch_size):
-            batch = [image.convert("RGB") for image in images[start:start + self.batch_size]]
+            batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
             for image, instances in zip(batch, self._instances(batch)):
                 boxes = [mask_box(mask) for _, _, mask in instances]
                 crops = [color_crop(image, mask, box) for (_, _, mask), box in zip(instances, boxes)]
                 colors = self.classify_colors(crops, [name for name, _, _ in instances]) if crops else []
-                results.append([{"class": name, "score": score, "box": box, "color": color}
-                                for (name, score, _), box, color in zip(instances, boxes, colors)])
+                results.append(
+                    [
+                        {"class": name, "score": score, "box": box, "color": color}
+                        for (name, score, _), box, color in zip(instances, boxes, colors)
+                    ]
+                )
         return results

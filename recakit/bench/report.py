@@ -7,6 +7,7 @@ a run's GenEval summary (`recakit.bench.geneval.summarize`) holds fractions, whi
 turn into points. A run may carry a DPG-Bench score under "dpg" (already x100, as
 `recakit.bench.dpg.score_folder` gives it).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,10 @@ def published_results(kind: str = "generation") -> list[dict]:
         raise ValueError(f"unknown kind {kind!r}: use one of {sorted(PUBLISHED_FILES)}")
     with open(PUBLISHED_FILES[kind], newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return [{key: (value if key in TEXT_COLUMNS else (float(value) if value else None)) for key, value in row.items()}
-            for row in rows]
+    return [
+        {key: (value if key in TEXT_COLUMNS else (float(value) if value else None)) for key, value in row.items()}
+        for row in rows
+    ]
 
 
 def published_models() -> list[str]:
@@ -82,8 +85,11 @@ def published_gains(models=("Harmon-1.5B", "OpenUni-2-1.6B")) -> dict:
     """{model: {task or "geneval_overall": RecA minus base}} in GenEval points, from the paper's
     per-architecture table (models without both rows are left out)."""
     rows = {(row["model"], row["variant"]): row for row in published_results()}
-    return {model: {column: rows[(model, "RecA")][column] - rows[(model, "base")][column] for column in COLUMNS}
-            for model in models if (model, "base") in rows and (model, "RecA") in rows}
+    return {
+        model: {column: rows[(model, "RecA")][column] - rows[(model, "base")][column] for column in COLUMNS}
+        for model in models
+        if (model, "base") in rows and (model, "RecA") in rows
+    }
 
 
 def run_gains(run_results: dict, comparisons) -> dict:
@@ -91,8 +97,10 @@ def run_gains(run_results: dict, comparisons) -> dict:
     gains = {}
     for high, low in comparisons:
         upper, lower = _run_points(run_results[high]), _run_points(run_results[low])
-        gains[f"{high} - {low}"] = {column: None if upper[column] is None or lower[column] is None
-                                    else upper[column] - lower[column] for column in COLUMNS}
+        gains[f"{high} - {low}"] = {
+            column: None if upper[column] is None or lower[column] is None else upper[column] - lower[column]
+            for column in COLUMNS
+        }
     return gains
 
 
@@ -100,10 +108,14 @@ def gains_table(run_results: dict, comparisons, published=("Harmon-1.5B", "OpenU
     """A Markdown table of gains in points: the runs' (`run_gains`), then the paper's RecA - base.
     The runs' gains are on their own benchmark (GenEval-mini for the toy), the paper's on GenEval."""
     lines = ["| gain (points) | " + " | ".join(TASKS) + " | overall |", "|" + " --- |" * (len(TASKS) + 2)]
-    rows = {**run_gains(run_results, comparisons),
-            **{f"paper: {model} RecA - base": gains for model, gains in published_gains(published).items()}}
+    rows = {
+        **run_gains(run_results, comparisons),
+        **{f"paper: {model} RecA - base": gains for model, gains in published_gains(published).items()},
+    }
     for name, gains in rows.items():
-        lines.append(f"| {name} | " + " | ".join("-" if gains[c] is None else f"{gains[c]:+.1f}" for c in COLUMNS) + " |")
+        lines.append(
+            f"| {name} | " + " | ".join("-" if gains[c] is None else f"{gains[c]:+.1f}" for c in COLUMNS) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -111,8 +123,14 @@ def _grouped_bars(axis, series: dict, title: str, ylabel: str) -> None:
     width = 0.8 / len(series)
     for k, (name, values) in enumerate(series.items()):
         positions = [i + (k - (len(series) - 1) / 2) * width for i in range(len(COLUMNS))]
-        axis.bar(positions, [0.0 if values[c] is None else values[c] for c in COLUMNS], width, label=name,
-                 edgecolor="black", linewidth=0.5)
+        axis.bar(
+            positions,
+            [0.0 if values[c] is None else values[c] for c in COLUMNS],
+            width,
+            label=name,
+            edgecolor="black",
+            linewidth=0.5,
+        )
     axis.set_xticks(range(len(COLUMNS)), [c.replace("geneval_", "").replace("_", "\n") for c in COLUMNS], fontsize=8)
     axis.axhline(0, color="black", linewidth=0.8)
     axis.set_title(title, fontsize=10)
@@ -120,8 +138,14 @@ def _grouped_bars(axis, series: dict, title: str, ylabel: str) -> None:
     axis.legend(fontsize="x-small")
 
 
-def plot_gains(run_results: dict, comparisons, published=("Harmon-1.5B", "OpenUni-2-1.6B"), *,
-               benchmark: str = "GenEval-mini", save_to=None):
+def plot_gains(
+    run_results: dict,
+    comparisons,
+    published=("Harmon-1.5B", "OpenUni-2-1.6B"),
+    *,
+    benchmark: str = "GenEval-mini",
+    save_to=None,
+):
     """Three panels, each on its own y-axis: the runs' scores, the runs' gains (`run_gains`) and
     the paper's RecA - base gains on the real GenEval. A toy score and a published gain are
     different quantities on different benchmarks, so they never share an axis. Returns the figure
@@ -133,8 +157,12 @@ def plot_gains(run_results: dict, comparisons, published=("Harmon-1.5B", "OpenUn
     from recakit.viz import save_figure
 
     figure, axes = plt.subplots(1, 3, figsize=(16, 3.8))
-    _grouped_bars(axes[0], {name: _run_points(summary) for name, summary in run_results.items()},
-                  f"{benchmark}: scores", "score (x100)")
+    _grouped_bars(
+        axes[0],
+        {name: _run_points(summary) for name, summary in run_results.items()},
+        f"{benchmark}: scores",
+        "score (x100)",
+    )
     axes[0].set_ylim(0, 100)
     _grouped_bars(axes[1], run_gains(run_results, comparisons), f"{benchmark}: gains", "gain (points)")
     _grouped_bars(axes[2], published_gains(published), "paper, real GenEval: RecA - base", "gain (points)")

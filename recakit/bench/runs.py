@@ -5,6 +5,7 @@ A run draws `SamplingJob`s: each holds the prompts and seeds of one unit of outp
 image, or the four images of one DPG-Bench grid) and saves what was drawn. Jobs whose output
 exists are left out by the caller, so an interrupted run resumes with the very same images.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,9 @@ import json
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image
 from tqdm import tqdm
@@ -59,7 +60,8 @@ def cached_download(url: str, relative_path: str, *, sha256: str | None = None, 
         raise RuntimeError(
             f"could not download {url} ({error}). Without network access, download that file on "
             f"another machine and copy it to {path} (or set RECAKIT_CACHE to a folder holding "
-            f"{relative_path})") from error
+            f"{relative_path})"
+        ) from error
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise RuntimeError(f"{url} did not match the expected SHA-256 {sha256}; not cached")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +108,9 @@ def check_run_settings(out_dir: Path, settings: dict) -> None:
         previous = {**LATER_SETTINGS, **json.loads(run_file.read_text(encoding="utf-8"))}
         differing = sorted(key for key in settings if previous.get(key) != settings[key])
         if differing:
-            raise ValueError(f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); "
-                             "use a new folder")
+            raise ValueError(
+                f"{out_dir} holds a run with other settings ({', '.join(differing)} differ); use a new folder"
+            )
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -116,14 +119,26 @@ def check_run_settings(out_dir: Path, settings: dict) -> None:
 @dataclass
 class SamplingJob:
     """One unit of a run's output: its prompts and seeds (one per image) and how to save them."""
+
     prompts: list[str]
     seeds: list[int]
     save: Callable[[list[Image.Image]], None]
 
 
-def draw_jobs(model, processor, jobs: list[SamplingJob], *, jobs_per_call: int, batch_size: int,
-              cfg_scale: float | None, fast: bool, generate=None, total: int | None = None,
-              desc: str = "sampling", unit: str = "img") -> None:
+def draw_jobs(
+    model,
+    processor,
+    jobs: list[SamplingJob],
+    *,
+    jobs_per_call: int,
+    batch_size: int,
+    cfg_scale: float | None,
+    fast: bool,
+    generate=None,
+    total: int | None = None,
+    desc: str = "sampling",
+    unit: str = "img",
+) -> None:
     """Draw `jobs`, `jobs_per_call` of them per call of `generate` (default
     `recakit.sampling.generate_images`), and save each; one progress bar for the whole run, which
     counts `total` units (default: the jobs) with the ones already done shown as done."""
@@ -135,11 +150,17 @@ def draw_jobs(model, processor, jobs: list[SamplingJob], *, jobs_per_call: int, 
     total = len(jobs) if total is None else total
     with tqdm(total=total, initial=total - len(jobs), desc=desc, unit=unit) as bar:
         for start in range(0, len(jobs), jobs_per_call):
-            group = jobs[start:start + jobs_per_call]
-            images = generate(model, processor, [prompt for job in group for prompt in job.prompts],
-                              seed=[seed for job in group for seed in job.seeds], batch_size=batch_size, **options)
+            group = jobs[start : start + jobs_per_call]
+            images = generate(
+                model,
+                processor,
+                [prompt for job in group for prompt in job.prompts],
+                seed=[seed for job in group for seed in job.seeds],
+                batch_size=batch_size,
+                **options,
+            )
             position = 0
             for job in group:
-                job.save(images[position:position + len(job.prompts)])
+                job.save(images[position : position + len(job.prompts)])
                 position += len(job.prompts)
             bar.update(len(group))

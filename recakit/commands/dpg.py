@@ -1,18 +1,28 @@
 """`recakit dpg prompts | sample | score`: DPG-Bench from the command line."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from recakit.bench.dpg import (DEFAULT_VQA, DPG_CSV_URL, BlipVQA, DPGItem, load_items, question_csv, sample_items,
-                               score_folder)
+from recakit.bench.dpg import (
+    DEFAULT_VQA,
+    DPG_CSV_URL,
+    BlipVQA,
+    DPGItem,
+    load_items,
+    question_csv,
+    sample_items,
+    score_folder,
+)
 from recakit.bench.runs import sha256_of
 from recakit.commands.geneval import FAST_HELP
+
 
 def _items_from_args(args) -> dict[str, DPGItem]:
     items = load_items(args.csv, args.prompts_dir)
     if getattr(args, "limit", None) is not None:
-        items = dict(list(items.items())[:args.limit])
+        items = dict(list(items.items())[: args.limit])
     return items
 
 
@@ -27,8 +37,9 @@ def _run_prompts(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as handle:
         for item in items.values():
-            handle.write(json.dumps({"item_id": item.item_id, "prompt": item.prompt,
-                                     "n_questions": len(item.questions)}) + "\n")
+            handle.write(
+                json.dumps({"item_id": item.item_id, "prompt": item.prompt, "n_questions": len(item.questions)}) + "\n"
+            )
     print(f"wrote {len(items)} DPG-Bench prompts to {out}")
     return 0
 
@@ -38,9 +49,19 @@ def _run_sample(args) -> int:
     from recakit.registry import load_model
 
     model, processor = load_model(args.model, device=args.device)
-    drawn = sample_items(model, processor, items, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
-                         batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                         run_info=dict(_source(args), model=args.model, limit=args.limit), fast=args.fast)
+    drawn = sample_items(
+        model,
+        processor,
+        items,
+        args.out,
+        n_per_prompt=args.n_per_prompt,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        cfg_scale=args.cfg_scale,
+        rewrite=args.rewrite,
+        run_info=dict(_source(args), model=args.model, limit=args.limit),
+        fast=args.fast,
+    )
     print(f"drew {drawn} prompts into {args.out}")
     return 0
 
@@ -52,15 +73,17 @@ def _run_score(args) -> int:
     vqa = BlipVQA(args.vqa_model, device=args.device)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = score_folder(args.folder, vqa, items, n_per_prompt=n_per_prompt,
-                           results_path=out.with_name(out.stem + ".prompts.jsonl"))
-    summary.update(_source(args), vqa_model=args.vqa_model,
-                   comparable_with_paper=False)  # the paper used mPLUG-large
+    summary = score_folder(
+        args.folder, vqa, items, n_per_prompt=n_per_prompt, results_path=out.with_name(out.stem + ".prompts.jsonl")
+    )
+    summary.update(_source(args), vqa_model=args.vqa_model, comparable_with_paper=False)  # the paper used mPLUG-large
     out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     for name, value in summary["categories"].items():
         print(f"{name:<12}{value:>8.2f}")
-    print(f"{'DPG':<12}{summary['dpg']:>8.2f}  ({summary['n_prompts']} prompts, {summary['n_images']} images, "
-          f"VQA {args.vqa_model}; {len(summary['missing'])} prompts without images)")
+    print(
+        f"{'DPG':<12}{summary['dpg']:>8.2f}  ({summary['n_prompts']} prompts, {summary['n_images']} images, "
+        f"VQA {args.vqa_model}; {len(summary['missing'])} prompts without images)"
+    )
     return 0
 
 

@@ -1,15 +1,26 @@
 """`recakit geneval prompts | sample | score | agree`: GenEval from the command line."""
+
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
 
-from recakit.bench.geneval import (SCORERS, TASKS, agreement, format_summary, load_prompts, make_detector,
-                                   sample_prompts, score_folder)
+from recakit.bench.geneval import (
+    SCORERS,
+    TASKS,
+    agreement,
+    format_summary,
+    load_prompts,
+    make_detector,
+    sample_prompts,
+    score_folder,
+)
 
-FAST_HELP = ("the static-cache sampler (recakit.fast): a captured CUDA graph on GPUs, about 3x faster "
-             "(H200, Janus-Pro-1B size); in bf16 its random draws differ from the plain loop's")
+FAST_HELP = (
+    "the static-cache sampler (recakit.fast): a captured CUDA graph on GPUs, about 3x faster "
+    "(H200, Janus-Pro-1B size); in bf16 its random draws differ from the plain loop's"
+)
 
 
 def _run_prompts(args) -> int:
@@ -34,14 +45,24 @@ def _parse_shard(text: str) -> tuple[int, int]:
 def _run_sample(args) -> int:
     entries = load_prompts(args.set)
     if args.limit is not None:
-        entries = entries[:args.limit]
+        entries = entries[: args.limit]
     from recakit.registry import load_model
 
     model, processor = load_model(args.model, device=args.device)
-    drawn = sample_prompts(model, processor, entries, args.out, n_per_prompt=args.n_per_prompt, seed=args.seed,
-                           batch_size=args.batch_size, cfg_scale=args.cfg_scale, rewrite=args.rewrite,
-                           run_info={"model": args.model, "set": args.set, "limit": args.limit},
-                           shard=_parse_shard(args.shard), fast=args.fast)
+    drawn = sample_prompts(
+        model,
+        processor,
+        entries,
+        args.out,
+        n_per_prompt=args.n_per_prompt,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        cfg_scale=args.cfg_scale,
+        rewrite=args.rewrite,
+        run_info={"model": args.model, "set": args.set, "limit": args.limit},
+        shard=_parse_shard(args.shard),
+        fast=args.fast,
+    )
     print(f"drew {drawn} images into {args.out}")
     return 0
 
@@ -67,17 +88,24 @@ def _run_score(args) -> int:
 
 def _run_agree(args) -> int:
     result = agreement(args.ours, args.theirs, resamples=args.resamples, seed=args.seed)
-    print(f"{'task':<15}{'images':>7}{'agree':>7}{'kappa':>7}{'ours':>7}{'theirs':>7}{'ours only':>10}"
-          f"{'theirs only':>12}   ours - theirs [95 % interval]")
-    rows = [(task, result["tasks"][task], result["ours"]["tasks"][task], result["theirs"]["tasks"][task])
-            for task in TASKS if task in result["tasks"]]
+    print(
+        f"{'task':<15}{'images':>7}{'agree':>7}{'kappa':>7}{'ours':>7}{'theirs':>7}{'ours only':>10}"
+        f"{'theirs only':>12}   ours - theirs [95 % interval]"
+    )
+    rows = [
+        (task, result["tasks"][task], result["ours"]["tasks"][task], result["theirs"]["tasks"][task])
+        for task in TASKS
+        if task in result["tasks"]
+    ]
     rows.append(("overall", result["overall"], result["ours"]["overall"], result["theirs"]["overall"]))
     for name, figures, ours_score, theirs_score in rows:
         kappa = "-" if figures["kappa"] is None else f"{figures['kappa']:.2f}"
         low, high = figures["difference_95"]
-        print(f"{name:<15}{figures['n']:>7}{100 * figures['agree']:>7.1f}{kappa:>7}{100 * ours_score:>7.1f}"
-              f"{100 * theirs_score:>7.1f}{figures['ours_only']:>10}{figures['theirs_only']:>12}   "
-              f"{100 * figures['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]")
+        print(
+            f"{name:<15}{figures['n']:>7}{100 * figures['agree']:>7.1f}{kappa:>7}{100 * ours_score:>7.1f}"
+            f"{100 * theirs_score:>7.1f}{figures['ours_only']:>10}{figures['theirs_only']:>12}   "
+            f"{100 * figures['difference']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+        )
     print(f"(scores x100; intervals from {result['resamples']} bootstrap draws, seed {result['seed']})")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -115,10 +143,16 @@ def add_commands(subparsers) -> None:
     score.add_argument("--out", required=True, help="summary .json; per-image results go beside it")
     score.add_argument("--batch-size", type=int, default=16)
     score.add_argument("--device", default=None, help="mask2former only; default: cuda when available")
-    score.add_argument("--detector-model", default=None, help="mask2former only: checkpoint id or local folder "
-                       "(default facebook/mask2former-swin-small-coco-instance)")
-    score.add_argument("--clip-model", default=None, help="mask2former only: CLIP checkpoint id or local folder "
-                       "(default openai/clip-vit-large-patch14)")
+    score.add_argument(
+        "--detector-model",
+        default=None,
+        help="mask2former only: checkpoint id or local folder (default facebook/mask2former-swin-small-coco-instance)",
+    )
+    score.add_argument(
+        "--clip-model",
+        default=None,
+        help="mask2former only: CLIP checkpoint id or local folder (default openai/clip-vit-large-patch14)",
+    )
     score.set_defaults(run=_run_score)
 
     agree = commands.add_parser("agree", help="how two scorers' per-image verdicts compare, per task")

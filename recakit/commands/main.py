@@ -3,17 +3,18 @@
 Each entry of COMMANDS names a function `add(subparsers)` of a module in recakit.commands, which
 adds its commands and sets `run=<function(args) -> int | None>` on each parser.
 """
+
 import argparse
 import sys
 from importlib import import_module
 
 COMMANDS = [
-    "recakit.commands.geneval:add_commands",         # recakit geneval prompts | sample | score | agree
-    "recakit.commands.dpg:add_commands",             # recakit dpg prompts | sample | score
-    "recakit.commands.toy:add_shapes_commands",      # recakit shapes render
-    "recakit.commands.train:add_train_commands",     # recakit train
-    "recakit.commands.toy:add_toy_commands",         # recakit toy train-base
-    "recakit.commands.toy:add_reproduce_commands",   # recakit reproduce --preset toy
+    "recakit.commands.geneval:add_commands",  # recakit geneval prompts | sample | score | agree
+    "recakit.commands.dpg:add_commands",  # recakit dpg prompts | sample | score
+    "recakit.commands.toy:add_shapes_commands",  # recakit shapes render
+    "recakit.commands.train:add_train_commands",  # recakit train
+    "recakit.commands.toy:add_toy_commands",  # recakit toy train-base
+    "recakit.commands.toy:add_reproduce_commands",  # recakit reproduce --preset toy
 ]
 
 

@@ -12,6 +12,7 @@
   Janus's own chat format, with its classifier-free-guidance convention for dropped rows.
 - `freeze_for_reca` is Janus's RecA split of trainable and frozen parameters.
 """
+
 from __future__ import annotations
 
 import functools
@@ -89,6 +90,7 @@ TINY_CORPUS_WORDS = (
 
 # -- the tiny offline Janus --------------------------------------------------------------------
 
+
 def _build_tokenizer(vocab_size: int):
     """A byte-level BPE tokenizer trained in code on a small fixed corpus (deterministic)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -131,12 +133,12 @@ def _image_processor_class():
 
 
 TINY_DEFAULTS = {
-    "image_size": 32,      # pixels; the vision patch and the VQ downsampling are both `patch_size`
-    "patch_size": 8,       # -> (32 / 8)**2 = 16 understanding embeddings and 16 image tokens
-    "hidden_size": 64,     # language-model width (every projection into it follows)
-    "num_layers": 2,       # language-model depth
+    "image_size": 32,  # pixels; the vision patch and the VQ downsampling are both `patch_size`
+    "patch_size": 8,  # -> (32 / 8)**2 = 16 understanding embeddings and 16 image tokens
+    "hidden_size": 64,  # language-model width (every projection into it follows)
+    "num_layers": 2,  # language-model depth
     "codebook_size": 128,  # VQ codes
-    "vocab_size": 640,     # text tokenizer size
+    "vocab_size": 640,  # text tokenizer size
 }
 
 
@@ -146,14 +148,22 @@ def tiny_janus(seed: int = 0, **overrides):
     overrides: any of TINY_DEFAULTS (image_size, patch_size, hidden_size, num_layers, codebook_size,
     vocab_size), or `text_config` / `vision_config` / `vq_config` dicts of raw config fields.
     The same seed always gives the same weights."""
-    from transformers import (JanusConfig, JanusForConditionalGeneration, JanusProcessor, JanusVisionConfig,
-                              JanusVQVAEConfig, LlamaConfig)
+    from transformers import (
+        JanusConfig,
+        JanusForConditionalGeneration,
+        JanusProcessor,
+        JanusVisionConfig,
+        JanusVQVAEConfig,
+        LlamaConfig,
+    )
 
     raw = {key: overrides.pop(key, {}) for key in ("text_config", "vision_config", "vq_config")}
     unknown = set(overrides) - set(TINY_DEFAULTS)
     if unknown:
-        raise ValueError(f"tiny_janus got unknown options {sorted(unknown)}; "
-                         f"use {sorted(TINY_DEFAULTS)} or text_config / vision_config / vq_config dicts")
+        raise ValueError(
+            f"tiny_janus got unknown options {sorted(unknown)}; "
+            f"use {sorted(TINY_DEFAULTS)} or text_config / vision_config / vq_config dicts"
+        )
     size = {**TINY_DEFAULTS, **overrides}
     image_size, patch_size, hidden = size["image_size"], size["patch_size"], size["hidden_size"]
     levels = math.log2(patch_size)
@@ -162,25 +172,56 @@ def tiny_janus(seed: int = 0, **overrides):
     grid = image_size // patch_size
 
     tokenizer = _build_tokenizer(size["vocab_size"])
-    text_config = LlamaConfig(**{
-        "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": 2 * hidden,
-        "num_hidden_layers": size["num_layers"], "num_attention_heads": 4, "num_key_value_heads": 2,
-        "max_position_embeddings": 512, "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
-        **raw["text_config"]})
-    vision_config = JanusVisionConfig(**{
-        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 2.0,
-        "image_size": image_size, "patch_size": patch_size, "projection_dim": hidden,
-        "num_image_tokens": grid * grid, **raw["vision_config"]})
+    text_config = LlamaConfig(
+        **{
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": size["num_layers"],
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            **raw["text_config"],
+        }
+    )
+    vision_config = JanusVisionConfig(
+        **{
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "mlp_ratio": 2.0,
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "projection_dim": hidden,
+            "num_image_tokens": grid * grid,
+            **raw["vision_config"],
+        }
+    )
     # the VQ downsamples by 2**(levels) = patch_size, so its grid matches the vision grid;
     # 32 base channels is the GroupNorm minimum
-    vq_config = JanusVQVAEConfig(**{
-        "embed_dim": 8, "num_embeddings": size["codebook_size"], "latent_channels": 32,
-        "base_channels": 32, "channel_multiplier": [1] * (int(levels) + 1), "num_res_blocks": 1,
-        "projection_dim": hidden, "image_token_embed_dim": hidden, "num_patches": grid,
-        **raw["vq_config"]})
-    config = JanusConfig(text_config=text_config, vision_config=vision_config, vq_config=vq_config,
-                         image_token_id=tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["image_token"]))
+    vq_config = JanusVQVAEConfig(
+        **{
+            "embed_dim": 8,
+            "num_embeddings": size["codebook_size"],
+            "latent_channels": 32,
+            "base_channels": 32,
+            "channel_multiplier": [1] * (int(levels) + 1),
+            "num_res_blocks": 1,
+            "projection_dim": hidden,
+            "image_token_embed_dim": hidden,
+            "num_patches": grid,
+            **raw["vq_config"],
+        }
+    )
+    config = JanusConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        vq_config=vq_config,
+        image_token_id=tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS["image_token"]),
+    )
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -188,18 +229,25 @@ def tiny_janus(seed: int = 0, **overrides):
     model.eval()
 
     image_processor = _image_processor_class()(
-        size={"height": image_size, "width": image_size}, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    processor = JanusProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                               chat_template=CHAT_TEMPLATE, num_image_tokens=grid * grid)
+        size={"height": image_size, "width": image_size}, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5]
+    )
+    processor = JanusProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE, num_image_tokens=grid * grid
+    )
     return model, processor
 
 
 # -- loading -----------------------------------------------------------------------------------
 
+
 def _looks_local(name: str) -> bool:
     """A path rather than a hub id: absolute, relative with ./ or ~, or more than one slash."""
-    return (name.startswith((".", "/", "~", "\\")) or os.path.isabs(name) or name.count("/") > 1
-            or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name))
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or os.path.isabs(name)
+        or name.count("/") > 1
+        or not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)
+    )
 
 
 #: module-name prefixes that stay in full precision when quantizing: the VQ decoder and both output
@@ -235,8 +283,9 @@ def _quantization_config(source: str, quantization: str, dtype: torch.dtype):
         skeleton = JanusForConditionalGeneration._from_config(JanusConfig.from_pretrained(source))
     keep = [re.escape(name) for name in full_precision_layers(skeleton, quantization)]  # patterns
     if quantization == "nf4":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                  bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=keep)
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=keep
+        )
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=keep)
 
 
@@ -255,8 +304,10 @@ def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization
     local = Path(name).expanduser()
     from_hub = not local.is_dir()
     if from_hub and (_looks_local(name) or local.exists()):
-        raise FileNotFoundError(f"no model folder at {local}: pass a folder written by save_pretrained, "
-                                f"or a hub id such as {JANUS_PRO_IDS[0]}")
+        raise FileNotFoundError(
+            f"no model folder at {local}: pass a folder written by save_pretrained, "
+            f"or a hub id such as {JANUS_PRO_IDS[0]}"
+        )
     source = name if from_hub else str(local)
 
     options = {"dtype": dtype}
@@ -277,13 +328,16 @@ def load_checkpoint(name: str, *, device: torch.device, dtype=None, quantization
             f"cannot load {name!r}: it is not in the local Hugging Face cache and could not be downloaded "
             f"({first_line}). On a machine with internet, fetch it with `hf download {name}` (or "
             f"`huggingface-cli download {name} --local-dir DIR`), then run again, or copy DIR here and "
-            f"pass the folder instead of the id.") from None
+            f"pass the folder instead of the id."
+        ) from None
     check_pad_token(processor.tokenizer, name)
     if quantization is None:
         model.to(device)
     model.eval()
-    print(f"loaded {name} ({quantization or str(dtype).replace('torch.', '')}) on {device}: "
-          f"{format_footprint(model.get_memory_footprint())}")
+    print(
+        f"loaded {name} ({quantization or str(dtype).replace('torch.', '')}) on {device}: "
+        f"{format_footprint(model.get_memory_footprint())}"
+    )
     return model, processor
 
 
@@ -295,13 +349,17 @@ def check_pad_token(tokenizer, name: str = "the checkpoint") -> None:
     trained with."""
     official = tokenizer.get_vocab().get(JANUS_PAD_TOKEN)
     if official is None:
-        raise ValueError(f"{name}: the tokenizer has no {JANUS_PAD_TOKEN} token, which official Janus pads "
-                         "with (classifier-free guidance needs it): is this a Janus checkpoint?")
+        raise ValueError(
+            f"{name}: the tokenizer has no {JANUS_PAD_TOKEN} token, which official Janus pads "
+            "with (classifier-free guidance needs it): is this a Janus checkpoint?"
+        )
     if tokenizer.pad_token_id != official:
-        raise ValueError(f"{name}: the tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}) "
-                         f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}): download the "
-                         "checkpoint to a folder, set \"pad_token\" in its tokenizer_config.json to "
-                         f"{JANUS_PAD_TOKEN!r}, and pass the folder")
+        raise ValueError(
+            f"{name}: the tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}) "
+            f"but official Janus pads with {JANUS_PAD_TOKEN} (id {official}): download the "
+            'checkpoint to a folder, set "pad_token" in its tokenizer_config.json to '
+            f"{JANUS_PAD_TOKEN!r}, and pass the folder"
+        )
 
 
 def format_footprint(num_bytes: int) -> str:
@@ -331,14 +389,16 @@ def _say_once(logger: logging.Logger, marker: str) -> None:
 
 # -- the adapter -------------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=4096)
 def _user_turn_ids(processor, text: str, with_image: bool, system: str = "") -> tuple[int, ...]:
     """Rendering the chat template costs about a millisecond; RecA reuses a few hundred
     instructions every step, so rendered turns are remembered (per processor). A `system` prompt
     goes before the turn, after BOS, as official Janus writes it."""
     content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": text}]
-    rendered = processor.apply_chat_template([{"role": "user", "content": content}],
-                                             add_generation_prompt=True, tokenize=False)
+    rendered = processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
     tokenizer = processor.tokenizer
     if system:
         rendered = system + "\n\n" + rendered.removeprefix(tokenizer.bos_token or "")
@@ -371,7 +431,7 @@ class JanusAdapter(UnifiedAdapter):
         self.processor = processor
         self.tokenizer = processor.tokenizer
         vq_config = model.config.vq_config
-        self.num_image_tokens = vq_config.num_patches ** 2
+        self.num_image_tokens = vq_config.num_patches**2
         self.codebook_size = vq_config.num_embeddings
         self.num_understanding_tokens = model.config.vision_config.num_image_tokens
         self.image_token_id = model.config.image_token_id
@@ -448,7 +508,13 @@ class JanusAdapter(UnifiedAdapter):
         if ids.count(self.image_token_id) != 1:
             raise ValueError("the chat template must render exactly one image placeholder for one image")
         at = ids.index(self.image_token_id)
-        return ids[:at] + [self.boi_id] + [self.image_token_id] * self.num_understanding_tokens + [self.eoi_id] + ids[at + 1:]
+        return (
+            ids[:at]
+            + [self.boi_id]
+            + [self.image_token_id] * self.num_understanding_tokens
+            + [self.eoi_id]
+            + ids[at + 1 :]
+        )
 
     def _unconditional(self, ids: list[int]) -> list[int]:
         return ids[:1] + [self.pad_id] * (len(ids) - 2) + ids[-1:]
@@ -494,8 +560,12 @@ class JanusAdapter(UnifiedAdapter):
         """The Llama stack on embeddings. A cache is kept (and returned) only when one is passed
         in, so training forwards do not pay for one."""
         output = self.model.model.language_model(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-            use_cache=past_key_values is not None, **{self._cache_argument: past_key_values})
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=past_key_values is not None,
+            **{self._cache_argument: past_key_values},
+        )
         cache = getattr(output, self._cache_argument, None)
         return output.last_hidden_state, cache
 
@@ -527,7 +597,7 @@ class JanusAdapter(UnifiedAdapter):
         ids, mask = self._left_pad(rows)
         labels = torch.full_like(ids, -100)
         for i, answer in enumerate(targets):
-            labels[i, ids.shape[1] - len(answer):] = torch.tensor(answer, device=ids.device)
+            labels[i, ids.shape[1] - len(answer) :] = torch.tensor(answer, device=ids.device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden, _ = self.forward_generation(self._embed(ids, embeddings), mask, position_ids)
         logits = self.model.lm_head(hidden[:, :-1]).float()
@@ -566,6 +636,7 @@ class JanusAdapter(UnifiedAdapter):
 
 # -- the family's entry in recakit.registry ------------------------------------------------------
 
+
 def claims_model(model) -> bool:
     from transformers import JanusForConditionalGeneration
 
@@ -599,6 +670,9 @@ def freeze_for_reca(model, *, train_aligner: bool = False) -> dict:
     quantized = sum(p.numel() for p in model.parameters() if not p.is_floating_point())
     if quantized:
         counts["quantized"] = quantized
-        warnings.warn(f"{quantized:,} quantized weights cannot be trained directly and stay frozen; "
-                      "add LoRA adapters (peft) to train those layers", stacklevel=2)
+        warnings.warn(
+            f"{quantized:,} quantized weights cannot be trained directly and stay frozen; "
+            "add LoRA adapters (peft) to train those layers",
+            stacklevel=2,
+        )
     return counts

@@ -16,6 +16,7 @@ latents.
 - `OpenUniAdapter` is its `recakit.adapter.UnifiedAdapter`: the flow-matching loss and the
   SanaPipeline sampler behind the same calls (`reca_loss`, `generate_images`) Janus uses.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from recakit.adapter import ModelNotAvailableError, UnifiedAdapter, drop_flags, left_pad
-from recakit.images import center_crop_square, load_images
 from recakit.decoding import DEFAULT_BATCH_SIZE, evaluating, prefix_batches
+from recakit.images import center_crop_square, load_images
 from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
 
 # -- upstream's prompt format and preprocessing ------------------------------------------------
@@ -57,25 +58,38 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 @dataclass(frozen=True)
 class OpenUniSize:
     """One released OpenUni: its components on the hub and its connector's shape."""
+
     internvl: str
     sana: str
-    checkpoint: str                  # file in CHECKPOINT_REPO (the text-to-image base)
+    checkpoint: str  # file in CHECKPOINT_REPO (the text-to-image base)
     connector_hidden: int
     connector_intermediate: int
     connector_heads: int
-    reca_checkpoint_repo: str        # the published RecA weights of this size
+    reca_checkpoint_repo: str  # the published RecA weights of this size
 
     def hub_ids(self) -> list[str]:
         return [self.internvl, self.sana, DC_AE_ID, CHECKPOINT_REPO]
 
 
 OPENUNI_SIZES = {
-    "openuni-b": OpenUniSize("OpenGVLab/InternVL3-1B-hf", "Efficient-Large-Model/Sana_600M_512px_diffusers",
-                             "openuni_b_internvl3_1b_sana_0_6b_512_hf_text2image23m.pth", 896, 3072, 14,
-                             "sanaka87/OpenUni-1-0.6B-RecA"),
-    "openuni-l": OpenUniSize("OpenGVLab/InternVL3-2B-hf", "Efficient-Large-Model/Sana_1600M_512px_diffusers",
-                             "openuni_l_internvl3_2b_sana_1_6b_512_hf_text2image23m.pth", 1536, 8960, 24,
-                             "sanaka87/OpenUni-RecA"),
+    "openuni-b": OpenUniSize(
+        "OpenGVLab/InternVL3-1B-hf",
+        "Efficient-Large-Model/Sana_600M_512px_diffusers",
+        "openuni_b_internvl3_1b_sana_0_6b_512_hf_text2image23m.pth",
+        896,
+        3072,
+        14,
+        "sanaka87/OpenUni-1-0.6B-RecA",
+    ),
+    "openuni-l": OpenUniSize(
+        "OpenGVLab/InternVL3-2B-hf",
+        "Efficient-Large-Model/Sana_1600M_512px_diffusers",
+        "openuni_l_internvl3_2b_sana_1_6b_512_hf_text2image23m.pth",
+        1536,
+        8960,
+        24,
+        "sanaka87/OpenUni-RecA",
+    ),
 }
 
 #: the parts an OpenUni checkpoint holds; `transformer.*` only where SANA was trained (RecA)
@@ -89,14 +103,21 @@ def connector_config(hidden: int, intermediate: int, heads: int, layers: int = 6
     tanh-GELU), exactly upstream's module layout, so its weights load by name."""
     from transformers import SiglipVisionConfig
 
-    config = SiglipVisionConfig(hidden_size=hidden, intermediate_size=intermediate, num_attention_heads=heads,
-                                num_hidden_layers=layers, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
-                                attention_dropout=0.0)
+    config = SiglipVisionConfig(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_attention_heads=heads,
+        num_hidden_layers=layers,
+        hidden_act="gelu_pytorch_tanh",
+        layer_norm_eps=1e-6,
+        attention_dropout=0.0,
+    )
     config._attn_implementation = "sdpa"  # used standalone, the encoder has no model to choose it
     return config
 
 
 # -- the model -----------------------------------------------------------------------------------
+
 
 class OpenUniModel(nn.Module):
     """InternVL3 + meta-queries + connector + projector + SANA + DC-AE, under upstream's names.
@@ -106,8 +127,20 @@ class OpenUniModel(nn.Module):
     component came from (hub id or None when built in code), so save_pretrained writes only what
     a hub id cannot restore."""
 
-    def __init__(self, lmm, transformer, vae, train_scheduler, test_scheduler, connector, *,
-                 num_queries: int = 256, image_size: int = 512, vit_size: int = 448, sources: dict | None = None):
+    def __init__(
+        self,
+        lmm,
+        transformer,
+        vae,
+        train_scheduler,
+        test_scheduler,
+        connector,
+        *,
+        num_queries: int = 256,
+        image_size: int = 512,
+        vit_size: int = 448,
+        sources: dict | None = None,
+    ):
         super().__init__()
         from transformers.models.siglip.modeling_siglip import SiglipEncoder
 
@@ -118,8 +151,9 @@ class OpenUniModel(nn.Module):
         self.test_scheduler = test_scheduler
         hidden = lmm.config.text_config.hidden_size
         if connector.hidden_size != hidden:
-            raise ValueError(f"the connector works at the language model's width {hidden}, "
-                             f"got hidden_size {connector.hidden_size}")
+            raise ValueError(
+                f"the connector works at the language model's width {hidden}, got hidden_size {connector.hidden_size}"
+            )
         self.connector = SiglipEncoder(connector)
         self.projector = nn.Linear(connector.hidden_size, transformer.config.caption_channels)
         self.meta_queries = nn.Parameter(torch.randn(num_queries, hidden) / math.sqrt(hidden))
@@ -179,7 +213,7 @@ class OpenUniModel(nn.Module):
         self.checkpointing = True
         self.train(self.training)
 
-    def reca_adapter(self, processor) -> "OpenUniAdapter":
+    def reca_adapter(self, processor) -> OpenUniAdapter:
         return OpenUniAdapter(self, processor)
 
     # -- the parts RecA trains, as upstream names them --------------------------------------------
@@ -203,10 +237,16 @@ class OpenUniModel(nn.Module):
         if any(key.startswith("transformer.") for key in state):
             wanted += [key for key in own if key.startswith("transformer.")]
         missing = sorted(key for key in wanted if key not in state)
-        wrong_shape = sorted(f"{key} {tuple(state[key].shape)} (model: {tuple(own[key].shape)})" for key in state
-                             if key in own and key not in unexpected and state[key].shape != own[key].shape)
-        problems = [f"{label}: {', '.join(_shorten(keys))}" for label, keys in
-                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if keys]
+        wrong_shape = sorted(
+            f"{key} {tuple(state[key].shape)} (model: {tuple(own[key].shape)})"
+            for key in state
+            if key in own and key not in unexpected and state[key].shape != own[key].shape
+        )
+        problems = [
+            f"{label}: {', '.join(_shorten(keys))}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            if keys
+        ]
         if problems:
             raise ValueError("the checkpoint does not fit this OpenUni; " + "; ".join(problems))
         self.load_state_dict(state, strict=False)
@@ -230,13 +270,25 @@ class OpenUniModel(nn.Module):
             self.transformer.save_config(directory / "sana" / "transformer")
             self.test_scheduler.save_config(directory / "sana" / "scheduler")
         connector = self.connector.config
-        config = {"family": "openuni", "components": components, "num_queries": self.num_queries,
-                  "image_size": self.image_size, "vit_size": self.vit_size,
-                  "connector": {"hidden": connector.hidden_size, "intermediate": connector.intermediate_size,
-                                "heads": connector.num_attention_heads, "layers": connector.num_hidden_layers},
-                  "train_scheduler": dict(self.train_scheduler.config), "weights": WEIGHTS_FILE}
-        save_file({key: value.detach().contiguous().cpu() for key, value in self.checkpoint_state_dict().items()},
-                  str(directory / WEIGHTS_FILE))
+        config = {
+            "family": "openuni",
+            "components": components,
+            "num_queries": self.num_queries,
+            "image_size": self.image_size,
+            "vit_size": self.vit_size,
+            "connector": {
+                "hidden": connector.hidden_size,
+                "intermediate": connector.intermediate_size,
+                "heads": connector.num_attention_heads,
+                "layers": connector.num_hidden_layers,
+            },
+            "train_scheduler": dict(self.train_scheduler.config),
+            "weights": WEIGHTS_FILE,
+        }
+        save_file(
+            {key: value.detach().contiguous().cpu() for key, value in self.checkpoint_state_dict().items()},
+            str(directory / WEIGHTS_FILE),
+        )
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n", encoding="utf-8")
 
 
@@ -264,18 +316,20 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
 # -- the tiny offline OpenUni --------------------------------------------------------------------
 
 TINY_DEFAULTS = {
-    "image_size": 32,     # generated pixels; the 2-stage DC-AE halves it -> 16 x 16 latents
-    "vit_size": 32,       # InternViT input, patch 8 -> 16 patches -> 4 tokens after pixel shuffle
-    "hidden_size": 64,    # language-model width = connector width
+    "image_size": 32,  # generated pixels; the 2-stage DC-AE halves it -> 16 x 16 latents
+    "vit_size": 32,  # InternViT input, patch 8 -> 16 patches -> 4 tokens after pixel shuffle
+    "hidden_size": 64,  # language-model width = connector width
     "num_queries": 8,
     "vocab_size": 320,
 }
 
 #: words the tiny tokenizer knows whole, besides its special tokens: prompts of the tests and
 #: notebooks and the reconstruction instructions stay a few tokens long
-TINY_WORDS = ("a an the of and with on in to is this image photo picture generate describe every visual "
-              "detail reproduce draw keep it as red green blue yellow purple orange pink brown black white "
-              "circle square triangle star dog cat car left right above below one two three")
+TINY_WORDS = (
+    "a an the of and with on in to is this image photo picture generate describe every visual "
+    "detail reproduce draw keep it as red green blue yellow purple orange pink brown black white "
+    "circle square triangle star dog cat car left right above below one two three"
+)
 
 
 def _tiny_tokenizer(vocab_size: int):
@@ -287,11 +341,19 @@ def _tiny_tokenizer(vocab_size: int):
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     backend.train_from_iterator(list(RECONSTRUCTION_INSTRUCTIONS) + [TINY_WORDS, UNCONDITIONAL_PROMPT] * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<|endoftext|>", eos_token="<|im_end|>",
-                                   additional_special_tokens=specials[1:])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=specials[1:],
+    )
 
 
 def tiny_openuni(seed: int = 0, **overrides):
@@ -299,8 +361,12 @@ def tiny_openuni(seed: int = 0, **overrides):
     stages, SANA 2 layers) and its tokenizer, built offline in a few seconds.
 
     overrides: any of TINY_DEFAULTS. The same seed always gives the same weights."""
-    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
-                           SanaTransformer2DModel)
+    from diffusers import (
+        AutoencoderDC,
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        SanaTransformer2DModel,
+    )
     from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config
 
     unknown = set(overrides) - set(TINY_DEFAULTS)
@@ -310,41 +376,85 @@ def tiny_openuni(seed: int = 0, **overrides):
     hidden, vit_size, image_size = size["hidden_size"], size["vit_size"], size["image_size"]
     patch = 8
     if vit_size % (2 * patch) or image_size % 4:
-        raise ValueError(f"vit_size must be a multiple of {2 * patch} and image_size of 4, "
-                         f"got {vit_size} and {image_size}")
+        raise ValueError(
+            f"vit_size must be a multiple of {2 * patch} and image_size of 4, got {vit_size} and {image_size}"
+        )
     tokenizer = _tiny_tokenizer(size["vocab_size"])
-    vision = InternVLVisionConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                  image_size=[vit_size, vit_size], patch_size=[patch, patch])
-    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id)
-    config = InternVLConfig(vision_config=vision, text_config=text,
-                            image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_CONTEXT),
-                            image_seq_length=(vit_size // patch) ** 2 // 4)
+    vision = InternVLVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=[vit_size, vit_size],
+        patch_size=[patch, patch],
+    )
+    text = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_CONTEXT),
+        image_seq_length=(vit_size // patch) ** 2 // 4,
+    )
     latent_channels, caption_channels = 4, 32
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         lmm = InternVLForConditionalGeneration(config)
-        vae = AutoencoderDC(in_channels=3, latent_channels=latent_channels, attention_head_dim=8,
-                            encoder_block_types=("ResBlock", "ResBlock"), decoder_block_types=("ResBlock", "ResBlock"),
-                            encoder_block_out_channels=(16, 32), decoder_block_out_channels=(16, 32),
-                            encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1),
-                            encoder_qkv_multiscales=((), ()), decoder_qkv_multiscales=((), ()), scaling_factor=0.5)
-        transformer = SanaTransformer2DModel(in_channels=latent_channels, out_channels=latent_channels,
-                                             num_attention_heads=2, attention_head_dim=16, num_layers=2,
-                                             num_cross_attention_heads=2, cross_attention_head_dim=16,
-                                             cross_attention_dim=32, caption_channels=caption_channels,
-                                             sample_size=image_size // 2, patch_size=2)
+        vae = AutoencoderDC(
+            in_channels=3,
+            latent_channels=latent_channels,
+            attention_head_dim=8,
+            encoder_block_types=("ResBlock", "ResBlock"),
+            decoder_block_types=("ResBlock", "ResBlock"),
+            encoder_block_out_channels=(16, 32),
+            decoder_block_out_channels=(16, 32),
+            encoder_layers_per_block=(1, 1),
+            decoder_layers_per_block=(1, 1),
+            encoder_qkv_multiscales=((), ()),
+            decoder_qkv_multiscales=((), ()),
+            scaling_factor=0.5,
+        )
+        transformer = SanaTransformer2DModel(
+            in_channels=latent_channels,
+            out_channels=latent_channels,
+            num_attention_heads=2,
+            attention_head_dim=16,
+            num_layers=2,
+            num_cross_attention_heads=2,
+            cross_attention_head_dim=16,
+            cross_attention_dim=32,
+            caption_channels=caption_channels,
+            sample_size=image_size // 2,
+            patch_size=2,
+        )
         # SANA's sampler: DPM-Solver++ on flow sigmas with a shift, as its released scheduler configs
-        test_scheduler = DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                                     flow_shift=3.0)
-        model = OpenUniModel(lmm, transformer, vae, FlowMatchEulerDiscreteScheduler(), test_scheduler,
-                             connector_config(hidden, 2 * hidden, 4, layers=2), num_queries=size["num_queries"],
-                             image_size=image_size, vit_size=vit_size)
+        test_scheduler = DPMSolverMultistepScheduler(
+            prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+        )
+        model = OpenUniModel(
+            lmm,
+            transformer,
+            vae,
+            FlowMatchEulerDiscreteScheduler(),
+            test_scheduler,
+            connector_config(hidden, 2 * hidden, 4, layers=2),
+            num_queries=size["num_queries"],
+            image_size=image_size,
+            vit_size=vit_size,
+        )
     return model.eval(), tokenizer
 
 
 # -- loading -------------------------------------------------------------------------------------
+
 
 def is_openuni(name: str) -> bool:
     """A released size ("openuni-b", "openuni-l"), a folder save_pretrained wrote, an upstream
@@ -384,13 +494,17 @@ def check_checkpoint_keys(state: dict, size: OpenUniSize) -> None:
     from transformers.models.siglip.modeling_siglip import SiglipEncoder
 
     with torch.device("meta"):
-        connector = SiglipEncoder(connector_config(size.connector_hidden, size.connector_intermediate,
-                                                   size.connector_heads))
+        connector = SiglipEncoder(
+            connector_config(size.connector_hidden, size.connector_intermediate, size.connector_heads)
+        )
     glue = {"meta_queries", "projector.weight", "projector.bias"}
     glue |= {f"connector.{key}" for key in connector.state_dict()}
     keys = {key for key in _unwrap_checkpoint(state) if not key.startswith(FROZEN_PREFIXES + ("transformer.",))}
-    problems = [f"{label}: {', '.join(_shorten(sorted(found)))}" for label, found in
-                (("missing", glue - keys), ("unexpected", keys - glue)) if found]
+    problems = [
+        f"{label}: {', '.join(_shorten(sorted(found)))}"
+        for label, found in (("missing", glue - keys), ("unexpected", keys - glue))
+        if found
+    ]
     if problems:
         raise ValueError("the checkpoint does not fit this OpenUni; " + "; ".join(problems))
 
@@ -401,14 +515,21 @@ def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> 
     Every id is tried before anything fails, so offline the error names all that are missing."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    jobs = {"internvl": lambda: snapshot_download(size.internvl, cache_dir=cache_dir),
-            "sana": lambda: snapshot_download(size.sana, cache_dir=cache_dir,
-                                              allow_patterns=["transformer/*", "scheduler/*", "model_index.json"]),
-            "vae": lambda: snapshot_download(DC_AE_ID, cache_dir=cache_dir)}
+    jobs = {
+        "internvl": lambda: snapshot_download(size.internvl, cache_dir=cache_dir),
+        "sana": lambda: snapshot_download(
+            size.sana, cache_dir=cache_dir, allow_patterns=["transformer/*", "scheduler/*", "model_index.json"]
+        ),
+        "vae": lambda: snapshot_download(DC_AE_ID, cache_dir=cache_dir),
+    }
     if checkpoint:
         jobs["checkpoint"] = lambda: hf_hub_download(CHECKPOINT_REPO, size.checkpoint, cache_dir=cache_dir)
-    ids = {"internvl": size.internvl, "sana": size.sana, "vae": DC_AE_ID,
-           "checkpoint": f"{CHECKPOINT_REPO} ({size.checkpoint})"}
+    ids = {
+        "internvl": size.internvl,
+        "sana": size.sana,
+        "vae": DC_AE_ID,
+        "checkpoint": f"{CHECKPOINT_REPO} ({size.checkpoint})",
+    }
     paths, missing = {}, []
     for part, fetch in jobs.items():
         try:
@@ -418,20 +539,38 @@ def fetch_components(size: OpenUniSize, *, checkpoint: bool, cache_dir=None) -> 
             missing.append((ids[part], reason))
     if missing:
         # the checkpoint is one file of a repository of several: download that file only
-        commands = "; ".join(f"`hf download {hub_id.split(' ')[0]}"
-                             + (f" {size.checkpoint}`" if hub_id.startswith(CHECKPOINT_REPO) else "`")
-                             for hub_id, _ in missing)
+        commands = "; ".join(
+            f"`hf download {hub_id.split(' ')[0]}"
+            + (f" {size.checkpoint}`" if hub_id.startswith(CHECKPOINT_REPO) else "`")
+            for hub_id, _ in missing
+        )
         reasons = "; ".join(f"{hub_id}: {reason}" for hub_id, reason in missing)
         raise ModelNotAvailableError(
             f"cannot assemble OpenUni: {len(missing)} of its parts are neither cached nor downloadable ({reasons}). "
-            f"On a machine with internet, fetch them with {commands}, then run again.")
+            f"On a machine with internet, fetch them with {commands}, then run again."
+        )
     return paths
 
 
-def _build(internvl: str, sana: str, vae: str, connector, *, num_queries: int, image_size: int, vit_size: int,
-           sources: dict, dtype, train_scheduler_config: dict | None = None) -> OpenUniModel:
-    from diffusers import (AutoencoderDC, DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler,
-                           SanaTransformer2DModel)
+def _build(
+    internvl: str,
+    sana: str,
+    vae: str,
+    connector,
+    *,
+    num_queries: int,
+    image_size: int,
+    vit_size: int,
+    sources: dict,
+    dtype,
+    train_scheduler_config: dict | None = None,
+) -> OpenUniModel:
+    from diffusers import (
+        AutoencoderDC,
+        DPMSolverMultistepScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        SanaTransformer2DModel,
+    )
     from transformers import InternVLForConditionalGeneration
 
     lmm = InternVLForConditionalGeneration.from_pretrained(internvl, dtype=dtype)
@@ -448,8 +587,18 @@ def _build(internvl: str, sana: str, vae: str, connector, *, num_queries: int, i
     else:
         train_scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(sana, subfolder="scheduler")
     autoencoder = AutoencoderDC.from_pretrained(vae, torch_dtype=dtype)
-    return OpenUniModel(lmm, transformer, autoencoder, train_scheduler, test_scheduler, connector,
-                        num_queries=num_queries, image_size=image_size, vit_size=vit_size, sources=sources).to(dtype)
+    return OpenUniModel(
+        lmm,
+        transformer,
+        autoencoder,
+        train_scheduler,
+        test_scheduler,
+        connector,
+        num_queries=num_queries,
+        image_size=image_size,
+        vit_size=vit_size,
+        sources=sources,
+    ).to(dtype)
 
 
 def load_openuni(name_or_path: str, *, device=None, dtype=None, checkpoint=None, cache_dir=None):
@@ -477,8 +626,10 @@ def load_openuni(name_or_path: str, *, device=None, dtype=None, checkpoint=None,
         else:
             found = _checkpoint_in(folder)
             if found is None:
-                raise FileNotFoundError(f"{name} is neither {' nor '.join(OPENUNI_SIZES)}, nor an OpenUni folder "
-                                        f"({CONFIG_FILE}), nor a checkpoint file")
+                raise FileNotFoundError(
+                    f"{name} is neither {' nor '.join(OPENUNI_SIZES)}, nor an OpenUni folder "
+                    f"({CONFIG_FILE}), nor a checkpoint file"
+                )
             state = read_checkpoint(found)
             size_name = _size_of_checkpoint(state)
         size = OPENUNI_SIZES[size_name]
@@ -488,18 +639,29 @@ def load_openuni(name_or_path: str, *, device=None, dtype=None, checkpoint=None,
         if state is None:
             state = read_checkpoint(paths["checkpoint"])
         connector = connector_config(size.connector_hidden, size.connector_intermediate, size.connector_heads)
-        model = _build(paths["internvl"], paths["sana"], paths["vae"], connector, num_queries=256, image_size=512,
-                       vit_size=448, dtype=dtype,
-                       sources={"internvl": size.internvl, "sana": size.sana, "vae": DC_AE_ID})
+        model = _build(
+            paths["internvl"],
+            paths["sana"],
+            paths["vae"],
+            connector,
+            num_queries=256,
+            image_size=512,
+            vit_size=448,
+            dtype=dtype,
+            sources={"internvl": size.internvl, "sana": size.sana, "vae": DC_AE_ID},
+        )
         model.load_checkpoint(state)
         tokenizer = _tokenizer(paths["internvl"])
     model.to(device).eval()
-    print(f"loaded OpenUni {name} ({str(dtype).replace('torch.', '')}) on {device}: "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
+    print(
+        f"loaded OpenUni {name} ({str(dtype).replace('torch.', '')}) on {device}: "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
+    )
     return model, tokenizer
 
 
 # -- the family's entry in recakit.registry ------------------------------------------------------
+
 
 def claims_checkpoint(name: str) -> bool:
     return is_openuni(name)
@@ -515,7 +677,6 @@ def claims_model(model) -> bool:
     return isinstance(model, OpenUniModel)
 
 
-
 def _tokenizer(source):
     from transformers import AutoTokenizer
 
@@ -529,17 +690,29 @@ def _load_folder(folder: Path, dtype, cache_dir):
     local = {part: str(folder / source) for part, source in components.items() if part not in hub}
     if hub:
         # parts recorded by hub id: fetch them all (offline, one error naming each)
-        sizes = [size for size in OPENUNI_SIZES.values() if size.internvl == hub.get("internvl", size.internvl)
-                 and size.sana == hub.get("sana", size.sana)]
+        sizes = [
+            size
+            for size in OPENUNI_SIZES.values()
+            if size.internvl == hub.get("internvl", size.internvl) and size.sana == hub.get("sana", size.sana)
+        ]
         if not sizes:
             raise ValueError(f"{folder / CONFIG_FILE} names hub parts of no released OpenUni: {hub}")
         fetched = fetch_components(sizes[0], checkpoint=False, cache_dir=cache_dir)
         local.update({part: fetched[part] for part in hub})
     shape = config["connector"]
     connector = connector_config(shape["hidden"], shape["intermediate"], shape["heads"], shape["layers"])
-    model = _build(local["internvl"], local["sana"], local["vae"], connector, num_queries=config["num_queries"],
-                   image_size=config["image_size"], vit_size=config["vit_size"], dtype=dtype,
-                   sources=hub, train_scheduler_config=config.get("train_scheduler"))
+    model = _build(
+        local["internvl"],
+        local["sana"],
+        local["vae"],
+        connector,
+        num_queries=config["num_queries"],
+        image_size=config["image_size"],
+        vit_size=config["vit_size"],
+        dtype=dtype,
+        sources=hub,
+        train_scheduler_config=config.get("train_scheduler"),
+    )
     model.load_checkpoint(read_checkpoint(folder / config["weights"]))
     # the tokenizer is saved beside the model (training and notebooks do), else InternVL's own
     tokenizer_source = folder if (folder / "tokenizer_config.json").is_file() else local["internvl"]
@@ -547,6 +720,7 @@ def _load_folder(folder: Path, dtype, cache_dir):
 
 
 # -- the adapter ---------------------------------------------------------------------------------
+
 
 class OpenUniAdapter(UnifiedAdapter):
     """RecA's view of an OpenUniModel (see recakit.adapter for the contract).
@@ -579,8 +753,10 @@ class OpenUniAdapter(UnifiedAdapter):
     def _pixels(self, images) -> torch.Tensor:
         """Centre-cropped, resized to the generation size, in [-1, 1], (B, 3, S, S)."""
         side = self.model.image_size
-        arrays = [np.asarray(center_crop_square(image).resize((side, side), Image.Resampling.BICUBIC))
-                  for image in load_images(images)]
+        arrays = [
+            np.asarray(center_crop_square(image).resize((side, side), Image.Resampling.BICUBIC))
+            for image in load_images(images)
+        ]
         pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return pixels.to(self.device, self.model.dtype)
 
@@ -620,8 +796,10 @@ class OpenUniAdapter(UnifiedAdapter):
 
     def prefix_from_text(self, prompts, drop=None):
         flags = drop_flags(drop, len(prompts))
-        rows = [self._ids(UNCONDITIONAL_PROMPT if dropped else GENERATION_TEMPLATE.format(prompt=prompt.strip()))
-                for prompt, dropped in zip(prompts, flags)]
+        rows = [
+            self._ids(UNCONDITIONAL_PROMPT if dropped else GENERATION_TEMPLATE.format(prompt=prompt.strip()))
+            for prompt, dropped in zip(prompts, flags)
+        ]
         ids, mask = left_pad(rows, self.pad_id, self.device)
         return self.model.lmm.get_input_embeddings()(ids), mask
 
@@ -632,8 +810,10 @@ class OpenUniAdapter(UnifiedAdapter):
             raise ValueError(f"{len(instructions)} instructions for {len(embeddings)} images")
         flags = drop_flags(drop, len(embeddings))
         image = IMAGE_START + IMAGE_CONTEXT * embeddings.shape[1] + IMAGE_END + "\n"
-        rows = [self._ids(UNCONDITIONAL_PROMPT if dropped else image + instruction)
-                for instruction, dropped in zip(instructions, flags)]
+        rows = [
+            self._ids(UNCONDITIONAL_PROMPT if dropped else image + instruction)
+            for instruction, dropped in zip(instructions, flags)
+        ]
         ids, mask = left_pad(rows, self.pad_id, self.device)
         embeds = self.model.lmm.get_input_embeddings()(ids)
         slots = (ids == self.image_context_id).unsqueeze(-1).expand_as(embeds)
@@ -649,9 +829,10 @@ class OpenUniAdapter(UnifiedAdapter):
         embeds = torch.cat([inputs_embeds, queries], dim=1)
         mask = torch.cat([attention_mask, attention_mask.new_ones(rows, queries.shape[1])], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        hidden = self.model.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids,
-                                           use_cache=False).last_hidden_state
-        states = self.model.connector(inputs_embeds=hidden[:, -queries.shape[1]:]).last_hidden_state
+        hidden = self.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state
+        states = self.model.connector(inputs_embeds=hidden[:, -queries.shape[1] :]).last_hidden_state
         return self.model.projector(states)
 
     # -- the flow-matching loss ----------------------------------------------------------------
@@ -675,15 +856,25 @@ class OpenUniAdapter(UnifiedAdapter):
         sigma = torch.stack(sigmas).to(latents.device, latents.dtype).view(-1, 1, 1, 1)
         noise = torch.stack(noises).to(latents.device, latents.dtype)
         noisy = (1.0 - sigma) * latents + sigma * noise
-        prediction = self.model.transformer(hidden_states=noisy, encoder_hidden_states=conditions,
-                                            timestep=timestep, return_dict=False)[0]
+        prediction = self.model.transformer(
+            hidden_states=noisy, encoder_hidden_states=conditions, timestep=timestep, return_dict=False
+        )[0]
         return ((prediction.float() - (noise - latents).float()) ** 2).flatten(1).mean(1).mean()
 
     # -- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_images(self, build_prefix, count: int, *, cfg_scale: float, seeds: list[int],
-                      steps: int | None = None, batch_size: int | None = None, progress: bool = True,
-                      desc: str = "sampling") -> list[Image.Image]:
+    def sample_images(
+        self,
+        build_prefix,
+        count: int,
+        *,
+        cfg_scale: float,
+        seeds: list[int],
+        steps: int | None = None,
+        batch_size: int | None = None,
+        progress: bool = True,
+        desc: str = "sampling",
+    ) -> list[Image.Image]:
         """SanaPipeline on the queries' conditions (upstream's sampler): SANA's DPM-Solver,
         `steps` steps (default 20), guidance `cfg_scale` against the unconditional prompt, the
         configured image size, latents decoded one by one. Each row's starting noise comes from
@@ -693,8 +884,13 @@ class OpenUniAdapter(UnifiedAdapter):
         steps = self.default_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        pipeline = SanaPipeline(tokenizer=None, text_encoder=None, vae=self.model.vae,
-                                transformer=self.model.transformer, scheduler=self.model.test_scheduler)
+        pipeline = SanaPipeline(
+            tokenizer=None,
+            text_encoder=None,
+            vae=self.model.vae,
+            transformer=self.model.transformer,
+            scheduler=self.model.test_scheduler,
+        )
         pipeline.set_progress_bar_config(disable=True)
         side = self.model.image_size
         guided = cfg_scale > 1  # SanaPipeline guides only above 1
@@ -706,13 +902,20 @@ class OpenUniAdapter(UnifiedAdapter):
                 conditions = self.conditions(inputs, mask)
                 ones = torch.ones(conditions.shape[:2], dtype=torch.long, device=conditions.device)
                 latents = pipeline(
-                    prompt_embeds=conditions[:rows], prompt_attention_mask=ones[:rows],
+                    prompt_embeds=conditions[:rows],
+                    prompt_attention_mask=ones[:rows],
                     negative_prompt=None,
                     negative_prompt_embeds=conditions[rows:] if guided else None,
                     negative_prompt_attention_mask=ones[rows:] if guided else None,
-                    guidance_scale=cfg_scale, num_inference_steps=steps, height=side, width=side,
-                    generator=generators, output_type="latent", use_resolution_binning=False,
-                    complex_human_instruction=None).images
+                    guidance_scale=cfg_scale,
+                    num_inference_steps=steps,
+                    height=side,
+                    width=side,
+                    generator=generators,
+                    output_type="latent",
+                    use_resolution_binning=False,
+                    complex_human_instruction=None,
+                ).images
                 images += self.decode_latents(latents)
                 bar.update(rows)
         return images

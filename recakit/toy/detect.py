@@ -24,6 +24,7 @@ For each image:
    scores low (a bar, a stroke, an L: near 0; two shapes run together: below 0.9, never sure),
    so GenEval's 0.3 and 0.9 thresholds keep meaning "some evidence" and "sure".
 """
+
 from __future__ import annotations
 
 import math
@@ -67,13 +68,12 @@ MIN_AREA_FRACTION = 0.004
 # Colour
 # --------------------------------------------------------------------------------------------
 
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (..., 3) in 0-255 -> CIE Lab (D65)."""
     c = np.asarray(rgb, dtype=np.float64) / 255.0
     linear = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
-    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805],
-                             [0.2126, 0.7152, 0.0722],
-                             [0.0193, 0.1192, 0.9505]]).T
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
     xyz = xyz / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
@@ -92,12 +92,14 @@ def nearest_color(rgb) -> str:
 # Segmentation
 # --------------------------------------------------------------------------------------------
 
+
 def _shift(array: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
     """array moved by (dy, dx), the uncovered border set to `fill`."""
     out = np.full_like(array, fill)
     h, w = array.shape
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
-        array[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = array[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return out
 
 
@@ -107,7 +109,7 @@ def connected_components(mask: np.ndarray) -> list[np.ndarray]:
     Works on horizontal runs of pixels: a run joins every run of the row above that it touches
     (diagonal contact included), and a small union-find merges the groups.
     """
-    runs = []          # (y, x_start, x_stop)
+    runs = []  # (y, x_start, x_stop)
     parent = []
 
     def root(i):
@@ -153,6 +155,7 @@ def _erode(mask: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Geometry
 # --------------------------------------------------------------------------------------------
+
 
 def _hull_area(mask: np.ndarray) -> float:
     """Area of the convex hull of a mask's pixel squares (monotone chain over row ends)."""
@@ -201,8 +204,12 @@ def radial_profile(weights: np.ndarray, centre_y: float, centre_x: float) -> np.
     y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
     fy, fx = ys - y0, xs - x0
     y1, x1 = np.minimum(y0 + 1, h + 1), np.minimum(x0 + 1, w + 1)
-    sampled = (padded[y0, x0] * (1 - fy) * (1 - fx) + padded[y0, x1] * (1 - fy) * fx
-               + padded[y1, x0] * fy * (1 - fx) + padded[y1, x1] * fy * fx)
+    sampled = (
+        padded[y0, x0] * (1 - fy) * (1 - fx)
+        + padded[y0, x1] * (1 - fy) * fx
+        + padded[y1, x0] * fy * (1 - fx)
+        + padded[y1, x1] * fy * fx
+    )
     inside = sampled >= 0.5
     last = np.where(inside.any(axis=1), steps.size - 1 - np.argmax(inside[:, ::-1], axis=1), 0)
     return steps[last]
@@ -237,8 +244,9 @@ def shape_features(weights: np.ndarray) -> np.ndarray:
     return np.concatenate([scalars, profile])
 
 
-def roughen(image: Image.Image, rng: np.random.Generator, amplitude: float = ROUGHEN_AMPLITUDE,
-            grid: int = 8) -> Image.Image:
+def roughen(
+    image: Image.Image, rng: np.random.Generator, amplitude: float = ROUGHEN_AMPLITUDE, grid: int = 8
+) -> Image.Image:
     """The image with its pixels moved by a smooth random field (`amplitude` px on a `grid` x
     `grid` lattice): outlines come out wavy and stepped, as from a VQ decoder working in
     8-pixel codes."""
@@ -250,8 +258,12 @@ def roughen(image: Image.Image, rng: np.random.Generator, amplitude: float = ROU
     fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
 
     def upsampled(field):
-        return (field[y0][:, x0] * (1 - fy) * (1 - fx) + field[y0 + 1][:, x0] * fy * (1 - fx)
-                + field[y0][:, x0 + 1] * (1 - fy) * fx + field[y0 + 1][:, x0 + 1] * fy * fx)
+        return (
+            field[y0][:, x0] * (1 - fy) * (1 - fx)
+            + field[y0 + 1][:, x0] * fy * (1 - fx)
+            + field[y0][:, x0 + 1] * (1 - fy) * fx
+            + field[y0 + 1][:, x0 + 1] * fy * fx
+        )
 
     yy, xx = np.mgrid[0:h, 0:w]
     source_y = np.clip(np.round(yy + upsampled(lattice[0])).astype(int), 0, h - 1)
@@ -268,11 +280,11 @@ def reference_features() -> tuple[np.ndarray, np.ndarray]:
     for index, shape in enumerate(SHAPES):
         for size in REFERENCE_SIZES:
             for _ in range(2):
-                obj = ShapeObject(shape, rng.choice(COLOR_NAMES), 0.5 + rng.uniform(-0.02, 0.02),
-                                  0.5 + rng.uniform(-0.02, 0.02), size)
+                obj = ShapeObject(
+                    shape, rng.choice(COLOR_NAMES), 0.5 + rng.uniform(-0.02, 0.02), 0.5 + rng.uniform(-0.02, 0.02), size
+                )
                 clean = render(Scene([obj]), 64)
-                variants = [clean.filter(ImageFilter.GaussianBlur(blur)) if blur else clean
-                            for blur in REFERENCE_BLURS]
+                variants = [clean.filter(ImageFilter.GaussianBlur(blur)) if blur else clean for blur in REFERENCE_BLURS]
                 variants += [roughen(clean, field_rng) for _ in range(REFERENCE_ROUGHENED)]
                 for image in variants:
                     for _, weights, _ in _components(np.asarray(image, dtype=np.float64)):
@@ -300,7 +312,8 @@ def _components(pixels: np.ndarray):
         y1, x1 = component.max(axis=0) + 1
         weights = np.zeros((y1 - y0, x1 - x0))
         weights[component[:, 0] - y0, component[:, 1] - x0] = np.clip(
-            (distance[component[:, 0], component[:, 1]] - noise) / max(contrast - noise, 1e-6), 0, 1)
+            (distance[component[:, 0], component[:, 1]] - noise) / max(contrast - noise, 1e-6), 0, 1
+        )
         yield component, weights, (y0, x0, y1, x1)
 
 
@@ -326,7 +339,7 @@ class ShapesDetector:
     def classify(self, weights: np.ndarray) -> tuple[str, float]:
         """(shape, score in [0, 1]) of one component's cropped soft mask."""
         shape, distance = self.nearest(weights)
-        return shape, math.exp(-(max(distance - FREE, 0.0) / FALLOFF) ** 2)
+        return shape, math.exp(-((max(distance - FREE, 0.0) / FALLOFF) ** 2))
 
     def detect_one(self, image: Image.Image) -> list[dict]:
         pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
@@ -339,8 +352,14 @@ class ShapesDetector:
             if core.sum() < 3:
                 core = whole
             color = nearest_color(np.median(pixels[core], axis=0))
-            detections.append({"class": shape, "score": round(score, 4),
-                               "box": [float(x0), float(y0), float(x1), float(y1)], "color": color})
+            detections.append(
+                {
+                    "class": shape,
+                    "score": round(score, 4),
+                    "box": [float(x0), float(y0), float(x1), float(y1)],
+                    "color": color,
+                }
+            )
         detections.sort(key=lambda d: d["score"], reverse=True)
         return detections
 

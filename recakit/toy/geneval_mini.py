@@ -25,6 +25,7 @@ caption it hands out. For a stricter, compositional hold-out, `UNSEEN_PAIRS` lis
 `scene_dataset(..., avoid_pairs=UNSEEN_PAIRS)` never draws; `names_unseen_pair(entry)` picks out
 the prompts that ask for one, so their scores measure generalisation to new combinations.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,8 @@ import random
 from itertools import permutations
 from pathlib import Path
 
-from recakit.bench.geneval import COLORS as GENEVAL_COLORS, MINI_METADATA, RELATIONS
+from recakit.bench.geneval import COLORS as GENEVAL_COLORS
+from recakit.bench.geneval import MINI_METADATA, RELATIONS
 from recakit.toy.shapes import SHAPES, heldout_prompts, is_heldout_caption, noun_phrase  # noqa: F401 (re-exported)
 
 # Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
@@ -72,21 +74,27 @@ def build_entries() -> list[dict]:
     """The GenEval-mini metadata lines, the same on every call."""
     rng = random.Random(SEED)
     entries = [_entry("single_object", [{"class": shape, "count": 1}]) for shape in SHAPES]
-    entries += [_entry("two_object", [{"class": a, "count": 1}, {"class": b, "count": 1}])
-                for a, b in permutations(SHAPES, 2)]
-    entries += [_entry("counting", [{"class": shape, "count": n}], [{"class": shape, "count": n + 1}])
-                for shape in SHAPES for n in (2, 3, 4)]
-    entries += [_entry("colors", [{"class": shape, "count": 1, "color": color}])
-                for shape in SHAPES for color in GENEVAL_COLORS]
+    entries += [
+        _entry("two_object", [{"class": a, "count": 1}, {"class": b, "count": 1}]) for a, b in permutations(SHAPES, 2)
+    ]
+    entries += [
+        _entry("counting", [{"class": shape, "count": n}], [{"class": shape, "count": n + 1}])
+        for shape in SHAPES
+        for n in (2, 3, 4)
+    ]
+    entries += [
+        _entry("colors", [{"class": shape, "count": 1, "color": color}]) for shape in SHAPES for color in GENEVAL_COLORS
+    ]
     triples = [(anchor, relation, mover) for anchor, mover in permutations(SHAPES, 2) for relation in RELATIONS]
     for anchor, relation, mover in rng.sample(triples, POSITION_PROMPTS):
-        entries.append(_entry("position", [{"class": anchor, "count": 1},
-                                           {"class": mover, "count": 1, "position": [relation, 0]}]))
-    pairs = [(sa, ca, sb, cb) for sa, sb in permutations(SHAPES, 2)
-             for ca, cb in permutations(GENEVAL_COLORS, 2)]
+        entries.append(
+            _entry("position", [{"class": anchor, "count": 1}, {"class": mover, "count": 1, "position": [relation, 0]}])
+        )
+    pairs = [(sa, ca, sb, cb) for sa, sb in permutations(SHAPES, 2) for ca, cb in permutations(GENEVAL_COLORS, 2)]
     for sa, ca, sb, cb in rng.sample(pairs, COLOR_ATTR_PROMPTS):
-        entries.append(_entry("color_attr", [{"class": sa, "count": 1, "color": ca},
-                                             {"class": sb, "count": 1, "color": cb}]))
+        entries.append(
+            _entry("color_attr", [{"class": sa, "count": 1, "color": ca}, {"class": sb, "count": 1, "color": cb}])
+        )
     return entries
 
 

@@ -21,6 +21,7 @@ Parts, all built from the library classes real models use:
 `ToyAdapter` exposes all of this through `recakit.adapter.UnifiedAdapter`, so RecA on the toy uses
 the very same objective, sampler and training loop as on Janus-Pro.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,11 @@ from recakit.adapter import UnifiedAdapter, cache_argument, per_position_cross_e
 SHIPPED_BASE = Path(__file__).parents[1] / "data" / "toy"
 #: the toy models shipped with recakit, by `load_model` name: the base, and the two arms that
 #: `recakit reproduce --preset toy` trains from it for seed 0 (each folder's training.json says how)
-SHIPPED_MODELS = {"toy": SHIPPED_BASE, "toy-reca": SHIPPED_BASE.parent / "toy-reca",
-                  "toy-control": SHIPPED_BASE.parent / "toy-control"}
+SHIPPED_MODELS = {
+    "toy": SHIPPED_BASE,
+    "toy-reca": SHIPPED_BASE.parent / "toy-reca",
+    "toy-control": SHIPPED_BASE.parent / "toy-control",
+}
 IMAGE_SIZE = 64
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 PAD, BOS, EOS, UNK = range(4)
@@ -64,7 +68,7 @@ class ToyProcessor:
         self.image_size = image_size
 
     @classmethod
-    def from_captions(cls, captions, image_size: int = IMAGE_SIZE) -> "ToyProcessor":
+    def from_captions(cls, captions, image_size: int = IMAGE_SIZE) -> ToyProcessor:
         words = sorted({word for caption in captions for word in split_words(caption)})
         return cls(words, image_size)
 
@@ -116,7 +120,7 @@ class ToyProcessor:
         (directory / "processor.json").write_text(json.dumps(payload, indent=1))
 
     @classmethod
-    def from_pretrained(cls, directory) -> "ToyProcessor":
+    def from_pretrained(cls, directory) -> ToyProcessor:
         payload = json.loads((Path(directory) / "processor.json").read_text())
         return cls(payload["vocab"], payload["image_size"])
 
@@ -152,17 +156,17 @@ class PatchTokenizer(nn.Module):
     def _patches(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, N, P*P, 3), patches in raster order."""
         b, p = pixels.shape[0], self.patch
-        patches = pixels.unfold(2, p, p).unfold(3, p, p)           # B, 3, side, side, p, p
+        patches = pixels.unfold(2, p, p).unfold(3, p, p)  # B, 3, side, side, p, p
         return patches.permute(0, 2, 3, 4, 5, 1).reshape(b, self.side * self.side, p * p, 3)
 
     def _color_and_coverage(self, patches: torch.Tensor):
         offset = patches - self.background
-        strength = offset.norm(dim=-1)                                 # B, N, P*P
+        strength = offset.norm(dim=-1)  # B, N, P*P
         # the patch's colour: the mean of its most saturated pixels (edge pixels are blends)
         core = strength >= 0.7 * strength.amax(dim=-1, keepdim=True)
         core_color = (patches * core[..., None]).sum(2) / core.sum(2, keepdim=True).clamp(min=1)
         color_ids = torch.cdist(core_color, self.colors[None].expand(len(patches), -1, -1)).argmin(-1)
-        direction = self.colors[color_ids] - self.background           # B, N, 3
+        direction = self.colors[color_ids] - self.background  # B, N, 3
         coverage = (offset * direction[:, :, None]).sum(-1) / direction.pow(2).sum(-1, keepdim=True).clamp(min=1e-6)
         empty = strength.amax(dim=-1) < FOREGROUND_DISTANCE
         coverage = torch.where(empty[..., None], torch.zeros_like(coverage), coverage.clamp(0, 1))
@@ -178,8 +182,8 @@ class PatchTokenizer(nn.Module):
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         mask_ids, color_ids = codes // self.num_colors, codes % self.num_colors
-        coverage = self.masks[mask_ids][..., None]                      # B, N, P*P, 1
-        colors = self.colors[color_ids][:, :, None]                     # B, N, 1, 3
+        coverage = self.masks[mask_ids][..., None]  # B, N, P*P, 1
+        colors = self.colors[color_ids][:, :, None]  # B, N, 1, 3
         patches = self.background + coverage * (colors - self.background)
         b, p = codes.shape[0], self.patch
         image = patches.view(b, self.side, self.side, p, p, 3).permute(0, 5, 1, 3, 2, 4)
@@ -199,8 +203,11 @@ class PatchTokenizer(nn.Module):
         coverage = coverage.reshape(-1, coverage.shape[-1])
         occupied = coverage[coverage.sum(-1) > 0]
         # pattern EMPTY_PATTERN (0) stays the empty patch, so background always has an exact code
-        self.masks.copy_(torch.cat([torch.zeros(1, coverage.shape[-1]),
-                                    _kmeans(occupied, self.num_masks - 1, iterations, generator)]))
+        self.masks.copy_(
+            torch.cat(
+                [torch.zeros(1, coverage.shape[-1]), _kmeans(occupied, self.num_masks - 1, iterations, generator)]
+            )
+        )
 
 
 def _kmeans(points: torch.Tensor, k: int, iterations: int, generator: torch.Generator) -> torch.Tensor:
@@ -301,8 +308,14 @@ class ConvImageEncoder(nn.Module):
         super().__init__()
         layers, width = [], 3
         for out in channels:
-            layers += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.GroupNorm(8, out), nn.GELU(),
-                       nn.Conv2d(out, out, 3, padding=1), nn.GroupNorm(8, out), nn.GELU()]
+            layers += [
+                nn.Conv2d(width, out, 3, stride=2, padding=1),
+                nn.GroupNorm(8, out),
+                nn.GELU(),
+                nn.Conv2d(out, out, 3, padding=1),
+                nn.GroupNorm(8, out),
+                nn.GELU(),
+            ]
             width = out
         self.layers = nn.Sequential(*layers)
         side = image_size // 2 ** len(channels)
@@ -326,15 +339,36 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
         "generator_head": "factored",  # pattern + colour logits (FactoredCodeHead); "plain": one per code
         "vq": dict(num_patches=8),  # codes per side
         "vision": dict(channels=[32, 64, 128, width], image_size=IMAGE_SIZE),
-        "understanding": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
-                              num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-                              max_position_embeddings=128, tie_word_embeddings=False),
-        "describer": dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=3 * width,
-                          num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-                          max_position_embeddings=128, tie_word_embeddings=True),
-        "generator": dict(vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"], hidden_size=gen_width,
-                          intermediate_size=3 * gen_width, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                          max_position_embeddings=128, tie_word_embeddings=False),
+        "understanding": dict(
+            vocab_size=vocab_size,
+            hidden_size=width,
+            intermediate_size=3 * width,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=128,
+            tie_word_embeddings=False,
+        ),
+        "describer": dict(
+            vocab_size=vocab_size,
+            hidden_size=width,
+            intermediate_size=3 * width,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=128,
+            tie_word_embeddings=True,
+        ),
+        "generator": dict(
+            vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"],
+            hidden_size=gen_width,
+            intermediate_size=3 * gen_width,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=128,
+            tie_word_embeddings=False,
+        ),
     }
 
 
@@ -349,8 +383,10 @@ class ToyUnifiedModel(nn.Module):
         super().__init__()
         self.config = config
         if config.get("tokenizer") != "patch":
-            raise ValueError(f'the toy tokenizes images with its PatchTokenizer (config "tokenizer": "patch"), '
-                             f'not {config.get("tokenizer")!r}')
+            raise ValueError(
+                f'the toy tokenizes images with its PatchTokenizer (config "tokenizer": "patch"), '
+                f"not {config.get('tokenizer')!r}"
+            )
         self.vq = PatchTokenizer(**config["patch_tokenizer"])
         attention = {"attn_implementation": "sdpa"}
         self.vision = ConvImageEncoder(**config["vision"])
@@ -369,7 +405,8 @@ class ToyUnifiedModel(nn.Module):
         if config.get("generator_head") == "factored":
             tokenizer = config["patch_tokenizer"]
             self.generator.model.embed_tokens = FactoredCodeEmbedding(
-                tokenizer["num_masks"], tokenizer["num_colors"], gen_width)
+                tokenizer["num_masks"], tokenizer["num_colors"], gen_width
+            )
             self.generator.lm_head = FactoredCodeHead(gen_width, tokenizer["num_masks"], tokenizer["num_colors"])
         self.codebook_size = self.generator.config.vocab_size
         self.tokens_per_side = config["vq"]["num_patches"]
@@ -419,7 +456,7 @@ class ToyUnifiedModel(nn.Module):
         mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, queries.shape[1])], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = self.understanding(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
-        return hidden[:, -queries.shape[1]:]
+        return hidden[:, -queries.shape[1] :]
 
     def understand_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64) -> query states (B, k, D)."""
@@ -441,8 +478,8 @@ class ToyUnifiedModel(nn.Module):
         mask = torch.zeros_like(ids)
         for row, tokens in enumerate(token_lists):
             sequence = [BOS] + list(tokens)
-            ids[row, length - len(sequence):] = torch.tensor(sequence)
-            mask[row, length - len(sequence):] = 1
+            ids[row, length - len(sequence) :] = torch.tensor(sequence)
+            mask[row, length - len(sequence) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         return self._query_states(self.understanding.embed_tokens(ids), mask)
 
@@ -454,19 +491,19 @@ class ToyUnifiedModel(nn.Module):
         ids = torch.full((len(token_lists), length), PAD, dtype=torch.long)
         for row, tokens in enumerate(token_lists):
             sequence = [BOS] + list(tokens) + [EOS]
-            ids[row, :len(sequence)] = torch.tensor(sequence)
+            ids[row, : len(sequence)] = torch.tensor(sequence)
         ids = ids.to(self.device)
-        mask = torch.cat([torch.ones(states.shape[:2], dtype=torch.long, device=self.device),
-                          (ids != PAD).long()], dim=1)
+        mask = torch.cat(
+            [torch.ones(states.shape[:2], dtype=torch.long, device=self.device), (ids != PAD).long()], dim=1
+        )
         embeds = torch.cat([states, self.describer.model.embed_tokens(ids)], dim=1)
         logits = self.describer(inputs_embeds=embeds, attention_mask=mask).logits
         # the state at caption position i predicts token i + 1
-        predictions = logits[:, states.shape[1]:-1]
+        predictions = logits[:, states.shape[1] : -1]
         targets = ids[:, 1:]
         if per_row:
             return F.cross_entropy(predictions.transpose(1, 2), targets, ignore_index=PAD, reduction="none").sum(1)
-        return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1),
-                               ignore_index=PAD)
+        return F.cross_entropy(predictions.reshape(-1, predictions.shape[-1]), targets.reshape(-1), ignore_index=PAD)
 
     @torch.no_grad()
     def describe(self, states: torch.Tensor, max_new_tokens: int = 32) -> list[list[int]]:
@@ -497,7 +534,7 @@ class ToyUnifiedModel(nn.Module):
     def generation_loss(self, prefix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced cross-entropy of image tokens (B, T) after a prefix (B, L, D)."""
         embeds = torch.cat([prefix, self.generator.model.embed_tokens(tokens[:, :-1])], dim=1)
-        hidden = self.generator.model(inputs_embeds=embeds).last_hidden_state[:, prefix.shape[1] - 1:]
+        hidden = self.generator.model(inputs_embeds=embeds).last_hidden_state[:, prefix.shape[1] - 1 :]
         return code_loss(self.generator.lm_head, hidden, tokens).mean()
 
     # -- RecA plumbing --
@@ -509,9 +546,11 @@ class ToyUnifiedModel(nn.Module):
         generation_side = ("connector.", "null_condition", "begin_of_image", "generator.")
         understanding_side = ("vision.", "aligner.", "understanding.", "queries", "describer.")
         for name, parameter in self.named_parameters():
-            trainable = (name.startswith(generation_side)
-                         or (train_aligner and name.startswith("aligner."))
-                         or (train_understanding and name.startswith(understanding_side)))
+            trainable = (
+                name.startswith(generation_side)
+                or (train_aligner and name.startswith("aligner."))
+                or (train_understanding and name.startswith(understanding_side))
+            )
             parameter.requires_grad_(trainable)
         self.train(self.training)
         counts = {"trainable": 0, "frozen": 0}
@@ -519,7 +558,7 @@ class ToyUnifiedModel(nn.Module):
             counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
         return counts
 
-    def reca_adapter(self, processor) -> "ToyAdapter":
+    def reca_adapter(self, processor) -> ToyAdapter:
         return ToyAdapter(self, processor)
 
     # -- persistence --
@@ -528,14 +567,15 @@ class ToyUnifiedModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps(self.config, indent=1))
-        tensors = {name: value.detach().to(torch.float16).contiguous().cpu()
-                   for name, value in self.state_dict().items()}
+        tensors = {
+            name: value.detach().to(torch.float16).contiguous().cpu() for name, value in self.state_dict().items()
+        }
         save_file(tensors, str(directory / "model.safetensors"))
         if processor is not None:
             processor.save_pretrained(directory)
 
     @classmethod
-    def from_pretrained(cls, directory, device=None) -> "ToyUnifiedModel":
+    def from_pretrained(cls, directory, device=None) -> ToyUnifiedModel:
         directory = Path(directory)
         config_path = directory / "config.json"
         if not config_path.exists():
@@ -558,7 +598,7 @@ class ToyAdapter(UnifiedAdapter):
             raise ValueError("the toy model needs its ToyProcessor (load both with recakit.toy.model.load_toy)")
         self.model = model
         self.processor = processor
-        self.num_image_tokens = model.tokens_per_side ** 2
+        self.num_image_tokens = model.tokens_per_side**2
         self.codebook_size = model.codebook_size
         self._cache_argument = cache_argument(model.generator.model)
 
@@ -587,9 +627,13 @@ class ToyAdapter(UnifiedAdapter):
         return self._prefix(states, drop)
 
     def forward_generation(self, inputs_embeds, attention_mask, position_ids, past_key_values=None):
-        output = self.model.generator.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                            position_ids=position_ids, use_cache=True,
-                                            **{self._cache_argument: past_key_values})
+        output = self.model.generator.model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{self._cache_argument: past_key_values},
+        )
         return output.last_hidden_state, getattr(output, self._cache_argument)
 
     def embed_image_tokens(self, tokens):
@@ -622,6 +666,7 @@ def load_toy(path=None, device=None):
 
 
 # -- the family's entry in recakit.registry ------------------------------------------------------
+
 
 def claims_checkpoint(name: str) -> bool:
     """A name of SHIPPED_MODELS, or a folder of a saved toy (one with processor.json)."""

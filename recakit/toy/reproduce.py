@@ -19,6 +19,7 @@ as a toy model folder (`seed{N}/{arm}_model`, what `load_model` reads; seed 0's 
 `results.md` (the same as a table, with RecA's published per-task gains beside ours) and
 `samples.png` (base vs RecA for the same prompts and seeds).
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,11 +44,29 @@ ARMS = ("base", "control", "reca")
 # The full run: sized so one seed takes at most ten minutes on two CPU cores. Fewer RecA steps
 # stop before the generator learns to read image states (docs/toy_study.md). RecA's images reach
 # the understanding encoder at 32 px, the information bottleneck upstream advises.
-FULL = dict(steps=600, batch_size=32, lr=2e-3, warmup_steps=10, n_per_prompt=2,
-            cfg_scale=3.0, prompts_per_task=None, reca_share=0.5, reca_resolution=32)
+FULL = dict(
+    steps=600,
+    batch_size=32,
+    lr=2e-3,
+    warmup_steps=10,
+    n_per_prompt=2,
+    cfg_scale=3.0,
+    prompts_per_task=None,
+    reca_share=0.5,
+    reca_resolution=32,
+)
 # A wiring check that finishes in seconds: a couple of steps and one prompt per task.
-QUICK = dict(steps=2, batch_size=4, lr=3e-4, warmup_steps=0, n_per_prompt=1,
-             cfg_scale=3.0, prompts_per_task=1, reca_share=0.5, reca_resolution=32)
+QUICK = dict(
+    steps=2,
+    batch_size=4,
+    lr=3e-4,
+    warmup_steps=0,
+    n_per_prompt=1,
+    cfg_scale=3.0,
+    prompts_per_task=1,
+    reca_share=0.5,
+    reca_resolution=32,
+)
 
 # Training images for the arms come from scenes the base never saw.
 ARM_DATA_SEED = 1000
@@ -77,10 +96,16 @@ def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int 
         n_unlabeled = max(1, round(len(examples) * reca_share))
         unlabeled, captioned = examples[:n_unlabeled], examples[n_unlabeled:]
         # RecA sees only the pixels of its part; reca_loss adds the text-to-image part.
-        loss = reca_loss(model, processor, [e.image for e in unlabeled], sample_seeds=seeds[:n_unlabeled],
-                         instruction_dropout=UNCONDITIONAL_RATE, resolution=reca_resolution,
-                         t2i=([e.image for e in captioned], [e.sparse for e in captioned]) if captioned else None,
-                         t2i_weight=len(captioned) / n_unlabeled)
+        loss = reca_loss(
+            model,
+            processor,
+            [e.image for e in unlabeled],
+            sample_seeds=seeds[:n_unlabeled],
+            instruction_dropout=UNCONDITIONAL_RATE,
+            resolution=reca_resolution,
+            t2i=([e.image for e in captioned], [e.sparse for e in captioned]) if captioned else None,
+            t2i_weight=len(captioned) / n_unlabeled,
+        )
         return loss * n_unlabeled / len(examples)
 
     return {"control": control, "reca": reca}[arm]
@@ -94,10 +119,20 @@ def train_arm(base, processor, arm: str, seed: int, settings: dict, out_dir: Pat
     # both arms memorised them (docs/toy_study.md); and unlabeled images are what RecA never lacks.
     data = scene_dataset(settings["steps"] * settings["batch_size"], seed=ARM_DATA_SEED + seed, p_drop=SPARSE_DROP)
     loss_fn = arm_loss(arm, processor, settings["reca_share"], settings["reca_resolution"])
-    history = train(model, loss_fn, data, steps=settings["steps"],
-                    batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
-                    weight_decay=0.0, seed=seed, out_dir=out_dir, mixed_precision="no",
-                    progress=True)
+    history = train(
+        model,
+        loss_fn,
+        data,
+        steps=settings["steps"],
+        batch_size=settings["batch_size"],
+        lr=settings["lr"],
+        warmup_steps=settings["warmup_steps"],
+        weight_decay=0.0,
+        seed=seed,
+        out_dir=out_dir,
+        mixed_precision="no",
+        progress=True,
+    )
     return model.eval(), history
 
 
@@ -115,9 +150,17 @@ def evaluation_entries(prompts_per_task: int | None) -> list[dict]:
 
 
 def evaluate(model, processor, entries, folder: Path, settings: dict, detector) -> dict:
-    geneval.sample_prompts(model, processor, entries, folder, n_per_prompt=settings["n_per_prompt"],
-                           seed=SAMPLE_SEED, batch_size=64, cfg_scale=settings["cfg_scale"],
-                           run_info={"model": "toy"})
+    geneval.sample_prompts(
+        model,
+        processor,
+        entries,
+        folder,
+        n_per_prompt=settings["n_per_prompt"],
+        seed=SAMPLE_SEED,
+        batch_size=64,
+        cfg_scale=settings["cfg_scale"],
+        run_info={"model": "toy"},
+    )
     summary = geneval.score_folder(folder, detector)
     return {"overall": summary["overall"], "tasks": summary["tasks"], "n_images": summary["n_images"]}
 
@@ -125,6 +168,7 @@ def evaluate(model, processor, entries, folder: Path, settings: dict, detector) 
 # -- aggregation and reports ---------------------------------------------------------------------
 def aggregate(per_seed: list[dict]) -> dict:
     """Mean over seeds (and std when there are several), plus the per-seed values."""
+
     def spread(values):
         values = [v for v in values if v is not None]
         if not values:
@@ -150,31 +194,54 @@ def _cell(value, std=None) -> str:
 def results_markdown(results: dict) -> str:
     seeds = results["seeds"]
     header = "| arm | " + " | ".join(geneval.TASKS) + " | overall |"
-    lines = [f"# RecA on the ShapesWorld toy: GenEval-mini ({len(seeds)} seed{'s' * (len(seeds) > 1)}: "
-             f"{', '.join(map(str, seeds))})", "",
-             "Scores x100" + (", mean ± std over training seeds" if len(seeds) > 1 else "")
-             + ". Every arm uses the same sampling seeds; the base is sampled once.", "",
-             header, "|" + " --- |" * (len(geneval.TASKS) + 2)]
+    lines = [
+        f"# RecA on the ShapesWorld toy: GenEval-mini ({len(seeds)} seed{'s' * (len(seeds) > 1)}: "
+        f"{', '.join(map(str, seeds))})",
+        "",
+        "Scores x100"
+        + (", mean ± std over training seeds" if len(seeds) > 1 else "")
+        + ". Every arm uses the same sampling seeds; the base is sampled once.",
+        "",
+        header,
+        "|" + " --- |" * (len(geneval.TASKS) + 2),
+    ]
     for arm in ARMS:
         row = results[arm]
         std = row.get("std", {"overall": None, "tasks": {}})
         cells = [_cell(row["tasks"][t], std["tasks"].get(t)) for t in geneval.TASKS]
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_cell(row['overall'], std['overall'])} |")
-    lines += ["", "Gains in points (mean over seeds):", "",
-              "| comparison | " + " | ".join(geneval.TASKS) + " | overall |",
-              "|" + " --- |" * (len(geneval.TASKS) + 2)]
-    for name, (high, low) in {"RecA - base": ("reca", "base"), "RecA - control": ("reca", "control"),
-                              "control - base": ("control", "base")}.items():
+    lines += [
+        "",
+        "Gains in points (mean over seeds):",
+        "",
+        "| comparison | " + " | ".join(geneval.TASKS) + " | overall |",
+        "|" + " --- |" * (len(geneval.TASKS) + 2),
+    ]
+    for name, (high, low) in {
+        "RecA - base": ("reca", "base"),
+        "RecA - control": ("reca", "control"),
+        "control - base": ("control", "base"),
+    }.items():
         gains = [_difference(results[high]["tasks"][t], results[low]["tasks"][t]) for t in geneval.TASKS]
-        lines.append(f"| {name} | " + " | ".join(gains)
-                     + f" | {_difference(results[high]['overall'], results[low]['overall'])} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(gains)
+            + f" | {_difference(results[high]['overall'], results[low]['overall'])} |"
+        )
     for model, gains in results.get("published_gains", {}).items():
         lines.append(f"| paper: {model} | " + " | ".join(f"{gains[t]:+.1f}" for t in geneval.TASKS) + " | |")
     base_overall = results["base"]["overall"]
-    wins = [run["seed"] for run in results["reca"]["per_seed"]
-            if run["overall"] is not None and base_overall is not None and run["overall"] > base_overall]
-    lines += ["", f"RecA above its base on {len(wins)} of {len(seeds)} seeds.",
-              f"Settings: {json.dumps(results['settings'])}", ""]
+    wins = [
+        run["seed"]
+        for run in results["reca"]["per_seed"]
+        if run["overall"] is not None and base_overall is not None and run["overall"] > base_overall
+    ]
+    lines += [
+        "",
+        f"RecA above its base on {len(wins)} of {len(seeds)} seeds.",
+        f"Settings: {json.dumps(results['settings'])}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -198,8 +265,14 @@ def samples_figure(out: Path, seed: int, entries: list[dict], save_to: Path, per
                 row.append(image.convert("RGB"))
         rows.append(row)
         titles.append([entries[i]["prompt"].removeprefix("a photo of ") for i in picked])
-    image_grid(rows, titles=titles, row_labels=["base", f"RecA (seed {seed})"], cell_size=2.0,
-               suptitle="GenEval-mini prompts: base vs RecA, same sampling seeds", save_to=save_to)
+    image_grid(
+        rows,
+        titles=titles,
+        row_labels=["base", f"RecA (seed {seed})"],
+        cell_size=2.0,
+        suptitle="GenEval-mini prompts: base vs RecA, same sampling seeds",
+        save_to=save_to,
+    )
 
 
 def run_seed(base, processor, seed: int, settings: dict, entries: list[dict], detector, out: Path) -> dict:
@@ -212,7 +285,10 @@ def run_seed(base, processor, seed: int, settings: dict, entries: list[dict], de
         # scores exactly what this run reports
         model.save_pretrained(out / f"seed{seed}" / f"{arm}_model", processor)
         model, _ = load_toy(out / f"seed{seed}" / f"{arm}_model")
-        scores[arm] = {"seed": seed, **evaluate(model, processor, entries, out / f"seed{seed}" / arm, settings, detector)}
+        scores[arm] = {
+            "seed": seed,
+            **evaluate(model, processor, entries, out / f"seed{seed}" / arm, settings, detector),
+        }
     return scores
 
 
@@ -236,8 +312,11 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     entries = evaluation_entries(settings["prompts_per_task"])
     detector = geneval.make_detector("shapes")
     seed_list = list(range(seeds))
-    per_arm = {"base": [{"seed": None, **evaluate(base, processor, entries, out / "base", settings, detector)}],
-               "control": [], "reca": []}
+    per_arm = {
+        "base": [{"seed": None, **evaluate(base, processor, entries, out / "base", settings, detector)}],
+        "control": [],
+        "reca": [],
+    }
     seconds = {}
     for seed in seed_list:
         started = time.time()

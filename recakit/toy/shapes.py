@@ -24,6 +24,7 @@ so it never takes one of those forms. Sparse captions never start with "a photo 
 `is_heldout_caption` checks this against the shipped GenEval-mini prompts
 (`recakit.toy.geneval_mini` writes them), and `scene_dataset` enforces it.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,6 +78,7 @@ SUPERSAMPLE = 4
 class ShapeObject:
     """One flat shape: `shape` in SHAPES, `color` in COLORS, centre (cx, cy) and box side `size`,
     all in canvas fractions."""
+
     shape: str
     color: str
     cx: float
@@ -100,6 +102,7 @@ class ShapeObject:
 @dataclass
 class Scene:
     """Objects on a plain background (an RGB triple)."""
+
     objects: list[ShapeObject]
     background: tuple[int, int, int] = field(default=BACKGROUND)
 
@@ -107,7 +110,7 @@ class Scene:
         return {"objects": [asdict(obj) for obj in self.objects], "background": list(self.background)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Scene":
+    def from_dict(cls, data: dict) -> Scene:
         objects = [ShapeObject(**obj) for obj in data["objects"]]
         return cls(objects, tuple(data.get("background", BACKGROUND)))
 
@@ -115,6 +118,7 @@ class Scene:
 # --------------------------------------------------------------------------------------------
 # Geometry and relations
 # --------------------------------------------------------------------------------------------
+
 
 def relations_between(a: ShapeObject, b: ShapeObject) -> set[str]:
     """Every relation "a <relation> b" that GenEval's position rule grants, applied to the two
@@ -136,8 +140,7 @@ def clear_relation(a: ShapeObject, b: ShapeObject) -> str | None:
 
 def _apart(a: ShapeObject, b: ShapeObject) -> bool:
     # Boxes separated by at least GAP along some axis: the shapes inside cannot touch.
-    return (abs(a.cx - b.cx) >= (a.size + b.size) / 2 + GAP
-            or abs(a.cy - b.cy) >= (a.size + b.size) / 2 + GAP)
+    return abs(a.cx - b.cx) >= (a.size + b.size) / 2 + GAP or abs(a.cy - b.cy) >= (a.size + b.size) / 2 + GAP
 
 
 def _size_range(n_objects: int) -> tuple[float, float]:
@@ -166,7 +169,8 @@ def _place(specs: list[tuple[str, str]], rng: random.Random, constraints=(), att
             else:
                 break
         if len(objects) == len(specs) and all(
-                clear_relation(objects[i], objects[j]) == relation for i, relation, j in constraints):
+            clear_relation(objects[i], objects[j]) == relation for i, relation, j in constraints
+        ):
             return objects
     raise RuntimeError(f"could not lay out {len(specs)} objects with constraints {list(constraints)}")
 
@@ -174,6 +178,7 @@ def _place(specs: list[tuple[str, str]], rng: random.Random, constraints=(), att
 # --------------------------------------------------------------------------------------------
 # Scenes
 # --------------------------------------------------------------------------------------------
+
 
 def _as_rng(rng) -> random.Random:
     return rng if isinstance(rng, random.Random) else random.Random(rng)
@@ -228,6 +233,7 @@ def scene_for_entry(entry: dict, rng) -> Scene:
 # Rendering
 # --------------------------------------------------------------------------------------------
 
+
 def _outline(shape: str, x: float, y: float, half: float) -> list[tuple[float, float]]:
     """Polygon of a shape filling the square of half-side `half` centred at (x, y)."""
     if shape == "square":
@@ -238,9 +244,20 @@ def _outline(shape: str, x: float, y: float, half: float) -> list[tuple[float, f
         return [(x, y - half), (x + half, y), (x, y + half), (x - half, y)]
     if shape == "cross":
         arm = half / 3
-        return [(x - arm, y - half), (x + arm, y - half), (x + arm, y - arm), (x + half, y - arm),
-                (x + half, y + arm), (x + arm, y + arm), (x + arm, y + half), (x - arm, y + half),
-                (x - arm, y + arm), (x - half, y + arm), (x - half, y - arm), (x - arm, y - arm)]
+        return [
+            (x - arm, y - half),
+            (x + arm, y - half),
+            (x + arm, y - arm),
+            (x + half, y - arm),
+            (x + half, y + arm),
+            (x + arm, y + arm),
+            (x + arm, y + half),
+            (x - arm, y + half),
+            (x - arm, y + arm),
+            (x - half, y + arm),
+            (x - half, y - arm),
+            (x - arm, y - arm),
+        ]
     if shape == "star":
         # A five-pointed star spans 1.81 outer radii vertically; scale and shift it so it fills
         # the box's height, point up.
@@ -271,8 +288,7 @@ def render(scene: Scene, size: int = 64) -> Image.Image:
                 draw.ellipse((x - hole, y - hole, x + hole, y + hole), fill=tuple(scene.background))
         elif obj.shape == "semicircle":
             # The upper half of a disc, flat side down, centred vertically in its box.
-            draw.pieslice((x - half, y - half / 2, x + half, y + 3 * half / 2), 180, 360,
-                          fill=COLORS[obj.color])
+            draw.pieslice((x - half, y - half / 2, x + half, y + 3 * half / 2), 180, 360, fill=COLORS[obj.color])
         else:
             draw.polygon(_outline(obj.shape, x, y, half), fill=COLORS[obj.color])
     return canvas.reduce(SUPERSAMPLE)
@@ -281,6 +297,7 @@ def render(scene: Scene, size: int = 64) -> Image.Image:
 # --------------------------------------------------------------------------------------------
 # Captions
 # --------------------------------------------------------------------------------------------
+
 
 def article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
@@ -291,7 +308,7 @@ def plural(shape: str) -> str:
 
 
 def noun_phrase(shape: str, count: int = 1, color: str | None = None) -> str:
-    """"a red circle", "two circles", "an orange star" -- GenEval's wording."""
+    """ "a red circle", "two circles", "an orange star" -- GenEval's wording."""
     words = f"{color} " if color else ""
     if count == 1:
         return article(words + shape)
@@ -354,8 +371,15 @@ def dense_caption(scene: Scene) -> str:
     return " ".join(sentences)
 
 
-GENERIC_CAPTIONS = ("shapes", "some shapes", "geometric shapes", "colorful shapes", "abstract shapes",
-                    "simple shapes on gray", "clip art")
+GENERIC_CAPTIONS = (
+    "shapes",
+    "some shapes",
+    "geometric shapes",
+    "colorful shapes",
+    "abstract shapes",
+    "simple shapes on gray",
+    "clip art",
+)
 
 
 def sparse_caption(scene: Scene, rng, p_drop: float = 0.5) -> str:
@@ -393,6 +417,7 @@ def sparse_caption(scene: Scene, rng, p_drop: float = 0.5) -> str:
 # Training data
 # --------------------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def heldout_prompts() -> frozenset[str]:
     """Every GenEval-mini prompt (the shipped metadata file): texts no training caption may equal."""
@@ -426,8 +451,16 @@ class ShapesDataset:
     never saw.
     """
 
-    def __init__(self, n: int, seed: int = 0, *, image_size: int = 64, p_drop: float = 0.5,
-                 max_objects: int = 4, avoid_pairs=frozenset()):
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        *,
+        image_size: int = 64,
+        p_drop: float = 0.5,
+        max_objects: int = 4,
+        avoid_pairs=frozenset(),
+    ):
         if n < 1:
             raise ValueError(f"a dataset needs at least one example, got n={n}")
         self.n, self.seed, self.image_size = n, seed, image_size
@@ -461,8 +494,9 @@ def scene_dataset(n: int, seed: int = 0, **options) -> ShapesDataset:
     return ShapesDataset(n, seed, **options)
 
 
-def render_metadata(metadata: str | Path, out: str | Path, *, n_per_prompt: int = 4, size: int = 64,
-                    seed: int = 0) -> int:
+def render_metadata(
+    metadata: str | Path, out: str | Path, *, n_per_prompt: int = 4, size: int = 64, seed: int = 0
+) -> int:
     """Ground-truth images for every line of a GenEval metadata file, in GenEval's folder layout
     (`out/00000/metadata.jsonl`, `out/00000/samples/0000.png`, ...): what a perfect model would
     draw. Existing images are kept, so an interrupted run resumes. Returns the number of prompts."""

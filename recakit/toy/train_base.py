@@ -1,4 +1,5 @@
-"""Training the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`, in `recakit.commands.toy`).
+"""Training the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`, in
+`recakit.commands.toy`).
 
 Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
 
@@ -17,6 +18,7 @@ Three stages, each saved before the next starts, so an interrupted run resumes w
    10 % of rows unconditional for classifier-free guidance). The missing detail is the headroom
    RecA can recover from images alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,26 +30,33 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
 from recakit.objective import text_to_image_loss
-from recakit.training import scheduled_lr
 from recakit.toy.model import ToyProcessor, ToyUnifiedModel, default_config, load_toy
+from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
+from recakit.training import scheduled_lr
 
 STAGES = ("vq", "understanding", "generator")
 
 # The sizes of the shipped base; `quick` shrinks every stage to a wiring check.
-FULL = dict(n_scenes=6000, vision_steps=400, understanding_steps=1600,
-            understanding_batch=32, generator_steps=2000, generator_batch=48)
-QUICK = dict(n_scenes=64, vision_steps=3, understanding_steps=3, understanding_batch=8,
-             generator_steps=3, generator_batch=8)
+FULL = dict(
+    n_scenes=6000,
+    vision_steps=400,
+    understanding_steps=1600,
+    understanding_batch=32,
+    generator_steps=2000,
+    generator_batch=48,
+)
+QUICK = dict(
+    n_scenes=64, vision_steps=3, understanding_steps=3, understanding_batch=8, generator_steps=3, generator_batch=8
+)
 
-SPARSE_DROP = 0.9          # probability a colour, count, relation or extra object is left out
-UNCONDITIONAL_RATE = 0.1   # rows trained with the null condition, for classifier-free guidance
+SPARSE_DROP = 0.9  # probability a colour, count, relation or extra object is left out
+UNCONDITIONAL_RATE = 0.1  # rows trained with the null condition, for classifier-free guidance
 GENERATOR_DATA_SEED = 500  # stage 2's stream of fresh scenes (reproduce's arms draw from 1000 + seed)
-SHAPE_CHECK_FLOOR = 0.5    # the shipped stage 1 scores 1.0; a stage 1 on which RecA gained nothing scored 0.19
-STAGE1_ATTEMPTS = 3        # stage 1s trained at most, each from another random start, until one keeps shape
-RETRY_SEED_STRIDE = 1000   # attempt k of stage 1 draws its weights and batches from seed + k * stride
-LENGTH_GROUPS = 3          # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
+SHAPE_CHECK_FLOOR = 0.5  # the shipped stage 1 scores 1.0; a stage 1 on which RecA gained nothing scored 0.19
+STAGE1_ATTEMPTS = 3  # stage 1s trained at most, each from another random start, until one keeps shape
+RETRY_SEED_STRIDE = 1000  # attempt k of stage 1 draws its weights and batches from seed + k * stride
+LENGTH_GROUPS = 3  # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
 
 
 def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: list) -> None:
@@ -99,15 +108,21 @@ def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3
         occupied = targets[..., 0] >= 0
         loss = F.binary_cross_entropy_with_logits(logits[..., 0], occupied.float())
         picked, (shape, colour) = logits[occupied], targets[occupied].T
-        shape_loss = F.cross_entropy(picked[:, 1:1 + len(SHAPES)], shape)
-        loss = loss + shape_loss + F.cross_entropy(picked[:, 1 + len(SHAPES):], colour)
+        shape_loss = F.cross_entropy(picked[:, 1 : 1 + len(SHAPES)], shape)
+        loss = loss + shape_loss + F.cross_entropy(picked[:, 1 + len(SHAPES) :], colour)
         return loss, {"shape_loss": float(shape_loss.detach())}
 
     for p in model.vision.parameters():
         p.requires_grad_(True)
     model.vision.train()
-    _fit(list(model.vision.parameters()) + list(head.parameters()), batch_loss, steps, lr,
-         "stage 1a: vision encoder", log)
+    _fit(
+        list(model.vision.parameters()) + list(head.parameters()),
+        batch_loss,
+        steps,
+        lr,
+        "stage 1a: vision encoder",
+        log,
+    )
 
 
 def alignment_loss(image_states: torch.Tensor, text_states: torch.Tensor, temperature: float = 0.1):
@@ -128,7 +143,7 @@ def in_length_groups(run, token_lists: list[list[int]], groups: int = LENGTH_GRO
     (dense captions run from 5 to 49 tokens), a third of stage 1b's compute went into padding."""
     order = sorted(range(len(token_lists)), key=lambda row: len(token_lists[row]))
     size = -(-len(order) // groups)
-    results = torch.cat([run(order[start:start + size]) for start in range(0, len(order), size)])
+    results = torch.cat([run(order[start : start + size]) for start in range(0, len(order), size)])
     return results[torch.tensor(order).argsort()]
 
 
@@ -141,8 +156,12 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
         p.requires_grad_(False)
     model.vision.eval()
     with torch.no_grad():
-        cells = torch.cat([model.vision(pixels[i:i + 256])
-                           for i in tqdm(range(0, len(pixels), 256), desc="stage 1: encoding scenes")])
+        cells = torch.cat(
+            [
+                model.vision(pixels[i : i + 256])
+                for i in tqdm(range(0, len(pixels), 256), desc="stage 1: encoding scenes")
+            ]
+        )
     dense_ids = [processor.encode(caption) for caption in dense]
 
     def batch_loss(step):
@@ -157,7 +176,7 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
         image_states = model.understand_vision_cells(cells[rows])
         captions = tokens + sparse
         states = in_length_groups(lambda group: model.understand_text([captions[i] for i in group]), captions)
-        text_states, sparse_states = states[:len(rows)], states[len(rows):]
+        text_states, sparse_states = states[: len(rows)], states[len(rows) :]
         # The caption's query states are the target the image's must reach, not the other way
         # round: pulled both ways, the text states drifted towards what the image side had
         # learned so far (colour, not yet shape) and lost the shape word.
@@ -168,11 +187,12 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
         described = torch.cat([image_states, text_states, sparse_states])
         targets = tokens + tokens + sparse
         row_losses = in_length_groups(
-            lambda group: model.describe_loss(described[group], [targets[i] for i in group], per_row=True), targets)
+            lambda group: model.describe_loss(described[group], [targets[i] for i in group], per_row=True), targets
+        )
         caption_tokens = torch.tensor([len(target) + 1 for target in targets])  # + end of caption
         describe_image, describe_text, describe_sparse = (
-            row_losses[part].sum() / caption_tokens[part].sum()
-            for part in torch.arange(len(targets)).split(len(rows)))
+            row_losses[part].sum() / caption_tokens[part].sum() for part in torch.arange(len(targets)).split(len(rows))
+        )
         loss = describe_image + describe_text + describe_sparse + align
         return loss, {"describe_image": float(describe_image.detach()), "cosine": cosine}
 
@@ -209,6 +229,7 @@ def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-
     of `data`, rendered and tokenized on demand (under a millisecond a scene). Cycling through the
     6000 stage-1 scenes instead, 16 times over, the generator memorised them (training loss 0.61,
     0.98 on unseen scenes) and scored unseen scenes better with no condition than with a caption."""
+
     def batch_loss(step):
         rng = random.Random(f"generator-{seed}-{step}")
         examples = [data[step * batch_size + i] for i in range(batch_size)]
@@ -251,8 +272,17 @@ def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts
             fresh.vq.load_state_dict(model.vq.state_dict())
             model = fresh
         pretrain_vision(model, scenes, pixels, sizes["vision_steps"], sizes["understanding_batch"], attempt_seed, log)
-        train_understanding(model, processor, scenes, pixels, dense, sizes["understanding_steps"],
-                            sizes["understanding_batch"], attempt_seed, log)
+        train_understanding(
+            model,
+            processor,
+            scenes,
+            pixels,
+            dense,
+            sizes["understanding_steps"],
+            sizes["understanding_batch"],
+            attempt_seed,
+            log,
+        )
         checks.append(shape_check(model, processor))
         progress["shape_check"] = checks[-1]
         save_progress()
@@ -261,8 +291,9 @@ def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts
     return model
 
 
-def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = None,
-               stage1_attempts: int = STAGE1_ATTEMPTS):
+def train_base(
+    out, *, seed: int = 0, quick: bool = False, sizes: dict | None = None, stage1_attempts: int = STAGE1_ATTEMPTS
+):
     """Train (or resume) the toy base in `out`; returns (model, processor, progress). Stage 1 is
     trained up to `stage1_attempts` times until its image query states keep shape (once in quick
     mode, whose few steps never do)."""
@@ -292,8 +323,19 @@ def train_base(out, *, seed: int = 0, quick: bool = False, sizes: dict | None = 
         if stage == "vq":
             model.vq.fit(pixels, seed=seed)
         elif stage == "understanding":
-            model = _train_stage1(model, processor, scenes, pixels, dense, sizes, seed,
-                                  1 if quick else stage1_attempts, progress, save_progress, log)
+            model = _train_stage1(
+                model,
+                processor,
+                scenes,
+                pixels,
+                dense,
+                sizes,
+                seed,
+                1 if quick else stage1_attempts,
+                progress,
+                save_progress,
+                log,
+            )
         else:
             stream = scene_dataset(sizes["generator_steps"] * sizes["generator_batch"], seed=GENERATOR_DATA_SEED + seed)
             train_generator(model, processor, stream, sizes["generator_steps"], sizes["generator_batch"], seed, log)
