@@ -234,8 +234,10 @@ def similarity_heatmap(
     shown = axis.imshow(matrix, cmap="viridis", vmin=-1, vmax=1)
     figure.colorbar(shown, ax=axis, fraction=0.046)
     if labels is not None:
-        axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-        axis.set_yticks(range(len(labels)), labels, fontsize=7)
+        # the rows carry the labels, wrapped so a long caption stays whole; the columns their numbers
+        rows = [f"{index}: " + textwrap.fill(str(label), 48) for index, label in enumerate(labels)]
+        axis.set_xticks(range(len(labels)), [str(index) for index in range(len(labels))], fontsize=7)
+        axis.set_yticks(range(len(labels)), rows, fontsize=7)
     axis.set_title(title)
     figure.tight_layout()
     return save_figure(figure, save_to)

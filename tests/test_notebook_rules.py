@@ -295,3 +295,11 @@ def test_chinese_notebooks_use_the_glossary_terms(name):
         if used and not any(term in chinese for term in chinese_terms):
             missing.append(f"{english_terms[0]} -> {chinese_terms}")
     assert not missing, f"English uses these terms but the Chinese text lacks the glossary's word: {missing}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_cells_keep_within_the_linters_line_length(name):
+    # ruff cannot tell a source's markdown comments from its code, so the code's 120 columns are kept here
+    for cell in _cells(NOTEBOOKS / "en" / f"{name}.ipynb", "code"):
+        for line in _source(cell).splitlines():
+            assert len(line) <= 120, f"{name}: {len(line)} columns: {line[:60]}..."

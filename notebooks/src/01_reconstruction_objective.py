@@ -63,10 +63,10 @@ if "google.colab" in sys.modules:  # Colab starts without recakit; a local insta
     restart_notice()  # says so if Colab must restart to use an upgraded package
 
 # %% tags=["parameters"]
-QUICK: bool = True  # small settings that finish in well under a minute on a CPU
-MODEL: str = "toy"  # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
-DEVICE: str = "auto"  # "auto", "cpu" or "cuda"
-SEED: int = 0  # picks the ShapesWorld scenes shown
+QUICK: bool = True     # small settings that finish in well under a minute on a CPU
+MODEL: str = "toy"     # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
+DEVICE: str = "auto"   # "auto", "cpu" or "cuda"
+SEED: int = 0          # picks the ShapesWorld scenes shown
 OUT_DIR: str = "runs/01_reconstruction_objective"  # figures are saved here
 
 # %% [markdown] lang="en"
@@ -161,7 +161,7 @@ image = scenes[0].image
 with torch.no_grad():
     embeddings = adapter.understanding_embeddings([image])
     tokens = adapter.image_tokens([image])
-side = int(adapter.num_image_tokens**0.5)
+side = int(adapter.num_image_tokens ** 0.5)
 print("scene:", scenes[0].dense)
 print("understanding embeddings:", tuple(embeddings.shape), embeddings.dtype)
 print("VQ tokens:", tuple(tokens.shape), tokens.dtype, "- the first rows and columns of the token grid:")
@@ -179,12 +179,9 @@ print(tokens[0].view(side, side)[:8, :8])
 from recakit import viz
 
 decoded = adapter.decode_image_tokens(tokens)[0]
-viz.image_grid(
-    [image, decoded],
-    titles=["input image", "its VQ tokens, decoded"],
-    cell_size=2.5,
-    save_to=OUT_DIR / "vq_roundtrip.png",
-)
+viz.image_grid([image, decoded], titles=["input image", "its VQ tokens, decoded"],
+               cell_size=2.5, save_to=OUT_DIR / "vq_roundtrip.png");
+
 # %% [markdown] lang="en"
 # The understanding embeddings are different in kind: they are meant to say *what* is in the
 # image. A quick way to see it is to compare images by the cosine similarity of their (averaged)
@@ -205,16 +202,11 @@ viz.image_grid(
 images = [example.image for example in scenes]
 with torch.no_grad():
     pooled = adapter.understanding_embeddings(images).float().mean(dim=1)
-labels = [
-    example.dense.removeprefix("a photo of ") for example in scenes
-]  # full captions: a cut one can hide an object
-viz.similarity_heatmap(
-    pooled,
-    labels=labels,
-    centered=True,
-    title="understanding embeddings, centred cosine",
-    save_to=OUT_DIR / "embedding_similarity.png",
-)
+# full captions: a cut one can hide an object
+labels = [example.dense.removeprefix("a photo of ") for example in scenes]
+viz.similarity_heatmap(pooled, labels=labels, centered=True, title="understanding embeddings, centred cosine",
+                       save_to=OUT_DIR / "embedding_similarity.png");
+
 # %% [markdown] lang="en"
 # ## 2. The objective: one generator, two kinds of prompt
 #
@@ -264,7 +256,8 @@ from recakit import freeze_for_reca
 
 counts = freeze_for_reca(model)  # the split RecA trains with: generator on, understanding and VQ off
 print(f"RecA trains {counts['trainable'] / 1e6:.2f} M parameters and keeps {counts['frozen'] / 1e6:.2f} M frozen")
-viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png")
+viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");
+
 # %% [markdown] lang="en"
 # On the toy the caption path also passes through the frozen understanding language model (a
 # caption becomes 16 query states, just like an image), and the trained part is the connector
@@ -372,13 +365,11 @@ from recakit.objective import reca_choices
 instruction, _dropped = reca_choices(1, [SEED], instruction_dropout=0.0)[0]  # the draw reca_loss makes for SEED
 prefix, prefix_mask = adapter.prefix_from_embeddings(embeddings, instructions=[instruction])
 n_condition, n_prefix = embeddings.shape[1], int(prefix_mask[0].sum())
-segments = [
-    ("instruction + chat markers", n_prefix - n_condition - 1, "text"),
-    ("understanding embeddings", n_condition, "condition"),
-    ("begin-of-image", 1, "special"),
-    ("VQ image tokens", adapter.num_image_tokens, "target"),
-]
-viz.token_layout([s for s in segments if s[1] > 0], save_to=OUT_DIR / "token_layout.png")
+segments = [("instruction + chat markers", n_prefix - n_condition - 1, "text"),
+            ("understanding embeddings", n_condition, "condition"),
+            ("begin-of-image", 1, "special"),
+            ("VQ image tokens", adapter.num_image_tokens, "target")]
+viz.token_layout([s for s in segments if s[1] > 0], save_to=OUT_DIR / "token_layout.png");
 print(f"prefix: {n_prefix} positions; instruction drawn for seed {SEED} (unused by the toy): {instruction!r}")
 
 # %% [markdown] lang="en"
@@ -420,7 +411,7 @@ print("prefix", tuple(prefix.shape), "+ shifted tokens ->", tuple(inputs.shape))
 # %%
 with torch.no_grad():
     hidden, _ = adapter.forward_generation(inputs, mask, positions)
-    logits = adapter.image_logits(hidden[:, n_prefix - 1 :]).float()
+    logits = adapter.image_logits(hidden[:, n_prefix - 1:]).float()
 print("logits", tuple(logits.shape), "= (batch, image tokens, codebook)")
 
 # %% [markdown] lang="en"
@@ -446,10 +437,8 @@ from recakit import reca_loss
 by_hand = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten())
 with torch.no_grad():
     library = reca_loss(model, processor, [image], instruction_dropout=0.0, sample_seeds=[SEED])
-print(
-    f"by hand {by_hand.item():.4f} | recakit.reca_loss {library.item():.4f} | "
-    f"uniform guess {math.log(adapter.codebook_size):.4f}"
-)
+print(f"by hand {by_hand.item():.4f} | recakit.reca_loss {library.item():.4f} | "
+      f"uniform guess {math.log(adapter.codebook_size):.4f}")
 
 # %% [markdown] lang="en"
 # ## 5. Why the condition must be a bottleneck
@@ -503,10 +492,8 @@ def unit_rows(embeddings):
 
 
 with torch.no_grad():
-    unseen_units, unseen_tokens = (
-        unit_rows(adapter.understanding_embeddings(unseen_images)),
-        adapter.image_tokens(unseen_images),
-    )
+    unseen_units = unit_rows(adapter.understanding_embeddings(unseen_images))
+    unseen_tokens = adapter.image_tokens(unseen_images)
     similarities, pool_tokens = [], []
     for start in tqdm(range(0, POOL_SIZE, CHUNK), desc="encoding the pool", disable=QUICK):
         chunk = [pool[i].image for i in range(start, min(start + CHUNK, POOL_SIZE))]
@@ -518,15 +505,11 @@ nearest, pool_tokens = torch.cat(similarities, dim=1).argmax(dim=1), torch.cat(p
 right = pool_tokens[nearest] == unseen_tokens
 on_objects = unseen_tokens != pool_tokens.flatten().mode().values  # not plain background
 print("VQ tokens as condition, copy rule:              100 % of the object tokens right")
-print(
-    f"understanding embeddings, nearest-scene lookup: {right[on_objects].float().mean():.1%} of the object tokens right "
-    f"({right.float().mean():.1%} of all tokens)"
-)
-viz.image_grid(
-    [unseen_images[:8], [pool[i].image for i in nearest[:8]]],
-    row_labels=["unseen scene", "nearest by embeddings"],
-    save_to=OUT_DIR / "bottleneck_lookup.png",
-)
+print(f"understanding embeddings, nearest-scene lookup: {right[on_objects].float().mean():.1%} "
+      f"of the object tokens right ({right.float().mean():.1%} of all tokens)")
+viz.image_grid([unseen_images[:8], [pool[i].image for i in nearest[:8]]],
+               row_labels=["unseen scene", "nearest by embeddings"], save_to=OUT_DIR / "bottleneck_lookup.png");
+
 # %% [markdown] lang="en"
 # Almost none of the object tokens match: the neighbour is a *similar* scene, not the same
 # picture. What, then, do a scene and its nearest neighbour share? The scenes' descriptions tell
@@ -550,30 +533,19 @@ def region(obj):  # the 3 x 3 grid cell the dense captions name ("top left", "ce
 
 def agreement(picks, attribute):
     """Mean share of each unseen scene's objects whose attribute some object of its pick has."""
-    shares = [
-        sum(attribute(obj) in {attribute(o) for o in pool[pick].scene.objects} for obj in example.scene.objects)
-        / len(example.scene.objects)
-        for example, pick in zip(unseen, picks)
-    ]
+    shares = [sum(attribute(obj) in {attribute(o) for o in pool[pick].scene.objects} for obj in example.scene.objects)
+              / len(example.scene.objects) for example, pick in zip(unseen, picks)]
     return sum(shares) / len(shares)
 
 
 ATTRIBUTES = {"shape": lambda obj: obj.shape, "colour": lambda obj: obj.color, "region": region}
 random_picks = torch.randint(POOL_SIZE, (len(unseen),), generator=torch.Generator().manual_seed(SEED)).tolist()
-same_count = [
-    sum(len(example.scene.objects) == len(pool[pick].scene.objects) for example, pick in zip(unseen, picks))
-    / len(unseen)
-    for picks in (nearest.tolist(), random_picks)
-]
-table = [
-    "| the two scenes share | nearest by embeddings | random pool scene |",
-    "|---|---|---|",
-    f"| number of objects | {same_count[0]:.0%} | {same_count[1]:.0%} |",
-]
-table += [
-    f"| an object's {name} | {agreement(nearest.tolist(), attribute):.0%} | {agreement(random_picks, attribute):.0%} |"
-    for name, attribute in ATTRIBUTES.items()
-]
+same_count = [sum(len(example.scene.objects) == len(pool[pick].scene.objects) for example, pick in zip(unseen, picks))
+              / len(unseen) for picks in (nearest.tolist(), random_picks)]
+table = ["| the two scenes share | nearest by embeddings | random pool scene |", "|---|---|---|",
+         f"| number of objects | {same_count[0]:.0%} | {same_count[1]:.0%} |"]
+table += [f"| an object's {name} | {agreement(nearest.tolist(), attribute):.0%} "
+          f"| {agreement(random_picks, attribute):.0%} |" for name, attribute in ATTRIBUTES.items()]
 display(Markdown("\n".join(table)))
 
 # %% [markdown] lang="en"
@@ -712,25 +684,16 @@ from recakit import tiny_openuni
 openuni, openuni_tokenizer = tiny_openuni()  # InternVL3 + meta-queries + connector + projector + SANA + DC-AE
 openuni_adapter = adapter_for(openuni, openuni_tokenizer)
 openuni_counts = freeze_for_reca(openuni)  # InternVL3 and the DC-AE frozen; queries, connector, projector, SANA train
-print(
-    f"tiny OpenUni: RecA trains {openuni_counts['trainable'] / 1e6:.2f} M parameters "
-    f"and keeps {openuni_counts['frozen'] / 1e6:.2f} M frozen"
-)
+print(f"tiny OpenUni: RecA trains {openuni_counts['trainable'] / 1e6:.2f} M parameters "
+      f"and keeps {openuni_counts['frozen'] / 1e6:.2f} M frozen")
 with torch.no_grad():
     x0 = openuni_adapter.generation_targets([image])  # DC-AE latents of the centre crop, times the scaling factor
     features = openuni_adapter.understanding_embeddings([image])  # InternViT + pixel shuffle + MLP: E_und(x)
     openuni_prefix, openuni_mask = openuni_adapter.prefix_from_embeddings(features, instructions=[instruction])
-    condition = openuni_adapter.conditions(
-        openuni_prefix, openuni_mask
-    )  # + meta-queries -> LLM -> connector -> projector
-print(
-    "latents x_0",
-    tuple(x0.shape),
-    "| understanding embeddings",
-    tuple(features.shape),
-    "| SANA's condition c",
-    tuple(condition.shape),
-)
+    # + meta-queries -> LLM -> connector -> projector
+    condition = openuni_adapter.conditions(openuni_prefix, openuni_mask)
+print("latents x_0", tuple(x0.shape), "| understanding embeddings", tuple(features.shape),
+      "| SANA's condition c", tuple(condition.shape))
 
 # %% [markdown] lang="en"
 # Now the noise, the timestep and the loss. `reca_loss` draws them from one generator seeded per
@@ -751,37 +714,25 @@ t, sigma = scheduler.timesteps[index], scheduler.sigmas[index]
 noise = torch.randn(x0.shape[1:], generator=generator)[None]
 x_t = (1 - sigma) * x0 + sigma * noise
 with torch.no_grad():
-    velocity = openuni.transformer(
-        hidden_states=x_t, encoder_hidden_states=condition, timestep=t[None], return_dict=False
-    )[0]
+    velocity = openuni.transformer(hidden_states=x_t, encoder_hidden_states=condition, timestep=t[None],
+                                   return_dict=False)[0]
     flow_by_hand = ((velocity - (noise - x0)) ** 2).mean()
     flow_library = reca_loss(openuni, openuni_tokenizer, [image], instruction_dropout=0.0, sample_seeds=[SEED])
 zero_velocity = ((noise - x0) ** 2).mean()  # the loss of a head that always predicts v = 0
 print(f"timestep t = {t.item():.0f}, sigma_t = {sigma.item():.3f}")
-table = [
-    "| generator | form of the loss | by hand | `reca_loss` | reference |",
-    "|---|---|---|---|---|",
-    f"| {type(model).__name__} | token cross-entropy | {by_hand.item():.4f} | {library.item():.4f} "
-    f"| {math.log(adapter.codebook_size):.4f} (uniform guess) |",
-    f"| tiny OpenUni | flow matching | {flow_by_hand.item():.4f} | {flow_library.item():.4f} "
-    f"| {zero_velocity.item():.4f} (zero velocity) |",
-]
+table = ["| generator | form of the loss | by hand | `reca_loss` | reference |", "|---|---|---|---|---|",
+         f"| {type(model).__name__} | token cross-entropy | {by_hand.item():.4f} | {library.item():.4f} "
+         f"| {math.log(adapter.codebook_size):.4f} (uniform guess) |",
+         f"| tiny OpenUni | flow matching | {flow_by_hand.item():.4f} | {flow_library.item():.4f} "
+         f"| {zero_velocity.item():.4f} (zero velocity) |"]
 display(Markdown("\n".join(table)))
 
 # %%
 panels = [x0, noise, x_t, noise - x0, velocity]  # channel 0 of each, every panel on its own colour scale
-viz.image_grid(
-    [panel[0, 0].float().cpu().numpy() for panel in panels],
-    cell_size=2.0,
-    titles=[
-        "x_0: latents of the scene",
-        "noise ε",
-        f"x_t at σ_t = {sigma.item():.2f}",
-        "target ε - x_0",
-        "predicted v (random head)",
-    ],
-    save_to=OUT_DIR / "flow_matching.png",
-)
+viz.image_grid([panel[0, 0].float().cpu().numpy() for panel in panels], cell_size=2.0,
+               titles=["x_0: latents of the scene", "noise ε", f"x_t at σ_t = {sigma.item():.2f}",
+                       "target ε - x_0", "predicted v (random head)"],
+               save_to=OUT_DIR / "flow_matching.png");
 
 # %% [markdown] lang="en"
 # The figure shows channel 0 of each tensor. Even a random convolutional autoencoder keeps the

@@ -55,17 +55,17 @@ if "google.colab" in sys.modules:  # Colab starts without recakit; a local insta
     restart_notice()  # says so if Colab must restart to use an upgraded package
 
 # %% tags=["parameters"]
-QUICK: bool = True  # a few steps that show the mechanics; False: the toy study's recipe (about 10 min on a CPU)
-MODEL: str = "toy"  # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
-DEVICE: str = "auto"  # "auto", "cpu" or "cuda"
-SEED: int = 0  # drives the training data and batches and the before/after samples
-STEPS: int = 0  # optimizer steps; 0 means 10 in quick mode, 600 (toy) or 1000 (Janus) otherwise
-BATCH_SIZE: int = 0  # images per optimizer step; 0 means 8 in quick mode, 32 (toy) or 8 (Janus) otherwise
-LR: float = 0.0  # 0 means 2e-3 for the toy (the study's), 1e-5 for Janus-Pro
-LORA_RANK: int = 0  # > 0 trains LoRA adapters of this rank instead of the full model
+QUICK: bool = True     # a few steps that show the mechanics; False: the toy study's recipe (about 10 min on a CPU)
+MODEL: str = "toy"     # "toy", or a hub id / local path such as deepseek-community/Janus-Pro-1B
+DEVICE: str = "auto"   # "auto", "cpu" or "cuda"
+SEED: int = 0          # drives the training data and batches and the before/after samples
+STEPS: int = 0         # optimizer steps; 0 means 10 in quick mode, 600 (toy) or 1000 (Janus) otherwise
+BATCH_SIZE: int = 0    # images per optimizer step; 0 means 8 in quick mode, 32 (toy) or 8 (Janus) otherwise
+LR: float = 0.0        # 0 means 2e-3 for the toy (the study's), 1e-5 for Janus-Pro
+LORA_RANK: int = 0     # > 0 trains LoRA adapters of this rank instead of the full model
 QUANTIZATION: str = "none"  # "none", "nf4" or "int8" (bitsandbytes; pair with LORA_RANK)
 GRADIENT_CHECKPOINTING: bool = False  # recompute activations: less memory (Janus on a 16 GB card)
-DATA_DIR: str = ""  # folder of unlabeled images; required for a real model; empty: ShapesWorld scenes (toy)
+DATA_DIR: str = ""     # folder of unlabeled images; required for a real model; empty: ShapesWorld scenes (toy)
 OUT_DIR: str = "runs/02_reca_finetuning"  # figures, training history and the fine-tuned model
 
 # %% [markdown] lang="en"
@@ -147,7 +147,7 @@ OUT_DIR.mkdir(parents=True, exist_ok=True)
 # %%
 from recakit import viz
 
-viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png")  # notebook 01's diagram; frozen parts in blue
+viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
 
 # %%
 from recakit import freeze_for_reca, load_model
@@ -207,14 +207,9 @@ print(f"{len(data)} training images")
 # %%
 from recakit import generate_images
 
-PROMPTS = [
-    "a photo of a red circle",
-    "a photo of two squares",
-    "a photo of a blue star and a yellow heart",
-    "a photo of a green triangle left of a purple cross",
-    "a photo of three circles",
-    "a photo of an orange square",
-]
+PROMPTS = ["a photo of a red circle", "a photo of two squares", "a photo of a blue star and a yellow heart",
+           "a photo of a green triangle left of a purple cross", "a photo of three circles",
+           "a photo of an orange square"]
 CFG_SCALE = 3.0
 samples = {"base": generate_images(model.eval(), processor, PROMPTS, cfg_scale=CFG_SCALE, seed=SEED)}
 
@@ -264,41 +259,43 @@ instructions, dropped = zip(*reca_choices(len(images), seeds, instruction_dropou
 if adapter.takes_instructions:  # Janus, OpenUni: a dropped row keeps its image, its instruction is blanked
     instructions = [DROPPED_INSTRUCTION if off else text for text, off in zip(instructions, dropped)]
     drop = torch.zeros(len(images), dtype=torch.bool)
-else:  # the toy has no instruction: a dropped row gets the unconditional prefix
+else:                           # the toy has no instruction: a dropped row gets the unconditional prefix
     drop = torch.tensor(dropped)
 print("dropped:", dropped)
 
 # %%
 model.train()
 with torch.no_grad():
-    targets = adapter.generation_targets(images)  # (B, T) VQ codes to regenerate
+    targets = adapter.generation_targets(images)          # (B, T) VQ codes to regenerate
 condition = adapter.understanding_embeddings(images, RESOLUTION)
 prefix, mask = adapter.prefix_from_embeddings(condition, drop, list(instructions))
-if adapter.generation_loss is None:  # forward + cross-entropy
+if adapter.generation_loss is None:                       # forward + cross-entropy
     loss = image_generation_loss(adapter, prefix, mask, targets)
 else:  # a flow-matching head (OpenUni): each row's noise and timestep come from its seed, as in reca_loss
-    loss = adapter.generation_loss(prefix, mask, targets, [random.Random(f"noise:{s}").getrandbits(63) for s in seeds])
-print(
-    f"loss by hand {loss.item():.4f}; reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}"
-)
+    noise_seeds = [random.Random(f"noise:{s}").getrandbits(63) for s in seeds]
+    loss = adapter.generation_loss(prefix, mask, targets, noise_seeds)
+
+
+def packaged_loss():
+    """recakit's reca_loss on the same images and seeds."""
+    return reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item()
+
+
+print(f"loss by hand {loss.item():.4f}; reca_loss {packaged_loss():.4f}")
 
 # %%
 trainable = [p for p in model.parameters() if p.requires_grad]
 saved = [p.detach().clone() for p in trainable]
 optimizer = torch.optim.AdamW(trainable, lr=LR)
-loss.backward()  # gradients of the trainable part only
+loss.backward()                                             # gradients of the trainable part only
 optimizer.step()
 optimizer.zero_grad()
-print(
-    f"after the step, on this batch: reca_loss {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}"
-)
+print(f"after the step, on this batch: reca_loss {packaged_loss():.4f}")
 
-with torch.no_grad():  # undo the demonstration step
+with torch.no_grad():                                       # undo the demonstration step
     for parameter, value in zip(trainable, saved):
         parameter.copy_(value)
-print(
-    f"reca_loss of the restored base: {reca_loss(model, processor, images, resolution=RESOLUTION, sample_seeds=seeds).item():.4f}"
-)
+print(f"reca_loss of the restored base: {packaged_loss():.4f}")
 
 # %% [markdown] lang="en"
 # ## 4. The training loop
@@ -330,38 +327,26 @@ from recakit.objective import reca_loss_fn
 from recakit.toy.reproduce import arm_loss
 from recakit.training import train
 
-loss_fn = (
-    arm_loss("reca", processor, reca_resolution=RESOLUTION) if IS_TOY and not DATA_DIR else reca_loss_fn(processor)
-)
+if IS_TOY and not DATA_DIR:
+    loss_fn = arm_loss("reca", processor, reca_resolution=RESOLUTION)
+else:
+    loss_fn = reca_loss_fn(processor)
 live_plot = viz.LiveLossPlot(every=5, title="RecA fine-tuning", save_to=OUT_DIR / "loss.png")
 # LoRA goes on the linear layers RecA trains (after freeze_for_reca), never on the frozen encoders
-lora = (
-    {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": default_lora_targets(model)} if LORA_RANK else None
-)
+lora = None
+if LORA_RANK:
+    lora = {"r": LORA_RANK, "lora_alpha": 2 * LORA_RANK, "target_modules": default_lora_targets(model)}
 # the toy study's optimizer settings, or those `recakit train` uses (Harmon's RecA recipe)
-recipe = (
-    {"warmup_steps": 10, "weight_decay": 0.0} if IS_TOY else {"warmup_steps": round(STEPS / 100), "weight_decay": 0.02}
-)
+if IS_TOY:
+    recipe = {"warmup_steps": 10, "weight_decay": 0.0}
+else:
+    recipe = {"warmup_steps": round(STEPS / 100), "weight_decay": 0.02}
 model.train()
-history = train(
-    model,
-    loss_fn,
-    data,
-    steps=STEPS,
-    batch_size=BATCH_SIZE,
-    lr=LR,
-    betas=(0.9, 0.95),
-    max_grad_norm=1.0,
-    seed=SEED,
-    lora=lora,
-    out_dir=OUT_DIR / "train",
-    callback=live_plot,
-    **recipe,
-)
+history = train(model, loss_fn, data, steps=STEPS, batch_size=BATCH_SIZE, lr=LR, betas=(0.9, 0.95),
+                max_grad_norm=1.0, seed=SEED, lora=lora, out_dir=OUT_DIR / "train", callback=live_plot,
+                **recipe)
 live_plot.finish()
-print(
-    "loss per step:", " ".join(f"{record['loss']:.3f}" for record in history[:10]), "..." if len(history) > 10 else ""
-)
+print("loss per step:", " ".join(f"{record['loss']:.3f}" for record in history[:10]), "..." * (len(history) > 10))
 
 # %% [markdown] lang="en"
 # Ten steps show the mechanics, not the effect, and here the per-step loss even *rises*. Two
@@ -403,12 +388,9 @@ if IS_TOY:
     samples["toy-reca (study)"] = generate_images(study_model, processor, PROMPTS, cfg_scale=CFG_SCALE, seed=SEED)
 samples["this run"] = generate_images(model.eval(), processor, PROMPTS, cfg_scale=CFG_SCALE, seed=SEED)
 titles = [prompt.removeprefix("a photo of ") for prompt in PROMPTS]
-viz.image_grid(
-    list(samples.values()),
-    titles=[titles] * len(samples),
-    row_labels=list(samples),
-    save_to=OUT_DIR / "base_vs_reca.png",
-)
+viz.image_grid(list(samples.values()), titles=[titles] * len(samples), row_labels=list(samples),
+               save_to=OUT_DIR / "base_vs_reca.png");
+
 # %% [markdown] lang="en"
 # The study's RecA model draws the colour it is asked for far more often: the red circle, the
 # orange square, and blue and yellow for "a blue star and a yellow heart", where the base draws

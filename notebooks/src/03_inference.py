@@ -65,12 +65,12 @@ if "google.colab" in sys.modules:  # Colab starts without recakit; a local insta
     restart_notice()  # says so if Colab must restart to use an upgraded package
 
 # %% tags=["parameters"]
-QUICK: bool = True  # small settings that finish in about a minute on a CPU
+QUICK: bool = True       # small settings that finish in about a minute on a CPU
 MODEL: str = "toy-reca"  # the RecA model: "toy-reca", a folder saved by notebook 02, or a hub id
-BASE: str = "toy"  # the model it was fine-tuned from, shown beside it
-DEVICE: str = "auto"  # "auto", "cpu" or "cuda"
-SEED: int = 0  # image i of a call uses seed SEED + i
-CFG_SCALE: float = 3.0  # classifier-free guidance scale (1 means no guidance)
+BASE: str = "toy"        # the model it was fine-tuned from, shown beside it
+DEVICE: str = "auto"     # "auto", "cpu" or "cuda"
+SEED: int = 0            # image i of a call uses seed SEED + i
+CFG_SCALE: float = 3.0   # classifier-free guidance scale (1 means no guidance)
 OUT_DIR: str = "runs/03_inference"  # figures are saved here
 
 # %% [markdown] lang="en"
@@ -102,7 +102,7 @@ base, base_processor = load_model(BASE, device=DEVICE)
 IMAGE_SIZE = getattr(processor, "image_size", 384)  # the toy's processor knows its size; Janus-Pro draws 384 px
 
 # %%
-viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png")  # notebook 01's diagram; frozen parts in blue
+viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
 
 # %% [markdown] lang="en"
 # ## 1. Text-to-image, base and RecA
@@ -125,12 +125,9 @@ viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png")  # notebook 01's diagra
 PROMPTS = ["a red circle", "a blue square below a green star", "three yellow triangles", "a white ring"]
 base_images = generate_images(base, base_processor, PROMPTS, cfg_scale=CFG_SCALE, seed=SEED)
 images = generate_images(model, processor, PROMPTS, cfg_scale=CFG_SCALE, seed=SEED)
-viz.image_grid(
-    [base_images, images],
-    titles=[PROMPTS, [""] * len(PROMPTS)],
-    row_labels=["base", "RecA"],
-    save_to=OUT_DIR / "text_to_image.png",
-)
+viz.image_grid([base_images, images], titles=[PROMPTS, [""] * len(PROMPTS)], row_labels=["base", "RecA"],
+               save_to=OUT_DIR / "text_to_image.png");
+
 # %% [markdown] lang="en"
 # Neither model is good at this: both draw extra objects, and neither gets a count or a relation
 # right. The difference is colour. In the default run the base draws none of the named colours
@@ -163,12 +160,10 @@ viz.image_grid(
 inputs = [example.image for example in scene_dataset(4, seed=SEED + 100, image_size=IMAGE_SIZE)]
 base_rebuilt = reconstruct(base, base_processor, inputs, cfg_scale=CFG_SCALE, seed=SEED)
 rebuilt = reconstruct(model, processor, inputs, cfg_scale=CFG_SCALE, seed=SEED)
-viz.image_grid(
-    [inputs, base_rebuilt, rebuilt],
-    row_labels=["input", "base", "RecA"],
-    titles=[[f"input {i + 1}" for i in range(len(inputs))], [""] * len(inputs), [""] * len(inputs)],
-    save_to=OUT_DIR / "reconstruction.png",
-)
+viz.image_grid([inputs, base_rebuilt, rebuilt], row_labels=["input", "base", "RecA"],
+               titles=[[f"input {i + 1}" for i in range(len(inputs))], [""] * len(inputs), [""] * len(inputs)],
+               save_to=OUT_DIR / "reconstruction.png");
+
 # %% [markdown] lang="en"
 # The base's reconstructions have little to do with their inputs: its generator learned text-to-image
 # only and was never trained to draw from an image's query states. After RecA the reconstructions
@@ -195,11 +190,8 @@ viz.image_grid(
 from IPython.display import Markdown, display
 
 captions = caption(model, processor, inputs, max_new_tokens=96)  # long enough for every ShapesWorld caption
-display(
-    Markdown(
-        "\n".join(["| input | caption |", "|---|---|"] + [f"| {i + 1} | {text} |" for i, text in enumerate(captions)])
-    )
-)
+display(Markdown("\n".join(["| input | caption |", "|---|---|"]
+                            + [f"| {i + 1} | {text} |" for i, text in enumerate(captions)])))
 
 # %% [markdown] lang="en"
 # ## 3. Classifier-free guidance, written out
@@ -237,9 +229,8 @@ from transformers import DynamicCache
 from recakit import adapter_for
 
 adapter = adapter_for(model, processor)
-inputs_embeds, mask = adapter.prefix_from_text(
-    [PROMPTS[0]] * 2, torch.tensor([False, True])
-)  # conditional, unconditional
+# row 0 conditional, row 1 unconditional
+inputs_embeds, mask = adapter.prefix_from_text([PROMPTS[0]] * 2, torch.tensor([False, True]))
 positions = mask.cumsum(-1) - 1
 generator = torch.Generator(device=adapter.device).manual_seed(SEED)  # generate_images gives prompt 0 seed SEED
 cache, codes = DynamicCache(), []
@@ -260,9 +251,9 @@ import numpy as np
 
 library = generate_images(model, processor, PROMPTS[:1], cfg_scale=CFG_SCALE, seed=SEED, progress=False)[0]
 print("our loop draws the same image as generate_images:", np.array_equal(np.asarray(ours), np.asarray(library)))
-viz.image_grid(
-    [ours, library], titles=["the loop above", "generate_images"], cell_size=2.2, save_to=OUT_DIR / "guided_loop.png"
-)
+viz.image_grid([ours, library], titles=["the loop above", "generate_images"], cell_size=2.2,
+               save_to=OUT_DIR / "guided_loop.png");
+
 # %% [markdown] lang="en"
 # ## 4. The guidance scale
 #
@@ -278,15 +269,11 @@ viz.image_grid(
 # %%
 SCALES = [1.0, 2.0, 3.0, 5.0, 8.0]
 SWEEP_PROMPTS = PROMPTS[:2] if QUICK else PROMPTS
-rows = [
-    generate_images(model, processor, SWEEP_PROMPTS, cfg_scale=scale, seed=SEED, progress=False) for scale in SCALES
-]
-viz.image_grid(
-    rows,
-    titles=[SWEEP_PROMPTS] + [[""] * len(SWEEP_PROMPTS)] * (len(SCALES) - 1),
-    row_labels=[f"cfg {s}" for s in SCALES],
-    save_to=OUT_DIR / "cfg_sweep.png",
-)
+rows = [generate_images(model, processor, SWEEP_PROMPTS, cfg_scale=scale, seed=SEED, progress=False)
+        for scale in SCALES]
+viz.image_grid(rows, titles=[SWEEP_PROMPTS] + [[""] * len(SWEEP_PROMPTS)] * (len(SCALES) - 1),
+               row_labels=[f"cfg {s}" for s in SCALES], save_to=OUT_DIR / "cfg_sweep.png");
+
 # %% [markdown] lang="en"
 # Read the sweep column by column. At scale 1 the named colours are missing (an orange ring and a
 # blue cross for "a red circle"). By scale 3 a red circle and a blue square have appeared. At 5
@@ -336,7 +323,7 @@ def render(prompt, seed, cfg_scale):
 
 panel = generation_panel(render, prompt=PROMPTS[0], seed=SEED, cfg_scale=CFG_SCALE)
 display(panel.widget)
-panel.generate()  # the default image, drawn inside the panel
+panel.generate();  # the default image, drawn inside the panel
 
 # %% [markdown] lang="en"
 # ## 6. A diffusion head: sampling the tiny OpenUni
@@ -376,23 +363,16 @@ from recakit import tiny_openuni
 
 openuni, openuni_tokenizer = tiny_openuni()  # InternVL3 + SANA + DC-AE at toy size, random weights: expect noise
 drawn = generate_images(openuni, openuni_tokenizer, PROMPTS, cfg_scale=4.5, steps=20, seed=SEED, progress=False)
-alone, other_seed = (
-    generate_images(openuni, openuni_tokenizer, PROMPTS[2:3], cfg_scale=4.5, steps=20, seed=seed, progress=False)[0]
-    for seed in (SEED + 2, SEED + 3)
-)
-print(
-    "prompt 3 alone, seed SEED + 2, equals its image in the batch:",
-    np.array_equal(np.asarray(alone), np.asarray(drawn[2])),
-)
-print(
-    "prompt 3 with seed SEED + 3 gives another image:", not np.array_equal(np.asarray(other_seed), np.asarray(drawn[2]))
-)
-viz.image_grid(
-    [drawn, [alone, other_seed]],
-    titles=[PROMPTS, ["prompt 3 alone, seed SEED + 2", "prompt 3, seed SEED + 3"]],
-    row_labels=["one batch", "one at a time"],
-    save_to=OUT_DIR / "openuni_samples.png",
-)
+alone, other_seed = (generate_images(openuni, openuni_tokenizer, PROMPTS[2:3], cfg_scale=4.5, steps=20,
+                                     seed=seed, progress=False)[0] for seed in (SEED + 2, SEED + 3))
+same = np.array_equal(np.asarray(alone), np.asarray(drawn[2]))
+print("prompt 3 alone, seed SEED + 2, equals its image in the batch:", same)
+differs = not np.array_equal(np.asarray(other_seed), np.asarray(drawn[2]))
+print("prompt 3 with seed SEED + 3 gives another image:", differs)
+viz.image_grid([drawn, [alone, other_seed]],
+               titles=[PROMPTS, ["prompt 3 alone, seed SEED + 2", "prompt 3, seed SEED + 3"]],
+               row_labels=["one batch", "one at a time"], save_to=OUT_DIR / "openuni_samples.png");
+
 # %% [markdown] lang="en"
 # Every image is a 32 x 32 px field of coloured noise, as a random generator must give, and
 # the two checks print `True`: the first image of the lower row is, pixel for pixel, the third of

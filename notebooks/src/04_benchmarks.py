@@ -57,18 +57,18 @@ if "google.colab" in sys.modules:  # Colab starts without recakit; a local insta
     restart_notice()  # says so if Colab must restart to use an upgraded package
 
 # %% tags=["parameters"]
-QUICK: bool = True  # True: 2 images per prompt (the reproduction's setting); False: 4
-BASE_MODEL: str = "toy"  # "toy", or a hub id / folder such as deepseek-community/Janus-Pro-1B
+QUICK: bool = True        # True: 2 images per prompt (the reproduction's setting); False: 4
+BASE_MODEL: str = "toy"   # "toy", or a hub id / folder such as deepseek-community/Janus-Pro-1B
 CONTROL_MODEL: str = "toy-control"  # the equal-compute control; "" leaves it out
 RECA_MODEL: str = "toy-reca"  # "toy-reca" (shipped) or a folder, e.g. runs/02_reca_finetuning/reca_model
-DEVICE: str = "auto"  # "auto", "cpu" or "cuda"
-SEED: int = 0  # sampling seeds are SEED + prompt_index * N_PER_PROMPT + k
+DEVICE: str = "auto"      # "auto", "cpu" or "cuda"
+SEED: int = 0             # sampling seeds are SEED + prompt_index * N_PER_PROMPT + k
 PROMPT_SET: str = "mini"  # "mini" (ShapesWorld), "official" (553 prompts) or a .jsonl path
-SCORER: str = "shapes"  # "shapes" for GenEval-mini, "mask2former" for real images
-N_PER_PROMPT: int = 0  # images per prompt; 0 means 2 in quick mode, 4 otherwise (the paper used 12 seeds)
-BATCH_SIZE: int = 64  # images sampled at once (lower it for a large model on a small GPU)
-CFG_SCALE: float = 3.0  # classifier-free guidance scale used for every model
-RUN_DPG: bool = False  # also sample and score DPG-Bench (downloads its questions and a VQA model)
+SCORER: str = "shapes"    # "shapes" for GenEval-mini, "mask2former" for real images
+N_PER_PROMPT: int = 0     # images per prompt; 0 means 2 in quick mode, 4 otherwise (the paper used 12 seeds)
+BATCH_SIZE: int = 64      # images sampled at once (lower it for a large model on a small GPU)
+CFG_SCALE: float = 3.0    # classifier-free guidance scale used for every model
+RUN_DPG: bool = False     # also sample and score DPG-Bench (downloads its questions and a VQA model)
 OUT_DIR: str = "runs/04_benchmarks"  # samples, scores and figures
 
 # %% [markdown] lang="en"
@@ -168,7 +168,7 @@ print("for example:", entries[0]["prompt"], "|", entries[-1]["prompt"])
 # %%
 from recakit import viz
 
-viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png")  # notebook 01's diagram; frozen parts in blue
+viz.reca_pipeline(save_to=OUT_DIR / "reca_pipeline.png");  # notebook 01's diagram; frozen parts in blue
 
 # %%
 from recakit import load_model
@@ -207,17 +207,8 @@ summaries = {}
 for label, (model, model_processor) in models.items():
     record = run_record(MODELS[label], PROMPT_SET)
     folder = OUT_DIR / "geneval" / record["folder"]
-    geneval.sample_prompts(
-        model,
-        model_processor,
-        entries,
-        folder,
-        n_per_prompt=N_PER_PROMPT,
-        seed=SEED,
-        batch_size=BATCH_SIZE,
-        cfg_scale=CFG_SCALE,
-        run_info=record,
-    )
+    geneval.sample_prompts(model, model_processor, entries, folder, n_per_prompt=N_PER_PROMPT, seed=SEED,
+                           batch_size=BATCH_SIZE, cfg_scale=CFG_SCALE, run_info=record)
     summaries[label] = geneval.score_folder(folder, detector)
     print(f"{label} ({MODELS[label]}): overall {100 * summaries[label]['overall']:.1f}")
 
@@ -258,7 +249,8 @@ display(Markdown(report.gains_table(summaries, COMPARISONS)))
 # 能比较的是*规律*：RecA 是否同时高于基础模型和对照组，以及提升出现在哪些任务上。
 
 # %%
-report.plot_gains(summaries, COMPARISONS, benchmark=f"GenEval-{PROMPT_SET}", save_to=OUT_DIR / "gains.png")
+report.plot_gains(summaries, COMPARISONS, benchmark=f"GenEval-{PROMPT_SET}", save_to=OUT_DIR / "gains.png");
+
 # %% [markdown] lang="en"
 # ### Reading the result
 #
@@ -353,9 +345,8 @@ if RUN_DPG:
     items, vqa = dpg.load_items(), dpg.BlipVQA(device=DEVICE)
     for label, (model, model_processor) in models.items():
         folder = OUT_DIR / "dpg" / run_record(MODELS[label], "dpg")["folder"]
-        dpg.sample_items(
-            model, model_processor, items, folder, n_per_prompt=N_PER_PROMPT, seed=SEED, cfg_scale=CFG_SCALE
-        )
+        dpg.sample_items(model, model_processor, items, folder, n_per_prompt=N_PER_PROMPT, seed=SEED,
+                         cfg_scale=CFG_SCALE)
         summaries[label]["dpg"] = dpg.score_folder(folder, vqa, items, n_per_prompt=N_PER_PROMPT)["dpg"]
     display(Markdown(report.results_table(summaries, published=["Harmon-1.5B", "OpenUni-2-1.6B"])))
 
