@@ -549,6 +549,11 @@ def test_agreement_refuses_files_that_hold_other_images_or_prompts(tmp_path):
     theirs.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match="disagree on the prompt of 1 images, e.g. 00002/samples/0000.png"):
         geneval.agreement(ours, theirs)
+    ours, theirs = write_verdicts(tmp_path, counted("single_object", 2, 1, 1, 0))
+    lines = theirs.read_text().splitlines()
+    theirs.write_text("\n".join([*lines, lines[0]]) + "\n")  # one image judged twice
+    with pytest.raises(ValueError, match=r"line 5: 00000/samples/0000.png is judged a second time"):
+        geneval.agreement(ours, theirs)
 
 
 class RecordingDetector(ColourDetector):

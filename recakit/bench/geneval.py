@@ -484,13 +484,17 @@ def _image_key(filename: str) -> str:
 
 
 def read_results(path: str | Path) -> dict[str, dict]:
-    """Per-image results (this module's or the official evaluate_images.py's results.jsonl), by image."""
+    """Per-image results (this module's or the official evaluate_images.py's results.jsonl), by image.
+    An image judged twice is refused: one of its verdicts would silently decide every comparison."""
     results = {}
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if line.strip():
                 result = json.loads(line)
-                results[_image_key(result["filename"])] = result
+                key = _image_key(result["filename"])
+                if key in results:
+                    raise ValueError(f"{path}, line {number}: {key} is judged a second time")
+                results[key] = result
     return results
 
 
