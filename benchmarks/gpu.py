@@ -341,7 +341,8 @@ def reca_step_loss(adapter, pixels):
     """reca_loss's computation on preprocessed pixels: VQ targets, understanding embeddings,
     RecA prefix, image-token cross-entropy (through recakit.objective.image_generation_loss)
     -> (loss, tokens in the sequence)."""
-    from recakit.objective import RECONSTRUCTION_INSTRUCTIONS, image_generation_loss
+    from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
+    from recakit.objective import image_generation_loss
 
     model = adapter.model
     rows = len(pixels)

@@ -552,3 +552,19 @@ def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
     sana = {name.removeprefix("transformer.") for name in changed if name.startswith("transformer.")}
     assert sana and all(name.split(".")[-2] in ("to_q", "to_k", "to_v") for name in sana)  # merged there only
     assert not any(name.startswith(("lmm.", "vae.")) for name in changed)
+
+
+def test_train_command_refuses_image_to_text_pairs_it_cannot_train(tmp_path, openuni_folder, capsys):
+    # InternVL stays frozen and shares no language model with SANA: a caption loss would train nothing
+    from recakit.commands.main import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, image in enumerate(noise_images(2)):
+        image.save(images / f"{i}.png")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"image": f"images/{i}.png", "caption": "noise"}) + "\n" for i in range(2)))
+    command = ["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(tmp_path / "run")]
+    assert main([*command, "--steps", "1", "--device", "cpu", "--i2t", str(pairs)]) == 2
+    assert "--i2t would train nothing on OpenUniModel" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 from recakit.images import center_crop_square
+from recakit.instructions import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS
 from recakit.models.janus import UNDERSTANDING_SYSTEM_PROMPT, JanusAdapter, tiny_janus
-from recakit.objective import DROPPED_INSTRUCTION, RECONSTRUCTION_INSTRUCTIONS, reca_loss
+from recakit.objective import reca_loss
 from recakit.registry import adapter_for
 from recakit.toy.model import ToyAdapter, load_toy
 from recakit.toy.shapes import random_scene, render

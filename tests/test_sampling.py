@@ -5,7 +5,7 @@ import torch
 from conftest import full_forward_image_logits
 from PIL import Image
 
-from recakit.objective import RECONSTRUCTION_INSTRUCTIONS
+from recakit.instructions import RECONSTRUCTION_INSTRUCTIONS
 from recakit.registry import adapter_for
 from recakit.sampling import caption, generate_image_tokens, generate_images, reconstruct
 

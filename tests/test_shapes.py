@@ -11,7 +11,7 @@ import pytest
 
 from recakit.bench.geneval import relative_position
 from recakit.commands.toy import add_shapes_commands
-from recakit.toy.geneval_mini import build_entries, is_heldout_caption
+from recakit.toy.geneval_mini import build_entries
 from recakit.toy.shapes import (
     BACKGROUND,
     COLORS,
@@ -21,6 +21,7 @@ from recakit.toy.shapes import (
     ShapeObject,
     clear_relation,
     dense_caption,
+    is_heldout_caption,
     random_scene,
     relations_between,
     render,

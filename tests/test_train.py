@@ -662,5 +662,5 @@ def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
         str(write_pairs(tmp_path, images)),
     ]
     assert main(command) == 2
-    assert "would train nothing on the toy" in capsys.readouterr().err
+    assert "--i2t would train nothing on ToyUnifiedModel" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

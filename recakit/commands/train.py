@@ -105,7 +105,6 @@ def add_train_commands(subparsers) -> None:
 
 def run_train_command(args) -> int:
     from recakit.registry import adapter_for, load_model
-    from recakit.toy.model import ToyUnifiedModel
 
     if args.quantization and not args.lora_r:
         raise ValueError("quantized weights cannot be trained: add --lora-r (e.g. 16) to train LoRA adapters")
@@ -121,12 +120,13 @@ def run_train_command(args) -> int:
     model, processor = load_model(
         args.model, device=args.device or str(state.device), dtype=dtype, quantization=args.quantization
     )
-    if i2t_pairs and isinstance(model, ToyUnifiedModel):
+    adapter = adapter_for(model, processor)
+    if i2t_pairs and not adapter.shares_language_model:
         raise ValueError(
-            "--i2t would train nothing on the toy: its understanding side is frozen and "
-            "shares no parameters with its generator"
+            f"--i2t would train nothing on {type(model).__name__}: its understanding side is frozen and "
+            "shares no language model with its generator"
         )
-    if not i2t_pairs and adapter_for(model, processor).shares_language_model and state.is_main_process:
+    if not i2t_pairs and adapter.shares_language_model and state.is_main_process:
         warnings.warn(
             f"{type(model).__name__} understands and generates with one language model, so RecA "
             "alone lets its image-to-text ability drift; upstream mixes image-to-text pairs in 1:1 "

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from recakit.bench.geneval import COLORS as GENEVAL_COLORS
 from recakit.bench.geneval import MINI_METADATA, RELATIONS
-from recakit.toy.shapes import SHAPES, heldout_prompts, is_heldout_caption, noun_phrase  # noqa: F401 (re-exported)
+from recakit.toy.shapes import SHAPES, noun_phrase
 
 # Sizes of the sampled tasks, as in GenEval (100 position and 100 colour-attribute prompts).
 POSITION_PROMPTS = 100
