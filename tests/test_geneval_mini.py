@@ -14,13 +14,20 @@ from recakit.bench.geneval import MINI_METADATA, TASKS, read_metadata, validate_
 from recakit.toy.geneval_mini import (
     UNSEEN_PAIRS,
     build_entries,
-    heldout_prompts,
-    is_heldout_caption,
     names_unseen_pair,
     prompt_for,
     to_jsonl,
 )
-from recakit.toy.shapes import COLORS, SHAPES, dense_caption, random_scene, scene_dataset, sparse_caption
+from recakit.toy.shapes import (
+    COLORS,
+    SHAPES,
+    dense_caption,
+    heldout_prompts,
+    is_heldout_caption,
+    random_scene,
+    scene_dataset,
+    sparse_caption,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
