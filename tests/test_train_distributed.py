@@ -144,9 +144,9 @@ def test_sigterm_saves_the_progress_and_the_run_resumes_exactly(tmp_path):
     assert process.returncode != 0 and "KeyboardInterrupt" in errors
 
     saved = json.loads((out_dir / "checkpoint" / "trainer_state.json").read_text())["step"]
-    # Saved at the step it stopped on (or, when the signal lands inside an update, at the last
-    # periodic checkpoint, every 3 steps).
-    assert 4 <= saved < steps
+    # Saved at the step it stopped on (at least the 4th), or, when the signal lands inside an
+    # update, at the last periodic checkpoint (every 3 steps): the 3rd at the earliest.
+    assert 3 <= saved < steps
     assert saved == len(history_file.read_text().splitlines()) or saved % 3 == 0
     resumed = train_worker.run(out_dir, steps=steps)
     reference = train_worker.run(tmp_path / "reference", steps=steps)
