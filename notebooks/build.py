@@ -97,8 +97,8 @@ def join_cjk_lines(text: str) -> str:
     which shows in Chinese text (written hard-wrapped in the sources, as is convenient there)."""
 
     def join(match: re.Match) -> str:
-        before, after = text[: match.start()], text[match.end() : match.end() + 80]
-        return "" if _CJK_END.search(before[-80:]) and _CJK_START.match(after) else match.group()
+        before, after = text[max(0, match.start() - 80) : match.start()], text[match.end() : match.end() + 80]
+        return "" if _CJK_END.search(before) and _CJK_START.match(after) else match.group()
 
     return _LINE_BREAK.sub(join, text)
 

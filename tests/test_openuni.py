@@ -43,6 +43,14 @@ def noise_images(count, size=(48, 40)):
     ]
 
 
+def noise_image_folder(folder: Path, count: int = 2) -> Path:
+    """A folder of `count` noise images, 0.png, 1.png, ...: what `recakit train --images` reads."""
+    folder.mkdir()
+    for i, image in enumerate(noise_images(count)):
+        image.save(folder / f"{i}.png")
+    return folder
+
+
 def trained_parts(model):
     return {name.split(".")[0] for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
@@ -322,10 +330,7 @@ def test_geneval_and_dpg_sample_commands_take_an_openuni_folder(tmp_path, openun
 def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
     from recakit.commands.main import main
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, image in enumerate(noise_images(2)):
-        image.save(images / f"{i}.png")
+    images = noise_image_folder(tmp_path / "images")
     out = tmp_path / "run"
     assert (
         main(
@@ -509,10 +514,7 @@ def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
     """The documented command: LoRA r4 on SANA's to_q, to_k, to_v; final/ holds the merged model."""
     from recakit.commands.main import main
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, image in enumerate(noise_images(2)):
-        image.save(images / f"{i}.png")
+    images = noise_image_folder(tmp_path / "images")
     out = tmp_path / "run"
     assert (
         main(
@@ -558,10 +560,7 @@ def test_train_command_refuses_image_to_text_pairs_it_cannot_train(tmp_path, ope
     # InternVL stays frozen and shares no language model with SANA: a caption loss would train nothing
     from recakit.commands.main import main
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, image in enumerate(noise_images(2)):
-        image.save(images / f"{i}.png")
+    images = noise_image_folder(tmp_path / "images")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"image": f"images/{i}.png", "caption": "noise"}) + "\n" for i in range(2)))
     command = ["train", "--model", str(openuni_folder), "--images", str(images), "--out", str(tmp_path / "run")]

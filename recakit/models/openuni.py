@@ -764,7 +764,10 @@ class OpenUniAdapter(UnifiedAdapter):
         """InternViT + pixel shuffle + projector at the vision encoder's input size (448 for the
         released models), (B, N, D). `resolution` shrinks the image to that side first, then
         scales it back up: the encoder sees its usual shape but only that much detail."""
-        pixels = (self._pixels(images) + 1.0) / 2.0
+        return self._understand(self._pixels(images), resolution)
+
+    def _understand(self, pixels: torch.Tensor, resolution: int | None) -> torch.Tensor:
+        pixels = (pixels + 1.0) / 2.0
         pixels = (pixels - self.model.vit_mean.to(pixels.dtype)) / self.model.vit_std.to(pixels.dtype)
         if resolution is not None:
             pixels = F.interpolate(pixels, size=(resolution, resolution), mode="bilinear")
@@ -775,9 +778,18 @@ class OpenUniAdapter(UnifiedAdapter):
 
     def generation_targets(self, images) -> torch.Tensor:
         """DC-AE latents of each image (scaled by the autoencoder's scaling factor), (B, C, h, w)."""
+        return self._encode(self._pixels(images))
+
+    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             vae = self.model.vae
-            return vae.encode(self._pixels(images)).latent * vae.config.scaling_factor
+            return vae.encode(pixels).latent * vae.config.scaling_factor
+
+    def reca_views(self, images, resolution: int | None = None):
+        """Both RecA views from one crop-and-resize of each image: the DC-AE and InternViT read the
+        same pixels."""
+        pixels = self._pixels(images)
+        return self._encode(pixels), self._understand(pixels, resolution)
 
     def decode_latents(self, latents: torch.Tensor) -> list[Image.Image]:
         """Latents -> RGB images, one at a time so an image never depends on its batch."""

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import torch
 
-from recakit import objective
 from recakit.bench import geneval
 from recakit.bench.report import published_gains
-from recakit.objective import reca_loss, text_dropout
+from recakit.objective import reca_loss, text_dropout, text_to_image_loss
 from recakit.toy.model import load_toy
 from recakit.toy.shapes import scene_dataset
 from recakit.toy.train_base import SPARSE_DROP, UNCONDITIONAL_RATE
@@ -74,13 +73,6 @@ SAMPLE_SEED = 0
 
 
 # -- the two arms ------------------------------------------------------------------------------
-def text_to_image_loss(model, processor, images, captions, sample_seeds):
-    """Sparse text-to-image cross-entropy, the base's own training task; each row is dropped to
-    the null condition (for guidance) by its own seed, as in reca_loss."""
-    drop = text_dropout(len(captions), UNCONDITIONAL_RATE, sample_seeds)
-    return objective.text_to_image_loss(model, processor, images, captions, drop)
-
-
 def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int | None = None):
     """`loss_fn(model, examples, sample_seeds)` for `recakit.training.train`; examples are
     ShapesWorld examples (image + sparse caption), and the loss is a mean over them. In the RecA
@@ -90,7 +82,10 @@ def arm_loss(arm: str, processor, reca_share: float = 0.5, reca_resolution: int 
         raise ValueError(f"reca_share is the unlabeled part of a batch, in (0, 1]; got {reca_share}")
 
     def control(model, examples, seeds):
-        return text_to_image_loss(model, processor, [e.image for e in examples], [e.sparse for e in examples], seeds)
+        # sparse text-to-image, the base's own task; each row's null-condition draw hangs off its seed
+        captions = [e.sparse for e in examples]
+        drop = text_dropout(len(captions), UNCONDITIONAL_RATE, seeds)
+        return text_to_image_loss(model, processor, [e.image for e in examples], captions, drop)
 
     def reca(model, examples, seeds):
         n_unlabeled = max(1, round(len(examples) * reca_share))
