@@ -76,6 +76,7 @@ def train(
     betas=(0.9, 0.95),
     warmup_steps: int = 0,
     schedule: str = "cosine",
+    lr_floor: float = 0.0,
     max_grad_norm: float | None = 1.0,
     seed: int = 0,
     out_dir=None,
@@ -86,21 +87,24 @@ def train(
     callback=None,
     mixed_precision: str | None = None,
     optimizer_factory=None,
+    description: str = "train",
 ) -> list[dict]:
     """Train the parameters of `model` that require gradients; returns the history, one dict per
     optimizer step: `step` (steps done), `loss` (mean over the global batch), `lr`, `grad_norm`.
 
     `loss_fn(model, examples, sample_seeds)` returns the mean loss of `examples` (items of the
-    sequence `data`); it always receives the plain model (never a DDP or peft wrapper).
+    sequence `data`), or (loss, {name: number}) to log more numbers, averaged like the loss, in
+    each step's record; it always receives the plain model (never a DDP or peft wrapper).
     `batch_size` is the global batch per optimizer step: each process runs `grad_accum`
-    micro-batches of batch_size / grad_accum / processes examples. `lora` (a dict or
-    `peft.LoraConfig`) trains LoRA adapters instead, injected into `model`; a `peft.PeftModel`
-    may also be passed directly. With `out_dir`, a checkpoint is saved every `save_every` steps,
-    at the end and on KeyboardInterrupt or SIGTERM, the history goes to `out_dir/history.jsonl`, and
-    `resume=True` continues from an existing checkpoint. `callback(record)` runs after every step
-    on every process. The model keeps the train/eval mode it arrives in. `optimizer_factory`
-    (trainable parameters -> optimizer, e.g. a preset's 8-bit AdamW) replaces the default AdamW
-    built from `lr`, `betas` and `weight_decay`.
+    micro-batches of batch_size / grad_accum / processes examples. The cosine schedule decays to
+    `lr_floor` x `lr`. `lora` (a dict or `peft.LoraConfig`) trains LoRA adapters instead,
+    injected into `model`; a `peft.PeftModel` may also be passed directly. With `out_dir`, a
+    checkpoint is saved every `save_every` steps, at the end and on KeyboardInterrupt or SIGTERM,
+    the history goes to `out_dir/history.jsonl`, and `resume=True` continues from an existing
+    checkpoint. `callback(record)` runs after every step on every process. The model keeps the
+    train/eval mode it arrives in. `optimizer_factory` (trainable parameters -> optimizer, e.g. a
+    preset's 8-bit AdamW) replaces the default AdamW built from `lr`, `betas` and `weight_decay`.
+    `description` labels the progress bar.
     """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
@@ -114,6 +118,8 @@ def train(
         raise ValueError("data is empty: nothing to train on")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not 0.0 <= lr_floor <= 1.0:
+        raise ValueError(f"lr_floor is a fraction of lr, between 0 and 1; got {lr_floor}")
     if save_every is not None and save_every < 1:
         raise ValueError(f"save_every must be at least 1, got {save_every}")
 
@@ -167,7 +173,7 @@ def train(
         ]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
     # The scheduler is kept away from accelerate, which would step it once per process.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(schedule, warmup_steps, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(schedule, warmup_steps, steps, lr_floor))
     optimizer = accelerator.prepare_optimizer(optimizer)
 
     settings = {
@@ -189,7 +195,7 @@ def train(
         _save_checkpoint(out_dir, done, trainable, peft_model, optimizer, scheduler, accelerator, settings, everyone)
 
     bar = tqdm(
-        total=steps, initial=done, desc="train", unit="step", disable=not (progress and accelerator.is_main_process)
+        total=steps, initial=done, desc=description, unit="step", disable=not (progress and accelerator.is_main_process)
     )
     trained_now = updating = False
     previous_sigterm = _sigterm_as_interrupt()
@@ -201,16 +207,18 @@ def train(
             indices, seeds = global_indices[mine], global_seeds[mine]
             lr_now = scheduler.get_last_lr()[0]
 
-            loss_sum = 0.0
+            loss_sum, metric_sums = 0.0, {}
             for k in range(grad_accum):
                 part = slice(k * micro_batch, (k + 1) * micro_batch)
                 examples = [data[i] for i in indices[part]]
                 # Gradients are all-reduced once per optimizer step, on the last micro-batch.
                 last = k == grad_accum - 1
                 with contextlib.nullcontext() if last else accelerator.no_sync(loss_module):
-                    loss = loss_module(examples, seeds[part])
+                    loss, metrics = _loss_and_metrics(loss_module(examples, seeds[part]))
                     accelerator.backward(loss / grad_accum)
                 loss_sum = loss_sum + loss.detach().float() / grad_accum
+                for name, value in metrics.items():
+                    metric_sums[name] = metric_sums.get(name, 0.0) + float(value) / grad_accum
             loss_value = accelerator.reduce(loss_sum, "mean").item()
             if not math.isfinite(loss_value):
                 raise FloatingPointError(
@@ -225,6 +233,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             done, trained_now = step + 1, True
             record = {"step": done, "loss": loss_value, "lr": lr_now, "grad_norm": float(grad_norm)}
+            if metric_sums:
+                means = accelerator.reduce(torch.tensor(list(metric_sums.values()), device=accelerator.device), "mean")
+                record.update(zip(metric_sums, means.tolist()))
             history.append(record)
             if out_dir is not None and accelerator.is_main_process:
                 with open(out_dir / HISTORY, "a") as file:
@@ -266,6 +277,17 @@ class _LossModule(torch.nn.Module):
 
     def forward(self, examples, seeds):
         return self.loss_fn(self.model, examples, seeds)
+
+
+def _loss_and_metrics(output) -> tuple[torch.Tensor, dict]:
+    """A loss function's result as (loss, extra numbers to log)."""
+    if not isinstance(output, tuple):
+        return output, {}
+    loss, metrics = output
+    clashing = set(metrics) & {"step", "loss", "lr", "grad_norm"}
+    if clashing:
+        raise ValueError(f"loss_fn logged {sorted(clashing)}, names the training loop records itself")
+    return loss, metrics
 
 
 def _launched_processes() -> int:
@@ -331,12 +353,12 @@ def scheduled_lr(
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _lr_factor(schedule: str, warmup_steps: int, steps: int):
+def _lr_factor(schedule: str, warmup_steps: int, steps: int, floor: float = 0.0):
     """scheduled_lr as a multiple of the peak, what LambdaLR takes (a plain function, so the
     scheduler's state_dict holds no state of it)."""
 
     def factor(step: int) -> float:
-        return scheduled_lr(step, steps, 1.0, warmup_steps, schedule=schedule)
+        return scheduled_lr(step, steps, 1.0, warmup_steps, schedule=schedule, floor=floor)
 
     return factor
 

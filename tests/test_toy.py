@@ -366,22 +366,23 @@ def test_train_base_command_reports_the_shape_check(tmp_path, capsys):
 
 
 def test_generator_stage_draws_unseen_scenes_every_step():
-    # Cycling a fixed set of scenes, the stage-2 generator memorised them; each step must take
-    # new examples of the stream.
+    # Cycling a fixed set of scenes, the stage-2 generator memorised them; every example of the
+    # stream must be drawn once, none twice.
     from conftest import RecordedReads
 
     from recakit.toy.shapes import scene_dataset
     from recakit.toy.train_base import train_generator
 
     model, processor = load_toy()
-    stream = RecordedReads(scene_dataset(100, seed=3))
+    stream = RecordedReads(scene_dataset(12, seed=3))
     before = model.generator.lm_head.pattern.weight.clone()
     log = []
     train_generator(model, processor, stream, steps=3, batch_size=4, seed=0, log=log)
-    read = stream.read
-    assert read == list(range(12))
+    assert sorted(stream.read) == list(range(12))
     assert len(log) == 3 and all(math.isfinite(record["loss"]) for record in log)
     assert not torch.equal(model.generator.lm_head.pattern.weight, before)
+    with pytest.raises(ValueError, match="once"):  # a stream too short would be cycled
+        train_generator(model, processor, scene_dataset(11, seed=3), steps=3, batch_size=4, seed=0, log=log)
 
 
 def test_factored_head_scores_every_code_as_pattern_plus_colour():

@@ -355,6 +355,29 @@ def test_schedule_warms_up_then_decays():
     assert train_module._lr_factor("constant", 0, 20)(19) == 1.0
 
 
+def test_the_cosine_ends_at_the_floor_it_is_given():
+    options = quiet(steps=12, batch_size=4, lr=1e-2, warmup_steps=2)
+    floored = [record["lr"] for record in train(TinyNet(), noisy_mse, make_data(), lr_floor=0.25, **options)]
+    expected = [train_module.scheduled_lr(step, 12, 1e-2, 2, floor=0.25) for step in range(12)]
+    assert floored == pytest.approx(expected)
+    assert floored[-1] > 0.25 * 1e-2 > train(TinyNet(), noisy_mse, make_data(), **options)[-1]["lr"]
+    with pytest.raises(ValueError, match="lr_floor"):
+        train(TinyNet(), noisy_mse, make_data(), lr_floor=1.5, **options)
+
+
+def test_numbers_a_loss_function_logs_are_averaged_into_each_step_record():
+    def mse_and_its_half(model, examples, seeds):
+        loss = noisy_mse(model, examples, seeds)
+        return loss, {"half": float(loss.detach()) / 2, "examples": len(examples)}
+
+    history = train(TinyNet(), mse_and_its_half, make_data(), steps=4, batch_size=8, grad_accum=2, **quiet())
+    for record in history:
+        assert record["half"] == pytest.approx(record["loss"] / 2)
+        assert record["examples"] == 4  # the micro-batch's size, averaged over the two micro-batches
+    with pytest.raises(ValueError, match="lr"):
+        train(TinyNet(), lambda *args: (noisy_mse(*args), {"lr": 1.0}), make_data(), steps=1, **quiet())
+
+
 # -- RecA end to end (needs recakit.models.janus and recakit.objective from the core engineer) --------
 reca_ready = all(importlib.util.find_spec(name) for name in ("recakit.models.janus", "recakit.objective"))
 needs_reca = pytest.mark.skipif(not reca_ready, reason="recakit.models.janus / recakit.objective not written yet")

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from recakit.objective import text_to_image_loss
 from recakit.toy.model import ToyProcessor, ToyUnifiedModel, default_config, load_toy
 from recakit.toy.shapes import COLORS, SHAPES, random_scene, render, scene_dataset, sparse_caption
-from recakit.training import scheduled_lr
+from recakit.training import train
 
 STAGES = ("vq", "understanding", "generator")
 
@@ -59,26 +59,35 @@ RETRY_SEED_STRIDE = 1000  # attempt k of stage 1 draws its weights and batches f
 LENGTH_GROUPS = 3  # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
 
 
-def _fit(parameters, batch_loss, steps: int, lr: float, description: str, log: list) -> None:
-    """AdamW with warmup + cosine decay; `batch_loss(step)` returns (loss, extra numbers)."""
-    parameters = [p for p in parameters if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=lr, betas=(0.9, 0.95), weight_decay=0.01, fused=True)
-    bar = tqdm(range(steps), desc=description)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = scheduled_lr(step, steps, lr, warmup_steps=30, floor=0.1)
-        loss, extra = batch_loss(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        record = {"stage": description, "step": step, "loss": float(loss.detach()), **extra}
-        log.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
+def _fit(model, loss_fn, data, steps: int, batch_size: int, lr: float, seed: int, description: str, log: list):
+    """One stage: `recakit.training.train` over the parameters of `model` that require gradients
+    (AdamW, 30 warmup steps, cosine down to a tenth of `lr`, clipping at 1), its history appended
+    to `log` under the stage's name. No checkpoints within a stage: the stages are the resume points."""
+    history = train(
+        model,
+        loss_fn,
+        data,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=0.01,
+        warmup_steps=30,
+        lr_floor=0.1,
+        seed=seed,
+        description=description,
+    )
+    log.extend({"stage": description, **record} for record in history)
 
 
-def _batch_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
-    return random.Random(f"{seed}-{step}").sample(range(n), min(batch_size, n))
+class _CellProbe(torch.nn.Module):
+    """The vision encoder with stage 1a's throwaway head on its cells, trained as one module."""
+
+    def __init__(self, vision, head):
+        super().__init__()
+        self.vision, self.head = vision, head
+
+    def forward(self, pixels):
+        return self.head(self.vision(pixels))
 
 
 # -- stage 1 --------------------------------------------------------------------------------------
@@ -100,11 +109,10 @@ def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3
     one shape word is a faint signal three models deep); this direct signal teaches both in ~400,
     the way real understanding encoders arrive pretrained."""
     maps = torch.stack([object_map(scene) for scene in scenes])
-    head = torch.nn.Linear(model.vision.hidden_size, 1 + len(SHAPES) + len(COLORS))
+    probe = _CellProbe(model.vision, torch.nn.Linear(model.vision.hidden_size, 1 + len(SHAPES) + len(COLORS)))
 
-    def batch_loss(step):
-        rows = _batch_indices(step, batch_size, len(scenes), seed + 3)
-        logits, targets = head(model.vision(pixels[rows])), maps[rows]
+    def loss_fn(probe, rows, sample_seeds):
+        logits, targets = probe(pixels[rows]), maps[rows]
         occupied = targets[..., 0] >= 0
         loss = F.binary_cross_entropy_with_logits(logits[..., 0], occupied.float())
         picked, (shape, colour) = logits[occupied], targets[occupied].T
@@ -112,17 +120,9 @@ def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3
         loss = loss + shape_loss + F.cross_entropy(picked[:, 1 + len(SHAPES) :], colour)
         return loss, {"shape_loss": float(shape_loss.detach())}
 
-    for p in model.vision.parameters():
-        p.requires_grad_(True)
-    model.vision.train()
-    _fit(
-        list(model.vision.parameters()) + list(head.parameters()),
-        batch_loss,
-        steps,
-        lr,
-        "stage 1a: vision encoder",
-        log,
-    )
+    probe.requires_grad_(True)
+    probe.train()
+    _fit(probe, loss_fn, range(len(scenes)), steps, batch_size, lr, seed + 3, "stage 1a: vision encoder", log)
 
 
 def alignment_loss(image_states: torch.Tensor, text_states: torch.Tensor, temperature: float = 0.1):
@@ -164,15 +164,15 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
         )
     dense_ids = [processor.encode(caption) for caption in dense]
 
-    def batch_loss(step):
-        rows = _batch_indices(step, batch_size, len(dense_ids), seed + 1)
+    def loss_fn(model, rows, sample_seeds):
         tokens = [dense_ids[i] for i in rows]
         # The generator will read the query states of sparse captions and of short prompts, never
         # of dense ones: trained on dense captions alone, the LM learned to ignore words a dense
         # caption makes redundant ("a photo of a circle" and "... of a star" gave the same states).
         # Restating sparse captions from their own query states keeps every word in them.
-        rng = random.Random(f"understanding-sparse-{seed}-{step}")
-        sparse = [processor.encode(sparse_caption(scenes[i], rng, rng.choice((0.5, SPARSE_DROP)))) for i in rows]
+        rngs = [random.Random(sample_seed) for sample_seed in sample_seeds]
+        sparse = [sparse_caption(scenes[i], r, r.choice((0.5, SPARSE_DROP))) for i, r in zip(rows, rngs)]
+        sparse = [processor.encode(caption) for caption in sparse]
         image_states = model.understand_vision_cells(cells[rows])
         captions = tokens + sparse
         states = in_length_groups(lambda group: model.understand_text([captions[i] for i in group]), captions)
@@ -196,14 +196,12 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
         loss = describe_image + describe_text + describe_sparse + align
         return loss, {"describe_image": float(describe_image.detach()), "cosine": cosine}
 
-    parts = [model.aligner, model.understanding, model.describer]
-    parameters = [p for part in parts for p in part.parameters()] + [model.queries]
-    for p in parameters:
-        p.requires_grad_(True)
+    model.requires_grad_(False)
+    for part in (model.aligner, model.understanding, model.describer, model.queries):
+        part.requires_grad_(True)
     model.train()
-    _fit(parameters, batch_loss, steps, lr, "stage 1: understanding", log)
-    for p in parameters:
-        p.requires_grad_(False)
+    _fit(model, loss_fn, range(len(dense_ids)), steps, batch_size, lr, seed + 1, "stage 1: understanding", log)
+    model.requires_grad_(False)
     model.eval()
 
 
@@ -225,22 +223,23 @@ def shape_check(model, processor, n_scenes: int = 64, seed: int = 9000) -> dict:
 
 # -- stage 2 --------------------------------------------------------------------------------------
 def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-3):
-    """Sparse text-to-image on scenes never seen before: step s draws examples s * batch_size ...
-    of `data`, rendered and tokenized on demand (under a millisecond a scene). Cycling through the
-    6000 stage-1 scenes instead, 16 times over, the generator memorised them (training loss 0.61,
-    0.98 on unseen scenes) and scored unseen scenes better with no condition than with a caption."""
+    """Sparse text-to-image on scenes never seen before: `data` holds steps x batch_size examples,
+    rendered and tokenized on demand (under a millisecond a scene), and each is drawn once.
+    Cycling through the 6000 stage-1 scenes instead, 16 times over, the generator memorised them
+    (training loss 0.61, 0.98 on unseen scenes) and scored unseen scenes better with no condition
+    than with a caption."""
+    if len(data) < steps * batch_size:
+        raise ValueError(f"stage 2 draws each example once: {steps} x {batch_size} needs that many, got {len(data)}")
 
-    def batch_loss(step):
-        rng = random.Random(f"generator-{seed}-{step}")
-        examples = [data[step * batch_size + i] for i in range(batch_size)]
-        captions = [sparse_caption(example.scene, rng, SPARSE_DROP) for example in examples]
-        drop = torch.tensor([rng.random() < UNCONDITIONAL_RATE for _ in examples])
-        loss = text_to_image_loss(model, processor, [example.image for example in examples], captions, drop)
-        return loss, {}
+    def loss_fn(model, examples, sample_seeds):
+        rngs = [random.Random(sample_seed) for sample_seed in sample_seeds]
+        captions = [sparse_caption(example.scene, r, SPARSE_DROP) for example, r in zip(examples, rngs)]
+        drop = torch.tensor([r.random() < UNCONDITIONAL_RATE for r in rngs])
+        return text_to_image_loss(model, processor, [example.image for example in examples], captions, drop)
 
     model.freeze_for_reca()
     model.train()
-    _fit(model.parameters(), batch_loss, steps, lr, "stage 2: generator", log)
+    _fit(model, loss_fn, data, steps, batch_size, lr, seed, "stage 2: generator", log)
     model.eval()
 
 
