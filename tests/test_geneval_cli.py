@@ -12,6 +12,7 @@ from PIL import Image
 
 import recakit.bench.geneval as geneval
 import recakit.bench.runs as runs
+import recakit.bench.scorers as scorers
 import recakit.commands.geneval as geneval_commands
 from recakit.commands.main import main
 
@@ -394,7 +395,7 @@ def test_scoring_ignores_partial_writes_and_files_that_are_not_samples(tmp_path)
 
 
 def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(geneval.SCORERS, "fake", f"{__name__}:ColourDetector")
+    monkeypatch.setitem(scorers.SCORERS, "fake", f"{__name__}:ColourDetector")
     entry = {
         "tag": "colors",
         "prompt": "a photo of a red square",
@@ -427,7 +428,7 @@ def test_score_command_writes_summary_and_per_image_files(tmp_path, monkeypatch,
 
 def test_unknown_scorer_and_empty_folder(tmp_path):
     with pytest.raises(ValueError, match="unknown scorer"):
-        geneval.make_detector("yolo")
+        scorers.make_detector("yolo")
     with pytest.raises(ValueError, match="no GenEval samples"):
         geneval.score_folder(tmp_path, ColourDetector())
 
@@ -565,7 +566,7 @@ class RecordingDetector(ColourDetector):
 
 
 def test_score_command_passes_mask2former_options(tmp_path, monkeypatch):
-    monkeypatch.setitem(geneval.SCORERS, "mask2former", f"{__name__}:RecordingDetector")
+    monkeypatch.setitem(scorers.SCORERS, "mask2former", f"{__name__}:RecordingDetector")
     entry = {"tag": "single_object", "prompt": "a photo of a square", "include": [{"class": "square", "count": 1}]}
     write_samples(tmp_path / "run", [(entry, ["red"])])
     assert (

@@ -2,11 +2,13 @@
 that (directly or through others) imports it back -- imports inside functions included."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "recakit"
+NAMED_MODULE = re.compile(r"recakit(\.\w+)+(:\w+)?")
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -16,7 +18,8 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 
 def recakit_imports(tree: ast.AST, name: str, is_package: bool, known: set[str]) -> set[str]:
     """Every recakit module `tree` imports anywhere (module level, functions, classes), and every
-    literal `import_module("recakit....")`. `from recakit.x import y` counts as recakit.x.y where
+    module it names in a string of its own ("recakit.x.y" or "recakit.x.y:attribute", as registries
+    name what `import_module` loads later). `from recakit.x import y` counts as recakit.x.y where
     that is a module, else recakit.x."""
     found = set()
     for node in ast.walk(tree):
@@ -33,14 +36,8 @@ def recakit_imports(tree: ast.AST, name: str, is_package: bool, known: set[str])
             targets = [
                 f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module for alias in node.names
             ]
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            targets = [node.args[0].value]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and NAMED_MODULE.fullmatch(node.value):
+            targets = [node.value.partition(":")[0]]
         for target in targets:
             # `import recakit.toy.model` also imports recakit.toy; count the deepest known module
             while target and target not in known:
@@ -100,14 +97,18 @@ def test_every_module_states_its_purpose():
     assert not missing, f"modules without a docstring: {missing}"
 
 
-@pytest.mark.parametrize("planted", ["module level", "in a function"])
+@pytest.mark.parametrize("planted", ["module level", "in a function", "named in a registry"])
 def test_a_planted_cycle_is_found(tmp_path, planted):
     package = tmp_path / "recakit"
     (package / "sub").mkdir(parents=True)
     (package / "__init__.py").write_text('"""root"""\n')
     (package / "sub" / "__init__.py").write_text('"""sub"""\n')
     (package / "a.py").write_text('"""a"""\nfrom recakit.sub import b\n')
-    body = "from recakit.a import thing\n" if planted == "module level" else "def f():\n    from recakit import a\n"
+    body = {
+        "module level": "from recakit.a import thing\n",
+        "in a function": "def f():\n    from recakit import a\n",
+        "named in a registry": 'MAKERS = {"a": "recakit.a:Thing"}\n',
+    }[planted]
     (package / "sub" / "b.py").write_text('"""b"""\n' + body)
     graph, _ = import_graph(package)
     assert find_cycle(graph) in (

@@ -8,6 +8,7 @@ from PIL import Image
 from recakit import load_model
 from recakit.bench import geneval
 from recakit.toy import reproduce
+from recakit.toy.detect import ShapesDetector
 from recakit.toy.reproduce import aggregate, evaluation_entries, results_markdown
 
 
@@ -18,7 +19,7 @@ def test_quick_reproduce_writes_valid_results(tmp_path, capsys):
     assert main(["reproduce", "--preset", "toy", "--out", str(out), "--quick"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0]
-    detector = geneval.make_detector("shapes")
+    detector = ShapesDetector()
     for arm, folder in (
         ("base", out / "base"),
         ("control", out / "seed0" / "control"),
@@ -150,6 +151,6 @@ def test_a_shipped_arm_scores_exactly_what_its_reproduction_run_reported(name, t
     model, processor = load_model(name, device="cpu")
     reported = json.loads((SHIPPED_MODELS[name] / "training.json").read_text())["geneval_mini"]
     scores = reproduce.evaluate(
-        model, processor, reproduce.evaluation_entries(None), tmp_path, reproduce.FULL, geneval.make_detector("shapes")
+        model, processor, reproduce.evaluation_entries(None), tmp_path, reproduce.FULL, ShapesDetector()
     )
     assert scores == reported

@@ -200,9 +200,10 @@ print({label: type(model).__name__ for label, (model, _) in models.items()})
 # 随后 `geneval.score_folder` 用检测器和官方规则逐张判分。
 
 # %%
+from recakit.bench.scorers import make_detector
 from recakit.notebook import run_record
 
-detector = geneval.make_detector(SCORER)
+detector = make_detector(SCORER)
 summaries = {}
 for label, (model, model_processor) in models.items():
     record = run_record(MODELS[label], PROMPT_SET)

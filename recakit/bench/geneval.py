@@ -6,10 +6,8 @@ prompt's metadata line: are the objects there, as many as asked, in the right co
 The score of a task is the share of its images judged correct; the overall score is the
 unweighted mean of the six tasks. RecA's headline numbers are GenEval numbers, so this module
 keeps the judging rules identical to the official evaluation script while letting the detector be
-anything with a `detect(images)` method:
-
-- "mask2former": transformers' Mask2Former + CLIP (`recakit.bench.mask2former`), the real scorer;
-- "shapes": an exact detector for the ShapesWorld toy (`recakit.toy.detect`).
+anything with a `detect(images)` method (`recakit.bench.scorers` names the two recakit has:
+Mask2Former + CLIP for real images, an exact detector for the ShapesWorld toy).
 
 A detection is `{"class": str, "score": float, "box": [x0, y0, x1, y1], "color": str | None}`
 (pixels, y down). Folder layout, the official one: `DIR/00000/metadata.jsonl` (that prompt's
@@ -23,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -137,13 +134,6 @@ POSITION_MARGIN = 0.1  # share of the two objects' summed sizes an offset must e
 OFFICIAL_METADATA_URL = "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts/evaluation_metadata.jsonl"
 OFFICIAL_METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
 MINI_METADATA = Path(__file__).parents[1] / "data" / "geneval_mini.jsonl"
-
-# Scorer name -> "module:class" of its detector; imported only when asked for, since the real
-# detector pulls in large models.
-SCORERS = {
-    "shapes": "recakit.toy.detect:ShapesDetector",
-    "mask2former": "recakit.bench.mask2former:Mask2FormerDetector",
-}
 
 RESULTS_FILE = "geneval_results.jsonl"
 
@@ -374,15 +364,7 @@ def summarize(results: list[dict]) -> dict:
     }
 
 
-# -- detectors and scoring --------------------------------------------------------------------------
-def make_detector(scorer: str, **options):
-    """The detector a scorer name stands for (see SCORERS), built with `options`."""
-    if scorer not in SCORERS:
-        raise ValueError(f"unknown scorer {scorer!r}: choose one of {sorted(SCORERS)}")
-    module_name, class_name = SCORERS[scorer].split(":")
-    return getattr(import_module(module_name), class_name)(**options)
-
-
+# -- scoring ----------------------------------------------------------------------------------------
 def find_samples(folder: str | Path) -> list[tuple[dict, Path]]:
     """(metadata line, image path) for every sample of a folder in the official layout."""
     folder = Path(folder)

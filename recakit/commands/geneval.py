@@ -6,16 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from recakit.bench.geneval import (
-    SCORERS,
-    TASKS,
-    agreement,
-    format_summary,
-    load_prompts,
-    make_detector,
-    sample_prompts,
-    score_folder,
-)
+from recakit.bench.geneval import TASKS, agreement, format_summary, load_prompts, sample_prompts, score_folder
+from recakit.bench.scorers import SCORERS, make_detector
 
 FAST_HELP = (
     "the static-cache sampler (recakit.fast): a captured CUDA graph on GPUs, about 3x faster "

@@ -33,6 +33,7 @@ import torch
 from recakit.bench import geneval
 from recakit.bench.report import published_gains
 from recakit.objective import reca_loss, text_dropout, text_to_image_loss
+from recakit.toy.detect import ShapesDetector
 from recakit.toy.model import load_toy
 from recakit.toy.shapes import scene_dataset
 from recakit.toy.train_base import SPARSE_DROP, UNCONDITIONAL_RATE
@@ -305,7 +306,7 @@ def reproduce_toy(out, *, seeds: int = 1, quick: bool = False, base_path=None, s
     settings_path.write_text(json.dumps(settings, indent=1))
     base, processor = load_toy(base_path)
     entries = evaluation_entries(settings["prompts_per_task"])
-    detector = geneval.make_detector("shapes")
+    detector = ShapesDetector()
     seed_list = list(range(seeds))
     per_arm = {
         "base": [{"seed": None, **evaluate(base, processor, entries, out / "base", settings, detector)}],
