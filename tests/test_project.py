@@ -136,3 +136,12 @@ def test_readme_colab_badges_use_the_notebooks_organisation_and_open_existing_no
             assert path in notebooks, f"{readme}: {url} opens {path}, which is not a notebook here"
             opened.add(path)
         assert opened == notebooks, f"{readme} has no badge for {sorted(notebooks - opened)}"
+
+
+def test_both_readme_file_trees_name_every_module():
+    # The tree is how a newcomer finds their way in: a module missing from it is one nobody reads.
+    modules = {path.name for path in (ROOT / "recakit").rglob("*.py") if path.name != "__init__.py"}
+    for readme in ("README.md", "README_zh.md"):
+        text = (ROOT / readme).read_text(encoding="utf-8")
+        missing = [name for name in sorted(modules) if not re.search(rf"\b{re.escape(name)}\b", text)]
+        assert not missing, f"{readme}'s file tree lacks {missing}"
