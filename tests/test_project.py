@@ -145,3 +145,27 @@ def test_both_readme_file_trees_name_every_module():
         text = (ROOT / readme).read_text(encoding="utf-8")
         missing = [name for name in sorted(modules) if not re.search(rf"\b{re.escape(name)}\b", text)]
         assert not missing, f"{readme}'s file tree lacks {missing}"
+
+
+def _github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_the_project_s_markdown_files_land_on_a_file_and_a_heading():
+    pages = [ROOT / "README.md", ROOT / "README_zh.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages.append(ROOT / "benchmarks" / "README.md")
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M)
+                if anchor not in {_github_anchor(heading) for heading in headings}:
+                    broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
