@@ -315,8 +315,8 @@ def test_a_stage_1_that_loses_shape_is_trained_again_from_another_start(tmp_path
     trained = []  # (seed, the queries it ended with) for every stage 1b run
     original = toy_train.train_understanding
 
-    def recording(model, *args):
-        original(model, *args)
+    def recording(model, *args, **kwargs):
+        original(model, *args, **kwargs)
         trained.append((args[-2], model.queries.detach().clone()))
 
     monkeypatch.setattr(toy_train, "train_understanding", recording)
@@ -338,11 +338,11 @@ def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch)
     seeds = []
     original = toy_train.train_understanding
 
-    def interrupted_on_the_second_attempt(model, *args):
+    def interrupted_on_the_second_attempt(model, *args, **kwargs):
         seeds.append(args[-2])
         if len(seeds) == 2:
             raise KeyboardInterrupt
-        original(model, *args)
+        original(model, *args, **kwargs)
 
     monkeypatch.setattr(toy_train, "train_understanding", interrupted_on_the_second_attempt)
     sizes = dict(toy_train.QUICK, n_scenes=8, vq_steps=1, understanding_steps=1, generator_steps=1)
@@ -351,11 +351,59 @@ def test_an_interrupted_retry_resumes_at_the_next_attempt(tmp_path, monkeypatch)
     assert len(json.loads((tmp_path / "progress.json").read_text())["shape_checks"]) == 1
 
     seeds.clear()
-    monkeypatch.setattr(toy_train, "train_understanding", lambda model, *args: seeds.append(args[-2]))
+    monkeypatch.setattr(toy_train, "train_understanding", lambda model, *args, **kwargs: seeds.append(args[-2]))
     progress = toy_train.train_base(tmp_path, sizes=sizes, stage1_attempts=3)[2]
     stride = toy_train.RETRY_SEED_STRIDE
     assert seeds == [stride, 2 * stride]  # attempts 2 and 3; the first is not trained again
     assert len(progress["shape_checks"]) == 3 and progress["done"][-1] == "generator"
+
+
+@pytest.mark.parametrize("stage", ["stage 1: understanding", "stage 2: generator"])
+def test_a_stage_interrupted_midway_resumes_from_its_last_checkpoint(tmp_path, monkeypatch, stage):
+    # An 18-minute command must not lose a stage's work to Ctrl-C: the resumed run trains only
+    # the steps after the interruption, and stage 1b keeps the encoder stage 1a trained.
+    from recakit.toy import train_base as toy_train
+
+    monkeypatch.setattr(toy_train, "CHECKPOINT_EVERY", 2)
+    sizes = dict(toy_train.QUICK, n_scenes=8, vision_steps=3, understanding_steps=5, generator_steps=5)
+    trained, encoder_after_1a = [], []
+    original_train = toy_train.train
+
+    def watched(*args, interrupt_at=None, **kwargs):
+        def callback(record):
+            trained.append((kwargs["description"], record["step"]))
+            if kwargs["description"] == interrupt_at and record["step"] == 3:
+                raise KeyboardInterrupt
+
+        history = original_train(*args, callback=callback, **kwargs)
+        if kwargs["description"].startswith("stage 1a"):
+            encoder_after_1a.append({k: v.clone() for k, v in args[0].vision.state_dict().items()})
+        return history
+
+    monkeypatch.setattr(toy_train, "train", lambda *a, **k: watched(*a, interrupt_at=stage, **k))
+    with pytest.raises(KeyboardInterrupt):
+        toy_train.train_base(tmp_path, sizes=sizes, quick=True)
+    trained.clear()
+    monkeypatch.setattr(toy_train, "train", watched)
+    toy_train.train_base(tmp_path, sizes=sizes, quick=True)
+
+    in_stage_1 = stage.startswith("stage 1")
+    after = [("stage 2: generator", step) for step in range(1, 6)] if in_stage_1 else []
+    assert trained == [(stage, 4), (stage, 5)] + after
+    if in_stage_1:  # stage 1a's checkpoint gave the resumed run the encoder it had trained
+        first, resumed = encoder_after_1a
+        assert all(torch.equal(first[k], resumed[k]) for k in first)
+    records = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["stage"] == stage] == [1, 2, 3, 4, 5]
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_train_base_refuses_a_folder_trained_with_other_sizes(tmp_path):
+    from recakit.toy.train_base import QUICK, train_base
+
+    train_base(tmp_path, sizes=dict(QUICK, n_scenes=8), quick=True)
+    with pytest.raises(ValueError, match="another folder"):
+        train_base(tmp_path, sizes=dict(QUICK, n_scenes=8, generator_steps=4), quick=True)
 
 
 def test_train_base_command_reports_the_shape_check(tmp_path, capsys):

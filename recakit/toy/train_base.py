@@ -1,7 +1,9 @@
 """Training the ShapesWorld toy base model from scratch on the CPU (`recakit toy train-base`, in
 `recakit.commands.toy`).
 
-Three stages, each saved before the next starts, so an interrupted run resumes where it stopped:
+Three stages, each saved before the next starts; within a stage, `recakit.training.train` keeps a
+checkpoint in `out/checkpoints/` (every CHECKPOINT_EVERY steps and on Ctrl-C or SIGTERM), so an
+interrupted run resumes where it stopped:
 
 0. `vq`: the image tokenizer, `recakit.toy.model.PatchTokenizer`, fitted by k-means in seconds.
 1. `understanding`: the vision encoder first learns what sits in each of its cells (1a); then,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -57,12 +60,14 @@ SHAPE_CHECK_FLOOR = 0.5  # the shipped stage 1 scores 1.0; a stage 1 on which Re
 STAGE1_ATTEMPTS = 3  # stage 1s trained at most, each from another random start, until one keeps shape
 RETRY_SEED_STRIDE = 1000  # attempt k of stage 1 draws its weights and batches from seed + k * stride
 LENGTH_GROUPS = 3  # stage 1b runs its captions in this many sets of similar length (fastest on 2 cores)
+CHECKPOINT_EVERY = 200  # steps between a stage's checkpoints (each writes about 40 MB)
 
 
-def _fit(model, loss_fn, data, steps: int, batch_size: int, lr: float, seed: int, description: str, log: list):
+def _fit(model, loss_fn, data, steps, batch_size, lr, seed, description, log, checkpoint_dir=None):
     """One stage: `recakit.training.train` over the parameters of `model` that require gradients
     (AdamW, 30 warmup steps, cosine down to a tenth of `lr`, clipping at 1), its history appended
-    to `log` under the stage's name. No checkpoints within a stage: the stages are the resume points."""
+    to `log` under the stage's name. With `checkpoint_dir` it checkpoints there and resumes from
+    it; a finished stage's checkpoint restores the weights it ended with and trains nothing."""
     history = train(
         model,
         loss_fn,
@@ -75,6 +80,8 @@ def _fit(model, loss_fn, data, steps: int, batch_size: int, lr: float, seed: int
         lr_floor=0.1,
         seed=seed,
         description=description,
+        out_dir=checkpoint_dir,
+        save_every=CHECKPOINT_EVERY if checkpoint_dir is not None else None,
     )
     log.extend({"stage": description, **record} for record in history)
 
@@ -102,7 +109,7 @@ def object_map(scene, side: int = 4) -> torch.Tensor:
     return targets
 
 
-def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3):
+def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3, checkpoint_dir=None):
     """Stage 1a: each cell of the vision encoder predicts whether an object is centred there and,
     if so, its shape and colour (a throwaway linear head). Learned through captioning alone, the
     encoder picked up colour within a few hundred steps but shape not at all in 800 (the caption's
@@ -122,7 +129,8 @@ def pretrain_vision(model, scenes, pixels, steps, batch_size, seed, log, lr=2e-3
 
     probe.requires_grad_(True)
     probe.train()
-    _fit(probe, loss_fn, range(len(scenes)), steps, batch_size, lr, seed + 3, "stage 1a: vision encoder", log)
+    description = "stage 1a: vision encoder"
+    _fit(probe, loss_fn, range(len(scenes)), steps, batch_size, lr, seed + 3, description, log, checkpoint_dir)
 
 
 def alignment_loss(image_states: torch.Tensor, text_states: torch.Tensor, temperature: float = 0.1):
@@ -147,7 +155,9 @@ def in_length_groups(run, token_lists: list[list[int]], groups: int = LENGTH_GRO
     return results[torch.tensor(order).argsort()]
 
 
-def train_understanding(model, processor, scenes, pixels, dense, steps, batch_size, seed, log, lr=2e-3):
+def train_understanding(
+    model, processor, scenes, pixels, dense, steps, batch_size, seed, log, lr=2e-3, checkpoint_dir=None
+):
     # The vision encoder stays as stage 1a left it. Trained on by these losses too, it lost shape
     # in a run where stage 1 failed (a linear probe on its cells: shape 60 % after stage 1b), as a
     # caption's one shape word is a fainter signal than its colour words. Fixed, it is run once
@@ -200,7 +210,8 @@ def train_understanding(model, processor, scenes, pixels, dense, steps, batch_si
     for part in (model.aligner, model.understanding, model.describer, model.queries):
         part.requires_grad_(True)
     model.train()
-    _fit(model, loss_fn, range(len(dense_ids)), steps, batch_size, lr, seed + 1, "stage 1: understanding", log)
+    description = "stage 1: understanding"
+    _fit(model, loss_fn, range(len(dense_ids)), steps, batch_size, lr, seed + 1, description, log, checkpoint_dir)
     model.requires_grad_(False)
     model.eval()
 
@@ -222,7 +233,7 @@ def shape_check(model, processor, n_scenes: int = 64, seed: int = 9000) -> dict:
 
 
 # -- stage 2 --------------------------------------------------------------------------------------
-def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-3):
+def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-3, checkpoint_dir=None):
     """Sparse text-to-image on scenes never seen before: `data` holds steps x batch_size examples,
     rendered and tokenized on demand (under a millisecond a scene), and each is drawn once.
     Cycling through the 6000 stage-1 scenes instead, 16 times over, the generator memorised them
@@ -239,7 +250,7 @@ def train_generator(model, processor, data, steps, batch_size, seed, log, lr=2e-
 
     model.freeze_for_reca()
     model.train()
-    _fit(model, loss_fn, data, steps, batch_size, lr, seed, "stage 2: generator", log)
+    _fit(model, loss_fn, data, steps, batch_size, lr, seed, "stage 2: generator", log, checkpoint_dir)
     model.eval()
 
 
@@ -257,11 +268,14 @@ def caption_vocabulary(scenes, dense) -> list[str]:
     return list(dense) + sparse
 
 
-def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts, progress, save_progress, log):
+def _train_stage1(
+    model, processor, scenes, pixels, dense, sizes, seed, attempts, progress, save_progress, log, checkpoints
+):
     """Stages 1a and 1b, then `shape_check`; while the image query states fail it, train stage 1
     again on the same scenes from another random start (a stage 1 that also trains the encoder in
-    1b can lose shape; docs/toy_study.md). Every attempt's check is kept in progress["shape_checks"], so an
-    interrupted run resumes at the next attempt. Returns the model of the last attempt."""
+    1b can lose shape; docs/toy_study.md). Every attempt's check is kept in progress["shape_checks"],
+    so an interrupted run resumes at the next attempt, and within an attempt from the checkpoints
+    of its 1a and 1b in `checkpoints`. Returns the model of the last attempt."""
     checks = progress.setdefault("shape_checks", [])
     for attempt in range(len(checks), max(attempts, len(checks) + 1)):
         attempt_seed = seed + attempt * RETRY_SEED_STRIDE
@@ -270,7 +284,16 @@ def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts
             fresh = ToyUnifiedModel(model.config)
             fresh.vq.load_state_dict(model.vq.state_dict())
             model = fresh
-        pretrain_vision(model, scenes, pixels, sizes["vision_steps"], sizes["understanding_batch"], attempt_seed, log)
+        pretrain_vision(
+            model,
+            scenes,
+            pixels,
+            sizes["vision_steps"],
+            sizes["understanding_batch"],
+            attempt_seed,
+            log,
+            checkpoint_dir=checkpoints / f"attempt{attempt}-1a",
+        )
         train_understanding(
             model,
             processor,
@@ -281,6 +304,7 @@ def _train_stage1(model, processor, scenes, pixels, dense, sizes, seed, attempts
             sizes["understanding_batch"],
             attempt_seed,
             log,
+            checkpoint_dir=checkpoints / f"attempt{attempt}-1b",
         )
         checks.append(shape_check(model, processor))
         progress["shape_check"] = checks[-1]
@@ -301,6 +325,9 @@ def train_base(
     out.mkdir(parents=True, exist_ok=True)
     progress_path = out / "progress.json"
     progress = json.loads(progress_path.read_text()) if progress_path.exists() else {"done": [], "seconds": {}}
+    if progress.get("sizes", sizes) != sizes:
+        raise ValueError(f"{out} holds a base trained with sizes {progress['sizes']}, not {sizes}: use another folder")
+    checkpoints = out / "checkpoints"
 
     torch.manual_seed(seed)
     scenes, images, dense = _render_training_set(sizes["n_scenes"], seed)
@@ -334,18 +361,21 @@ def train_base(
                 progress,
                 save_progress,
                 log,
+                checkpoints,
             )
         else:
             stream = scene_dataset(sizes["generator_steps"] * sizes["generator_batch"], seed=GENERATOR_DATA_SEED + seed)
-            train_generator(model, processor, stream, sizes["generator_steps"], sizes["generator_batch"], seed, log)
+            steps, batch = sizes["generator_steps"], sizes["generator_batch"]
+            train_generator(model, processor, stream, steps, batch, seed, log, checkpoint_dir=checkpoints / "2")
         model.save_pretrained(out, processor)
         progress["done"].append(stage)
-        progress["seconds"][stage] = round(time.time() - started, 1)
+        progress["seconds"][stage] = round(time.time() - started, 1)  # of the last (resumed) run only
         progress["sizes"] = sizes
         save_progress()
         with open(out / "train_log.jsonl", "a") as handle:
             for record in log:
                 handle.write(json.dumps(record) + "\n")
         log.clear()
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the saved stage supersedes them
     model.freeze_for_reca()
     return model.eval(), processor, progress
