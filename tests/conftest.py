@@ -127,3 +127,9 @@ class RecordedReads:
     def __getitem__(self, index):
         self.read.append(index)
         return self.data[index]
+
+
+def quick_train_command(model, images, out, *extra) -> list[str]:
+    """`recakit train` arguments for a two-step run on the CPU at batch 2 and lr 1e-3, then `extra`."""
+    common = ["--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--device", "cpu", "--mixed-precision", "no"]
+    return ["train", "--model", str(model), "--images", str(images), "--out", str(out), *common, *extra]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import quick_train_command
 from PIL import Image
 
 import recakit
@@ -332,30 +333,7 @@ def test_train_command_fine_tunes_an_openuni_folder(tmp_path, openuni_folder):
 
     images = noise_image_folder(tmp_path / "images")
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                str(openuni_folder),
-                "--images",
-                str(images),
-                "--out",
-                str(out),
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--lr",
-                "1e-3",
-                "--device",
-                "cpu",
-                "--mixed-precision",
-                "no",
-            ]
-        )
-        == 0
-    )
+    assert main(quick_train_command(openuni_folder, images, out)) == 0
     trained, _ = recakit.load_model(str(out / "final"), device="cpu")
     original, _ = recakit.load_model(str(openuni_folder), device="cpu")
     assert not torch.equal(trained.meta_queries, original.meta_queries)
@@ -517,32 +495,7 @@ def test_train_command_with_lora_on_sana(tmp_path, openuni_folder):
     images = noise_image_folder(tmp_path / "images")
     out = tmp_path / "run"
     assert (
-        main(
-            [
-                "train",
-                "--model",
-                str(openuni_folder),
-                "--images",
-                str(images),
-                "--out",
-                str(out),
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--lr",
-                "1e-3",
-                "--device",
-                "cpu",
-                "--mixed-precision",
-                "no",
-                "--lora-r",
-                "4",
-                "--lora-targets",
-                "to_q,to_k,to_v",
-            ]
-        )
-        == 0
+        main(quick_train_command(openuni_folder, images, out, "--lora-r", "4", "--lora-targets", "to_q,to_k,to_v")) == 0
     )
     assert (out / "final" / "adapter" / "adapter_config.json").is_file()
     trained, _ = recakit.load_model(str(out / "final"), device="cpu")

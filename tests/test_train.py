@@ -8,6 +8,7 @@ import warnings
 import pytest
 import safetensors.torch
 import torch
+from conftest import quick_train_command
 from safetensors.torch import load_file
 
 import recakit.commands.train as train_command
@@ -412,25 +413,7 @@ def test_cli_trains_a_tiny_janus_from_a_folder(tmp_path, lora):
     out = tmp_path / "run"
     assert (
         main(
-            [
-                "train",
-                "--model",
-                str(tmp_path / "base"),
-                "--images",
-                str(tmp_path / "images"),
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--lr",
-                "1e-3",
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-                "--mixed-precision",
-                "no",
-            ]
+            quick_train_command(tmp_path / "base", tmp_path / "images", out)
             + (["--lora-r", "4", "--gradient-checkpointing"] if lora else [])
         )
         == 0
@@ -510,35 +493,11 @@ def test_cli_i2t_trains_the_whole_text_head_where_reca_alone_touches_a_few_rows(
     rows_changed = {}
     for mixed in (False, True):
         out = tmp_path / f"run_{mixed}"
+        command = quick_train_command(tmp_path / "base", tmp_path / "images", out, "--weight-decay", "0")
+        # weight decay off: decay alone would move every row of the head
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert (
-                main(
-                    [
-                        "train",
-                        "--model",
-                        str(tmp_path / "base"),
-                        "--images",
-                        str(tmp_path / "images"),
-                        "--steps",
-                        "2",
-                        "--batch-size",
-                        "2",
-                        "--lr",
-                        "1e-3",
-                        "--out",
-                        str(out),
-                        "--device",
-                        "cpu",
-                        "--mixed-precision",
-                        "no",
-                        "--weight-decay",
-                        "0",
-                    ]  # decay moves every row
-                    + (["--i2t", str(pairs)] if mixed else [])
-                )
-                == 0
-            )
+            assert main(command + (["--i2t", str(pairs)] if mixed else [])) == 0
         # Janus shares its language model: training without pairs says so once, and names the flag
         advice = [w for w in caught if "--i2t" in str(w.message) and "one language model" in str(w.message)]
         assert len(advice) == (0 if mixed else 1)
@@ -615,51 +574,16 @@ def test_cli_refuses_bad_requests_before_loading_anything(tmp_path, capsys):
     assert "none.jsonl does not exist" in capsys.readouterr().err
 
 
-def shipped_toy_exists():
-    try:
-        from recakit.toy.model import SHIPPED_BASE
-    except ImportError:
-        return False
-    return SHIPPED_BASE.exists()
-
-
-@pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_trains_the_toy_with_lora(tmp_path):
     from recakit.commands.main import main
 
     tiny_images(tmp_path / "images")
     out = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--model",
-                "toy",
-                "--images",
-                str(tmp_path / "images"),
-                "--steps",
-                "2",
-                "--batch-size",
-                "2",
-                "--lr",
-                "1e-3",
-                "--out",
-                str(out),
-                "--lora-r",
-                "4",
-                "--device",
-                "cpu",
-                "--mixed-precision",
-                "no",
-            ]
-        )
-        == 0
-    )
+    assert main(quick_train_command("toy", tmp_path / "images", out, "--lora-r", "4")) == 0
     assert (out / "final" / "adapter" / "adapter_config.json").exists()
     assert len((out / "history.jsonl").read_text().splitlines()) == 2
 
 
-@pytest.mark.skipif(not shipped_toy_exists(), reason="the shipped toy base (recakit/data/toy) is not trained yet")
 def test_cli_refuses_i2t_on_the_toy(tmp_path, capsys):
     from recakit.commands.main import main
 

@@ -332,6 +332,17 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
     """Sizes of every part, as plain dicts (stored in config.json beside the weights)."""
     width, gen_width = 128, 128
     tokenizer = dict(num_masks=640, num_colors=12)
+    # the understanding LM and the describer are the same small Llama; only the describer ties
+    # its output head to its input embedding
+    small_lm = dict(
+        vocab_size=vocab_size,
+        hidden_size=width,
+        intermediate_size=3 * width,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+    )
     return {
         "num_queries": num_queries,
         "tokenizer": "patch",
@@ -339,26 +350,8 @@ def default_config(vocab_size: int, num_queries: int = 16) -> dict:
         "generator_head": "factored",  # pattern + colour logits (FactoredCodeHead); "plain": one per code
         "vq": dict(num_patches=8),  # codes per side
         "vision": dict(channels=[32, 64, 128, width], image_size=IMAGE_SIZE),
-        "understanding": dict(
-            vocab_size=vocab_size,
-            hidden_size=width,
-            intermediate_size=3 * width,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=128,
-            tie_word_embeddings=False,
-        ),
-        "describer": dict(
-            vocab_size=vocab_size,
-            hidden_size=width,
-            intermediate_size=3 * width,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=128,
-            tie_word_embeddings=True,
-        ),
+        "understanding": dict(small_lm, tie_word_embeddings=False),
+        "describer": dict(small_lm, tie_word_embeddings=True),
         "generator": dict(
             vocab_size=tokenizer["num_masks"] * tokenizer["num_colors"],
             hidden_size=gen_width,

@@ -81,7 +81,7 @@ def _fit(model, loss_fn, data, steps, batch_size, lr, seed, description, log, ch
         seed=seed,
         description=description,
         out_dir=checkpoint_dir,
-        save_every=CHECKPOINT_EVERY if checkpoint_dir is not None else None,
+        save_every=CHECKPOINT_EVERY,
     )
     log.extend({"stage": description, **record} for record in history)
 
